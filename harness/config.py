@@ -1,0 +1,197 @@
+"""Typed `key=value` overrides for flat config dataclasses.
+
+A job's configuration is a flat dataclass (a method's `Config`, or `EvalJob` for `harness eval`)
+plus named sections (`eval`) that are dataclasses themselves. Overrides come from the command line
+as one token each: `lr=1e-5`, `eval.budgets=[256,512,1024]`, `eval.task=math500,aime24`. Each value is
+converted by the type annotation of the field it names; an unknown key or a value of the wrong type
+raises `ConfigError` naming the key and the nearest valid keys.
+
+No torch here: `harness --help` and config errors must be instant.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import types
+import typing
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """A bad override or config value; the message is meant for the user as is."""
+
+
+_TRUE = {"true", "1", "yes", "on"}
+_FALSE = {"false", "0", "no", "off"}
+_NONE = {"none", "null", "~"}
+
+
+def _strip_brackets(text: str) -> str:
+    text = text.strip()
+    if text.startswith("[") and text.endswith("]"):
+        return text[1:-1]
+    return text
+
+
+def convert(value: str, annotation: Any, key: str) -> Any:
+    """Convert the string `value` to the type `annotation` of field `key`."""
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        non_none = [a for a in args if a is not type(None)]
+        if type(None) in args and value.strip().lower() in _NONE:
+            return None
+        if len(non_none) == 1:
+            return convert(value, non_none[0], key)
+        raise ConfigError(f"{key}: unsupported union type {annotation}")
+    if origin in (list, tuple):
+        (item_type,) = args[:1] or (str,)
+        inner = _strip_brackets(value)
+        items = [p.strip() for p in inner.split(",") if p.strip()] if inner.strip() else []
+        converted = [convert(item.strip("'\""), item_type, key) for item in items]
+        return converted if origin is list else tuple(converted)
+    if annotation is bool:
+        low = value.strip().lower()
+        if low in _TRUE:
+            return True
+        if low in _FALSE:
+            return False
+        raise ConfigError(f"{key}: expected true/false, got {value!r}")
+    if annotation is int:
+        try:
+            return int(value)
+        except ValueError:
+            try:  # accept 1e3 for ints when it is integral
+                as_float = float(value)
+            except ValueError:
+                as_float = None
+            if as_float is not None and as_float.is_integer():
+                return int(as_float)
+            raise ConfigError(f"{key}: expected an integer, got {value!r}") from None
+    if annotation is float:
+        try:
+            return float(value)
+        except ValueError:
+            raise ConfigError(f"{key}: expected a number, got {value!r}") from None
+    if annotation is str:
+        return value
+    raise ConfigError(f"{key}: unsupported field type {annotation}")
+
+
+def _field_types(cls: type) -> dict[str, Any]:
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+
+
+def valid_keys(cfg: Any, prefix: str = "") -> list[str]:
+    """All dotted keys a config instance accepts, sections included."""
+    keys = []
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        if dataclasses.is_dataclass(value):
+            keys.extend(valid_keys(value, prefix + f.name + "."))
+        else:
+            keys.append(prefix + f.name)
+    return keys
+
+
+def suggest(key: str, candidates: list[str], n: int = 3) -> str:
+    close = difflib.get_close_matches(key, candidates, n=n, cutoff=0.5)
+    if not close:  # fall back to the same leaf name in another section
+        leaf = key.rsplit(".", 1)[-1]
+        close = [c for c in candidates if c.rsplit(".", 1)[-1] == leaf][:n]
+    return f" Did you mean: {', '.join(close)}?" if close else ""
+
+
+def parse_tokens(tokens: list[str]) -> dict[str, str]:
+    """`["a=1", "eval.k=2"]` -> `{"a": "1", "eval.k": "2"}`; a token without '=' is an error."""
+    out: dict[str, str] = {}
+    for token in tokens:
+        key, sep, value = token.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ConfigError(f"override {token!r} is not of the form key=value")
+        if key in out:
+            raise ConfigError(f"override {key!r} given twice")
+        out[key] = value
+    return out
+
+
+def apply_overrides(cfg: Any, overrides: dict[str, str], aliases: dict[str, str] | None = None) -> Any:
+    """Return a copy of dataclass `cfg` with string overrides converted by field type."""
+    aliases = aliases or {}
+    keys = valid_keys(cfg)
+    cfg = _deep_replace(cfg, {})
+    for raw_key, value in overrides.items():
+        key = aliases.get(raw_key, raw_key)
+        if key not in keys:
+            raise ConfigError(f"unknown config key {raw_key!r}.{suggest(raw_key, keys + list(aliases))}")
+        *path, leaf = key.split(".")
+        target = cfg
+        for part in path:
+            target = getattr(target, part)
+        annotation = _field_types(type(target))[leaf]
+        setattr(target, leaf, convert(value, annotation, key))
+    validate(cfg)
+    return cfg
+
+
+def _deep_replace(cfg: Any, changes: dict[str, Any]) -> Any:
+    kwargs = {}
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        kwargs[f.name] = _deep_replace(value, {}) if dataclasses.is_dataclass(value) else value
+    kwargs.update(changes)
+    return type(cfg)(**kwargs)
+
+
+def validate(cfg: Any) -> None:
+    """Run each (sub)config's own `validate()` if it defines one; it raises ConfigError."""
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        if dataclasses.is_dataclass(value):
+            validate(value)
+    check = getattr(cfg, "validate", None)
+    if callable(check):
+        check()
+
+
+def with_preset(cfg: Any, preset: dict[str, Any]) -> Any:
+    """Apply a preset (typed values, dotted keys allowed) to a config copy."""
+    cfg = _deep_replace(cfg, {})
+    keys = valid_keys(cfg)
+    for key, value in preset.items():
+        if key not in keys:
+            raise ConfigError(f"preset names unknown key {key!r}.{suggest(key, keys)}")
+        *path, leaf = key.split(".")
+        target = cfg
+        for part in path:
+            target = getattr(target, part)
+        setattr(target, leaf, value)
+    return cfg
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    return dataclasses.asdict(cfg)
+
+
+def config_hash(cfg: Any) -> str:
+    import hashlib
+
+    blob = json.dumps(to_dict(cfg), sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:8]
+
+
+def field_help(cls: type) -> list[tuple[str, str, str]]:
+    """(name, default, help) for each field, help from `field(metadata={"help": ...})`."""
+    rows = []
+    instance = cls()
+    for f in dataclasses.fields(cls):
+        value = getattr(instance, f.name)
+        if dataclasses.is_dataclass(value):
+            for name, default, text in field_help(type(value)):
+                rows.append((f"{f.name}.{name}", default, text))
+        else:
+            rows.append((f.name, json.dumps(value), f.metadata.get("help", "")))
+    return rows

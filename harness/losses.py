@@ -1,0 +1,66 @@
+"""Policy losses and advantage estimators: small pure functions, registered by name (verl style).
+
+Shapes: B completions, T completion tokens (right-padded). `mask` (B, T) is 1 on tokens the policy
+sampled (padding and injected budget-forcing tokens are 0).
+"""
+from __future__ import annotations
+
+import torch
+
+from .registry import FunctionRegistry
+
+POLICY_LOSSES = FunctionRegistry("policy loss")
+ADVANTAGES = FunctionRegistry("advantage estimator")
+
+
+def k3_kl(logps: torch.Tensor, ref_logps: torch.Tensor) -> torch.Tensor:
+    """Per-token k3 estimator of KL(pi_theta || pi_ref) (Schulman 2020), as in DeepSeekMath/R1:
+    pi_ref/pi_theta - log(pi_ref/pi_theta) - 1.  (B, T) -> (B, T), always >= 0."""
+    log_ratio = ref_logps - logps
+    return torch.exp(log_ratio) - log_ratio - 1
+
+
+def masked_sequence_mean(per_token: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean over each sequence's own tokens, then over sequences: (1/G) sum_i (1/|o_i|) sum_t."""
+    return ((per_token * mask).sum(-1) / mask.sum(-1).clamp(min=1.0)).mean()
+
+
+@POLICY_LOSSES.register("grpo")
+def grpo_loss(logps: torch.Tensor, old_logps: torch.Tensor, ref_logps: torch.Tensor | None,
+              advantages: torch.Tensor, mask: torch.Tensor, *, clip_eps: float, beta: float
+              ) -> tuple[torch.Tensor, dict[str, float]]:
+    """GRPO (Shao et al. 2024, eq. 3; DeepSeek-R1 eq. 1), negated for minimisation:
+
+        L = -(1/G) sum_i (1/|o_i|) sum_t [ min(rho A_i, clip(rho, 1-eps, 1+eps) A_i) - beta * KL_k3 ]
+        rho = pi_theta(o_it) / pi_old(o_it)
+
+    logps, old_logps, ref_logps, mask: (B, T); advantages: (B,). `old_logps` is `logps.detach()` when
+    the rollout is used for a single update (then rho = 1 and only its gradient matters).
+    """
+    adv = advantages.unsqueeze(1)  # (B, 1)
+    ratio = torch.exp(logps - old_logps)
+    clipped = torch.clamp(ratio, 1 - clip_eps, 1 + clip_eps)
+    per_token = -torch.min(ratio * adv, clipped * adv)
+    stats: dict[str, float] = {}
+    if beta != 0.0:
+        if ref_logps is None:
+            raise ValueError("grpo_loss: beta != 0 needs ref_logps")
+        kl = k3_kl(logps, ref_logps)
+        per_token = per_token + beta * kl
+        stats["kl"] = float(((kl * mask).sum() / mask.sum().clamp(min=1.0)).detach())
+    with torch.no_grad():
+        clipped_frac = ((ratio - clipped).abs() > 0).float()
+        stats["clip_fraction"] = float((clipped_frac * mask).sum() / mask.sum().clamp(min=1.0))
+    return masked_sequence_mean(per_token, mask), stats
+
+
+@ADVANTAGES.register("group_normalized")
+def group_normalized_advantages(rewards: torch.Tensor, eps: float = 1e-4) -> torch.Tensor:
+    """GRPO's outcome advantage: A_i = (r_i - mean(r)) / std(r) within each prompt's group.
+
+    rewards: (P, G) -> advantages (P*G,). std is the unbiased sample std, as in TRL; eps keeps a group
+    whose rewards are all equal at advantage 0 instead of 0/0.
+    """
+    mean = rewards.mean(dim=1, keepdim=True)
+    std = rewards.std(dim=1, keepdim=True) if rewards.shape[1] > 1 else torch.zeros_like(mean)
+    return ((rewards - mean) / (std + eps)).reshape(-1)

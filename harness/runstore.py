@@ -1,0 +1,117 @@
+"""The run store: one folder per run, every file written atomically.
+
+Layout (root from `$RZOO_RUNS`, default `./runs`):
+
+    runs/<method>/<utc-time>-<short-hash>/
+        config.json            resolved config, as run
+        status.json            {"state": "running" | "done" | "failed", ...}
+        train.jsonl            one line per optimiser step
+        checkpoint/            save_pretrained + tokenizer + method.json
+        eval/<task>/samples.jsonl, eval/<task>/results.json
+
+Atomic means temp file in the same folder + `os.replace`, so a reader (the leaderboard, pandas)
+never sees half a file, and a crash leaves the previous version in place.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable
+
+RUNS_ENV = "RZOO_RUNS"
+
+
+def runs_root() -> Path:
+    return Path(os.environ.get(RUNS_ENV, "runs")).resolve()
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, Path):
+        return str(obj)
+    if hasattr(obj, "item"):  # numpy / torch scalars
+        return obj.item()
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, default=_json_default) + "\n")
+
+
+def atomic_write_jsonl(path: Path, rows: Iterable[dict]) -> None:
+    text = "".join(json.dumps(row, default=_json_default) + "\n" for row in rows)
+    atomic_write_text(path, text)
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    with open(path, encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
+def git_sha() -> str | None:
+    """The project's git commit, or None outside a checkout."""
+    here = Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+class Run:
+    """A run folder. Create it only after the config, model and data have been validated."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+
+    @classmethod
+    def create(cls, kind: str, config: dict, short_hash: str, root: Path | None = None) -> "Run":
+        root = Path(root) if root else runs_root()
+        stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        path = root / kind / f"{stamp}-{short_hash}"
+        suffix = 1
+        while path.exists():  # two runs of one config within a second
+            suffix += 1
+            path = root / kind / f"{stamp}-{short_hash}-{suffix}"
+        path.mkdir(parents=True)
+        run = cls(path)
+        atomic_write_json(path / "config.json", config)
+        run.set_status("running")
+        return run
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.path / "checkpoint"
+
+    def eval_dir(self, task: str) -> Path:
+        # `jsonl:/a/b.jsonl` must not become a path with slashes
+        safe = task.replace(":", "_").replace("/", "_")
+        return self.path / "eval" / safe
+
+    def set_status(self, state: str, **extra: Any) -> None:
+        atomic_write_json(self.path / "status.json", {"state": state, **extra})
+
+    def write_train_log(self, rows: list[dict]) -> None:
+        atomic_write_jsonl(self.path / "train.jsonl", rows)
+
+    def train_log(self) -> list[dict]:
+        path = self.path / "train.jsonl"
+        return read_jsonl(path) if path.exists() else []

@@ -1,0 +1,28 @@
+"""Tasks (benchmarks and training sets), imported as `rzoo.tasks`.
+
+Each task is one module defining `TASK`; the registry below is explicit and lazy (listing tasks
+imports nothing heavy). `jsonl:<path>` builds a task from any user file.
+"""
+from __future__ import annotations
+
+from rzoo.harness.registry import Registry
+
+REGISTRY = Registry("task")
+REGISTRY.add("arith", "rzoo.tasks.arith:TASK", "procedural one/two-step arithmetic word problems (offline; default)")
+REGISTRY.add("math500", "rzoo.tasks.math500:TASK", "MATH-500: 500 competition problems, levels 1-5")
+REGISTRY.add("aime24", "rzoo.tasks.aime24:TASK", "AIME 2024 I+II: 30 problems, integer answers")
+REGISTRY.add("aime25", "rzoo.tasks.aime25:TASK", "AIME 2025 I+II: 30 problems, integer answers")
+REGISTRY.add("amc23", "rzoo.tasks.amc23:TASK", "AMC 2023: 40 problems, numeric answers")
+REGISTRY.add("gsm8k", "rzoo.tasks.gsm8k:TASK", "GSM8K test: 1,319 grade-school word problems")
+REGISTRY.add("gpqa_diamond", "rzoo.tasks.gpqa_diamond:TASK", "GPQA-Diamond: 198 four-option science questions")
+
+JSONL_PREFIX = "jsonl:"
+
+
+def get(name: str, question_field: str = "question", answer_field: str = "answer"):
+    """The task registered under `name`, or a `jsonl:<path>` task (raises UnknownName with suggestions)."""
+    if name.startswith(JSONL_PREFIX):
+        from .jsonl import JsonlTask
+
+        return JsonlTask(name[len(JSONL_PREFIX):], question_field, answer_field)
+    return REGISTRY.load(name)

@@ -1,0 +1,188 @@
+"""What a task is: problems, a prompt, and a scorer shared by evaluation and RL reward.
+
+A task module defines one `Task` subclass instance named `TASK`. `load()` returns `Problem`s and a
+`Source` (where the data came from and the sha256 of the file read). Data comes from a local data
+directory when one is configured (`$RZOO_DATA`, or `eval.data_dir`) or found (`../shared/data` next
+to the project), else from the task's hub dataset.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+DATA_ENV = "RZOO_DATA"
+
+
+class TaskError(ValueError):
+    """Missing or malformed task data; the message names the file and row."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    id: str
+    question: str
+    answer: str
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Grade:
+    correct: bool  # the verdict (the same function as the RL reward)
+    extracted: str | None  # the answer as read, for maj@k and audit
+    second_opinion: bool | None = None  # an independent grader's verdict; None where there is none
+    timed_out: bool = False
+
+
+@dataclass(frozen=True)
+class Source:
+    kind: str  # "local", "hub", "generated"
+    location: str  # file path, hub id, or generator description
+    sha256: str | None = None  # of the file read (local) or of the problems' canonical JSON
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def sha256_problems(problems: list[Problem]) -> str:
+    blob = json.dumps([[p.id, p.question, p.answer] for p in problems]).encode()
+    return hashlib.sha256(blob).hexdigest()
+
+
+def find_data_dir(configured: str | None = None) -> Path | None:
+    """The local data directory: configured, `$RZOO_DATA`, or `../shared/data` beside the project."""
+    for candidate in (configured, os.environ.get(DATA_ENV)):
+        if candidate:
+            path = Path(candidate).expanduser()
+            if not path.is_dir():
+                raise TaskError(f"data directory {str(path)!r} does not exist")
+            return path.resolve()
+    project_root = Path(__file__).resolve().parent.parent
+    for guess in (project_root.parent / "shared" / "data", Path.cwd().parent / "shared" / "data"):
+        if guess.is_dir():
+            return guess.resolve()
+    return None
+
+
+def read_records(path: Path) -> list[dict]:
+    """Rows of a .json (list) or .jsonl file; a malformed row is an error naming file and line."""
+    if not path.is_file():
+        raise TaskError(f"data file {str(path)!r} not found")
+    text = path.read_text(encoding="utf-8")
+    if path.suffix == ".json":
+        try:
+            rows = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise TaskError(f"{path}: not valid JSON ({e})") from None
+        if not isinstance(rows, list):
+            raise TaskError(f"{path}: expected a JSON list of records")
+        return rows
+    rows = []
+    for lineno, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError as e:
+            raise TaskError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
+    return rows
+
+
+def require(row: dict, key: str, path: Path | str, index: int) -> Any:
+    if key not in row or row[key] is None or (isinstance(row[key], str) and not row[key].strip()):
+        raise TaskError(f"{path}: row {index} has no {key!r} (fields: {', '.join(sorted(row))})")
+    return row[key]
+
+
+def hub_rows(hub_id: str, split: str, name: str | None = None) -> list[dict]:
+    """Rows of a hub dataset; a clear error when no hub is reachable and no data dir was found."""
+    try:
+        from datasets import load_dataset
+
+        return list(load_dataset(hub_id, name, split=split))
+    except (ConnectionError, OSError, ValueError) as e:
+        raise TaskError(
+            f"no local data directory (set $RZOO_DATA or eval.data_dir) and hub dataset {hub_id!r} "
+            f"could not be loaded: {type(e).__name__}"
+        ) from None
+
+
+class Task:
+    """Base class. A benchmark subclass sets `name`, `description`, `local_file`, `hub_id` (and
+    `hub_split` / `hub_config`) and implements `problem(row, index, where)`; a non-math task also
+    overrides `messages` and `score`."""
+
+    name: str = ""
+    description: str = ""
+    local_file: str = ""  # relative to the data directory
+    hub_id: str | None = None
+    hub_split: str = "test"
+    hub_config: str | None = None
+    expected_size: int | None = None  # a loaded file of another size is an error
+
+    def rows(self, data_dir: Path | None) -> tuple[list[dict], Source]:
+        """Raw records from the local data directory when there is one, else from the hub."""
+        if data_dir is not None:
+            path = data_dir / self.local_file
+            return read_records(path), Source("local", str(path), sha256_file(path))
+        if self.hub_id is None:
+            raise TaskError(f"task {self.name!r} has no hub dataset; set $RZOO_DATA or eval.data_dir")
+        return hub_rows(self.hub_id, self.hub_split, self.hub_config), Source("hub", self.hub_id)
+
+    def problem(self, row: dict, index: int, where: str) -> Problem:
+        raise NotImplementedError
+
+    def load(self, data_dir: Path | None, split: str = "test") -> tuple[list[Problem], Source]:
+        if split != "test":
+            raise TaskError(f"{self.name} is an evaluation set with only a 'test' split, not {split!r}")
+        rows, source = self.rows(data_dir)
+        problems = [self.problem(row, i, source.location) for i, row in enumerate(rows)]
+        if self.expected_size is not None and len(problems) != self.expected_size:
+            raise TaskError(f"{source.location}: expected {self.expected_size} problems, found {len(problems)}")
+        ids = [p.id for p in problems]
+        if len(set(ids)) != len(ids):
+            raise TaskError(f"{source.location}: problem ids are not unique")
+        return problems, source
+
+    def messages(self, problem: Problem) -> list[dict]:
+        """The math prompt (reason in the thinking block, answer in `\\boxed{}`); GPQA overrides."""
+        return math_messages(problem.question)
+
+    def score(self, problem: Problem, answer_text: str) -> float:
+        """1.0 if the answer text (after the thinking block) is correct, else 0.0. The RL accuracy
+        reward calls this same function. Default: math-verify against the gold answer."""
+        from .grading import math_score
+
+        return math_score(answer_text, problem.answer)
+
+    def grade(self, problem: Problem, answer_text: str) -> Grade:
+        """`score`'s verdict with what evaluation records for audit: the extracted answer, the sympy
+        second opinion, and whether the time limit was hit."""
+        from .grading import math_verdict
+        from .sympy_check import sympy_verdict
+
+        verdict = math_verdict(answer_text, problem.answer)
+        return Grade(verdict.correct, verdict.extracted, sympy_verdict(answer_text, problem.answer),
+                     verdict.timed_out)
+
+
+# One prompt for the math family: the format goes in the system message (it replaces a chat template's
+# default system prompt, e.g. SmolLM2's), the problem is the user message. Measured on SmolLM2-135M: the
+# format in the system message takes self-closed thinking blocks from ~0% to ~40%. The box is shown
+# empty on purpose: a placeholder inside it (`\\boxed{answer}`) was copied verbatim under GRPO.
+MATH_SYSTEM = (
+    "Solve the problem. Reply in this format:\n<think>\nstep-by-step reasoning\n</think>\n"
+    "The answer is \\boxed{}, with the final answer inside the braces."
+)
+
+
+def math_messages(question: str) -> list[dict]:
+    return [{"role": "system", "content": MATH_SYSTEM}, {"role": "user", "content": question}]

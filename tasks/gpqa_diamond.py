@@ -1,0 +1,75 @@
+"""`gpqa_diamond`: GPQA-Diamond (Rein et al. 2023), 198 graduate-level multiple-choice questions.
+
+Local `<data>/gpqa_diamond/gpqa_diamond.csv.gz` (the official CSV), else the gated hub dataset
+`Idavidrein/gpqa` (config gpqa_diamond). The four options are shuffled with a permutation seeded by
+the question's Record ID (reproducible, recorded in `Problem.meta["order"]`); the gold is a letter.
+
+The authors ask that questions are never published in plain text: problem ids are Record IDs, and
+no question text goes to a log, an error message, a sample file or a test assertion. Errors name
+the file, row and field only.
+"""
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import random
+from pathlib import Path
+
+from .base import Grade, Problem, Source, Task, TaskError, sha256_file
+
+LETTERS = "ABCD"
+OPTION_FIELDS = ("Correct Answer", "Incorrect Answer 1", "Incorrect Answer 2", "Incorrect Answer 3")
+
+MC_SYSTEM = (
+    "Answer the multiple-choice question. Reply in this format:\n<think>\nstep-by-step reasoning\n</think>\n"
+    "The answer is \\boxed{}, with the letter of the correct option (A, B, C or D) inside the braces."
+)
+
+
+class GpqaDiamond(Task):
+    name = "gpqa_diamond"
+    description = "GPQA-Diamond: 198 four-option science questions (letters A-D)"
+    local_file = "gpqa_diamond/gpqa_diamond.csv.gz"
+    hub_id = "Idavidrein/gpqa"
+    hub_config = "gpqa_diamond"
+    hub_split = "train"
+    expected_size = 198
+
+    def rows(self, data_dir: Path | None):
+        if data_dir is None:
+            return super().rows(None)
+        path = data_dir / self.local_file
+        if not path.is_file():
+            raise TaskError(f"data file {str(path)!r} not found")
+        with gzip.open(path, "rt", encoding="utf-8", newline="") as fh:
+            rows = list(csv.DictReader(io.StringIO(fh.read())))
+        return rows, Source("local", str(path), sha256_file(path))
+
+    def problem(self, row: dict, index: int, where: str) -> Problem:
+        for key in ("Question", "Record ID", *OPTION_FIELDS):
+            if not str(row.get(key) or "").strip():
+                raise TaskError(f"{where}: row {index} has no {key!r}")  # never echo the text
+        record = row["Record ID"].strip()
+        options = [row[k].strip() for k in OPTION_FIELDS]
+        order = list(range(4))
+        random.Random(f"gpqa-{record}").shuffle(order)  # order[j] = which option is shown as letter j
+        shown = [options[i] for i in order]
+        gold = LETTERS[order.index(0)]
+        body = row["Question"].strip() + "\n\n" + "\n".join(f"{LETTERS[j]}) {text}" for j, text in enumerate(shown))
+        return Problem(record, body, gold, meta={"order": order, "domain": row.get("High-level domain")})
+
+    def messages(self, problem: Problem) -> list[dict]:
+        return [{"role": "system", "content": MC_SYSTEM}, {"role": "user", "content": problem.question}]
+
+    def score(self, problem: Problem, answer_text: str) -> float:
+        return 1.0 if self.grade(problem, answer_text).correct else 0.0
+
+    def grade(self, problem: Problem, answer_text: str) -> Grade:
+        from .grading import choice_letter
+
+        letter = choice_letter(answer_text)
+        return Grade(letter == problem.answer, letter)
+
+
+TASK = GpqaDiamond()

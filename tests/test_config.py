@@ -1,0 +1,102 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from rzoo.harness.cli import resolve
+from rzoo.harness.config import ConfigError, apply_overrides, convert, parse_tokens
+from rzoo.harness.evaluate import EvalConfig
+
+
+def test_convert_by_field_type():
+    assert convert("3", int, "k") == 3
+    assert convert("1e3", int, "k") == 1000
+    assert convert("3e-6", float, "lr") == 3e-6
+    assert convert("true", bool, "b") is True and convert("0", bool, "b") is False
+    assert convert("[256,512,1024]", list[int], "b") == [256, 512, 1024]
+    assert convert("math500,aime24", list[str], "t") == ["math500", "aime24"]
+    assert convert("none", int | None, "limit") is None
+    assert convert("7", int | None, "limit") == 7
+
+
+@pytest.mark.parametrize("value,annotation,fragment", [
+    ("abc", float, "expected a number"),
+    ("1.5", int, "expected an integer"),
+    ("maybe", bool, "expected true/false"),
+    ("[1,x]", list[int], "expected an integer"),
+])
+def test_bad_values_name_the_key(value, annotation, fragment):
+    with pytest.raises(ConfigError) as err:
+        convert(value, annotation, "eval.budgets")
+    assert "eval.budgets" in str(err.value) and fragment in str(err.value)
+
+
+def test_apply_overrides_sections_and_suggestions():
+    from rzoo.methods.grpo import Config
+
+    cfg = apply_overrides(Config(), {"lr": "1e-5", "steps": "3"})
+    assert cfg.lr == 1e-5 and cfg.steps == 3
+    assert Config().lr == 3e-6  # the default instance is untouched
+    with pytest.raises(ConfigError, match=r"unknown config key 'lrr'.*Did you mean: lr"):
+        apply_overrides(Config(), {"lrr": "1"})
+    ev = apply_overrides(EvalConfig(), {"budgets": "[8,16]", "k": "2", "temperature": "0.7"})
+    assert ev.budgets == [8, 16] and ev.k == 2
+
+
+def test_validation_errors():
+    with pytest.raises(ConfigError, match="temperature"):
+        apply_overrides(EvalConfig(), {"k": "4"})  # k > 1 with greedy decoding
+    from rzoo.methods.grpo import Config
+
+    with pytest.raises(ConfigError, match="samples_per_prompt"):
+        apply_overrides(Config(), {"samples_per_prompt": "1"})
+
+
+def test_parse_tokens_rejects_malformed_and_duplicates():
+    assert parse_tokens(["a=1", "eval.b=[1,2]"]) == {"a": "1", "eval.b": "[1,2]"}
+    with pytest.raises(ConfigError, match="key=value"):
+        parse_tokens(["lr"])
+    with pytest.raises(ConfigError, match="twice"):
+        parse_tokens(["a=1", "a=2"])
+
+
+def test_cli_resolve_presets_alias_and_errors():
+    job = resolve("train+eval", ["method=grpo", "task=math500", "eval.budgets=[32,64]", "lr=1e-4"])
+    assert job["config"].lr == 1e-4
+    assert job["config"].steps == 7  # cpu preset
+    assert job["eval"].task == ["math500"] and job["eval"].budgets == [32, 64]
+    paper = resolve("train", ["method=grpo", "preset=paper"])
+    assert paper["config"].samples_per_prompt == 16 and paper["config"].beta == 0.001
+    with pytest.raises(Exception, match="Did you mean: grpo"):
+        resolve("train", ["method=grp"])
+    with pytest.raises(ConfigError, match="eval.budgets"):
+        resolve("train+eval", ["method=grpo", "eval.budget=[1]"])
+    with pytest.raises(ConfigError, match="does not evaluate"):
+        resolve("train", ["method=grpo", "eval.k=1"])
+    with pytest.raises(ConfigError, match="preset"):
+        resolve("eval", ["preset=gpu"])
+
+
+def test_help_is_fast_and_does_not_import_torch():
+    code = "import sys; from rzoo.harness.cli import main; main(['--help']); print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0
+    assert out.stdout.strip().endswith("False")
+    assert "train+eval" in out.stdout
+
+
+def test_cli_bad_input_is_one_line_and_nonzero(runs_root):
+    for args, fragment in [
+        (["train", "method=nope"], "unknown method 'nope'"),
+        (["eval", "task=math5000"], "Did you mean: math500"),
+        (["eval", "model=/no/such/folder"], "not readable"),
+        (["train", "method=grpo", "steps=x"], "steps: expected an integer"),
+    ]:
+        out = subprocess.run([sys.executable, "-m", "rzoo.harness.cli", *args], capture_output=True, text=True,
+                             timeout=120)
+        assert out.returncode == 2, (args, out.stderr)
+        assert fragment in out.stderr
+        assert len(out.stderr.strip().splitlines()) == 1
+    assert not runs_root.exists()  # nothing half-written

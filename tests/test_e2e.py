@@ -1,0 +1,92 @@
+"""End to end on the tiny fixture model: `harness train+eval` -> 2 GRPO steps -> a checkpoint that
+plain transformers loads, with changed parameters -> eval results and samples that pandas reads."""
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+import torch
+
+from rzoo import tasks
+from rzoo.harness.cli import main
+
+
+@pytest.fixture()
+def varying_task():
+    tasks.REGISTRY.add("varying", "varying_task:TASK", "test-only: reward varies on a random model")
+    yield "varying"
+    del tasks.REGISTRY._entries["varying"]
+
+
+def test_train_eval_end_to_end(tiny_model_dir, runs_root, varying_task, capsys):
+    from transformers import AutoModelForCausalLM
+
+    rc = main(["train+eval", "method=grpo", f"model={tiny_model_dir}", f"train_task={varying_task}", "steps=2",
+               "prompts_per_step=2", "samples_per_prompt=4", "max_thinking_tokens=8", "answer_tokens=6",
+               "temperature=1.0", "lr=1e-2", "task=arith", "eval.limit=3", "eval.budgets=[4,8]",
+               "eval.baseline=false", "--no-progress"])
+    assert rc == 0
+    (run,) = (runs_root / "grpo").iterdir()
+    assert json.loads((run / "status.json").read_text())["state"] == "done"
+    config = json.loads((run / "config.json").read_text())
+    assert config["config"]["steps"] == 2 and config["eval"]["budgets"] == [4, 8]
+
+    log = pd.read_json(run / "train.jsonl", lines=True)
+    assert list(log["step"]) == [1, 2]
+    for col in ("loss", "reward_mean", "reward_std", "kl", "completion_tokens_mean", "seconds"):
+        assert col in log.columns
+    assert log["reward_std"].max() > 0  # the varying reward gave a gradient
+
+    ckpt = run / "checkpoint"
+    trained = AutoModelForCausalLM.from_pretrained(ckpt)  # plain transformers, no project code
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    changed = [n for (n, a), (_, b) in zip(trained.named_parameters(), base.named_parameters())
+               if not torch.equal(a, b)]
+    assert changed, "training did not change any parameter"
+    meta = json.loads((ckpt / "method.json").read_text())
+    assert meta["method"] == "grpo" and meta["base_model"]["source"].startswith("local:")
+    assert meta["config"]["config"]["lr"] == 1e-2
+
+    results = json.loads((run / "eval" / "arith" / "results.json").read_text())
+    assert [r["budget"] for r in results["results"]] == [4, 8]
+    for r in results["results"]:
+        assert r["n_problems"] == 3 and 0.0 <= r["accuracy"] <= 1.0
+        assert r["thinking_tokens_mean"] <= r["budget"]
+    assert results["data"]["sha256"] and results["seed"] == 0
+    samples = pd.read_json(run / "eval" / "arith" / "samples.jsonl", lines=True)
+    assert len(samples) == 3 * 2
+    assert set(samples["thinking_end"]) <= {"closed", "forced", "incomplete"}
+    assert (samples["thinking_tokens"] <= samples["budget"]).all()
+    assert "question" not in samples.columns
+    out = capsys.readouterr().out
+    assert "[config]" in out and "after training" in out
+
+
+def test_eval_only_on_real_math500_subset(tiny_model_dir, runs_root):
+    from conftest import SHARED_DATA
+
+    if not SHARED_DATA.is_dir():
+        pytest.skip("needs ../shared/data")
+    rc = main(["eval", f"model={tiny_model_dir}", "task=math500", "eval.limit=2", "eval.budgets=[4]",
+               "eval.answer_tokens=4", "--no-progress"])
+    assert rc == 0
+    (run,) = (runs_root / "eval").iterdir()
+    results = json.loads((run / "eval" / "math500" / "results.json").read_text())
+    assert results["data"]["kind"] == "local" and results["n_problems_total"] == 500
+    assert results["results"][0]["n_problems"] == 2
+
+
+def test_failed_training_marks_run_failed(tiny_model_dir, runs_root, monkeypatch):
+    from rzoo.methods import grpo
+
+    def boom(*a, **k):
+        raise RuntimeError("simulated crash")
+
+    monkeypatch.setattr(grpo, "train", boom)
+    with pytest.raises(RuntimeError):
+        main(["train", "method=grpo", f"model={tiny_model_dir}", "--no-progress"])
+    (run,) = (runs_root / "grpo").iterdir()
+    status = json.loads((run / "status.json").read_text())
+    assert status["state"] == "failed" and "simulated crash" in status["error"]
+    assert not (run / "checkpoint").exists()

@@ -1,0 +1,194 @@
+"""Budget forcing, token-exact.
+
+`scripted` wraps a tiny real Llama so that its next token follows a script (a logits processor
+masks every other token); transformers' generate, the KV cache and the tokenizer are real. The
+script thinks in single-token words, closes the block with `</think>` after `close_after` words
+(counted since the last "Wait"), then answers `\\boxed{7}` and ends the turn.
+"""
+from __future__ import annotations
+
+import random
+
+import pytest
+import torch
+from transformers import LogitsProcessor, LogitsProcessorList
+
+from conftest import build_tiny_model
+from rzoo.harness import generation as G
+from rzoo.harness import thinking as T
+
+
+class Script(LogitsProcessor):
+    def __init__(self, tok, prompt_lens, close_after: int, eos_after: int | None = None):
+        self.tok = tok
+        self.close_after = close_after
+        self.eos_after = eos_after
+        self.word = tok.encode(" x", add_special_tokens=False)
+        self.close = tok.encode(T.THINK_CLOSE, add_special_tokens=False)
+        self.answer = tok.encode("\n\nThe answer is \\boxed{7}.", add_special_tokens=False) + [tok.eos_token_id]
+        assert len(self.word) == 1
+
+    def next_token(self, completion: list[int]) -> int:
+        text = self.tok.decode(completion)
+        if T.THINK_CLOSE in text:  # answering: continue the scripted answer after the close
+            tail = self.tok.decode(completion).split(T.THINK_CLOSE, 1)[1]
+            done = len(self.tok.encode(tail, add_special_tokens=False)) if tail else 0
+            if "Final Answer:" in tail:
+                done = len(self.tok.encode(tail.split("Final Answer:", 1)[1], add_special_tokens=False))
+            return self.answer[min(done, len(self.answer) - 1)]
+        segment = text.rsplit(T.WAIT, 1)[-1]
+        words = segment.count(" x")
+        if self.eos_after is not None and words >= self.eos_after:
+            return self.tok.eos_token_id
+        if words < self.close_after:
+            return self.word[0]
+        # emit the delimiter token by token
+        written = 0
+        for n in range(len(self.close), 0, -1):
+            if completion[-n:] == self.close[:n]:
+                written = n
+                break
+        return self.close[written]
+
+    def __call__(self, input_ids, scores):
+        out = torch.full_like(scores, float("-inf"))
+        for row in range(input_ids.shape[0]):
+            ids = input_ids[row].tolist()
+            start = _completion_start(ids, self.tok)
+            out[row, self.next_token(ids[start:])] = 0.0
+        return out
+
+
+def _completion_start(ids: list[int], tok) -> int:
+    """Index just after the last `<think>\\n` of the prompt."""
+    open_ids = tok.encode(T.THINK_OPEN, add_special_tokens=False)
+    for i in range(len(ids) - len(open_ids), -1, -1):
+        if ids[i:i + len(open_ids)] == open_ids:
+            return i + len(open_ids)
+    raise AssertionError("prompt does not end inside <think>")
+
+
+class Scripted(torch.nn.Module):
+    """The tiny model with its generate() driven by a Script."""
+
+    def __init__(self, model, script):
+        super().__init__()
+        self.model = model
+        self.script = script
+        self.generation_config = model.generation_config
+
+    def generate(self, **kwargs):
+        return self.model.generate(**kwargs, logits_processor=LogitsProcessorList([self.script]))
+
+
+@pytest.fixture(scope="module")
+def tiny(tokenizer):
+    return build_tiny_model(tokenizer)
+
+
+def _prompts(tok, n=2):
+    return [T.build_prompt(tok, [{"role": "user", "content": f"What is {i}+{i}?"}]) for i in range(n)]
+
+
+def _run(tiny, tok, close_after, eos_after=None, **kw):
+    model = Scripted(tiny, Script(tok, None, close_after, eos_after))
+    return G.generate(model, tok, _prompts(tok), **kw)
+
+
+def test_model_closes_block_itself(tiny, tokenizer):
+    out = _run(tiny, tokenizer, close_after=5, max_thinking_tokens=50, answer_tokens=20)
+    for c in out:
+        assert c.thinking_end == T.CLOSED
+        assert c.thinking_tokens == 5 and c.waits == 0
+        assert c.thinking_text.count("x") == 5
+        assert "\\boxed{7}" in c.answer_text
+        assert not c.answer_truncated
+        assert all(c.sampled_mask)  # nothing injected
+
+
+def test_cap_forces_close_exactly_at_budget(tiny, tokenizer):
+    forced = tokenizer.encode(T.FORCED_CLOSE, add_special_tokens=False)
+    for cap in (1, 7, 16):
+        out = _run(tiny, tokenizer, close_after=10_000, max_thinking_tokens=cap, answer_tokens=20)
+        for c in out:
+            assert c.thinking_end == T.FORCED
+            assert c.thinking_tokens == cap
+            assert c.close_ids == forced
+            assert c.completion_ids == c.thinking_ids + c.close_ids + c.answer_ids
+            # the forced close is injected, the rest was sampled
+            assert c.sampled_mask == [1] * cap + [0] * len(forced) + [1] * len(c.answer_ids)
+            assert "\\boxed{7}" in c.answer_text
+
+
+@pytest.mark.parametrize("max_waits", [1, 2, 3])
+def test_min_thinking_appends_wait_the_configured_number_of_times(tiny, tokenizer, max_waits):
+    wait = tokenizer.encode(T.WAIT, add_special_tokens=False)
+    out = _run(tiny, tokenizer, close_after=3, max_thinking_tokens=200, min_thinking_tokens=100,
+               max_waits=max_waits, answer_tokens=20)
+    for c in out:
+        assert c.waits == max_waits
+        assert c.thinking_text.count(T.WAIT) == max_waits
+        assert T.THINK_CLOSE not in c.thinking_text  # suppressed closes left no trace
+        assert c.thinking_tokens == 3 * (max_waits + 1) + len(wait) * max_waits
+        assert c.thinking_end == T.CLOSED  # after the last allowed Wait, the close is accepted
+        injected = [i for i, m in enumerate(c.sampled_mask) if m == 0]
+        assert len(injected) == len(wait) * max_waits
+
+
+def test_wait_stops_when_minimum_reached(tiny, tokenizer):
+    out = _run(tiny, tokenizer, close_after=4, max_thinking_tokens=200, min_thinking_tokens=6, max_waits=10,
+               answer_tokens=20)
+    wait = tokenizer.encode(T.WAIT, add_special_tokens=False)
+    for c in out:
+        assert c.waits == 1  # 4 words < 6 -> Wait; then 4 + len(Wait) + 4 >= 6 -> accept the close
+        assert c.thinking_tokens == 8 + len(wait)
+
+
+def test_wait_never_pushes_past_the_cap(tiny, tokenizer):
+    out = _run(tiny, tokenizer, close_after=3, max_thinking_tokens=10, min_thinking_tokens=10, max_waits=5,
+               answer_tokens=8)
+    for c in out:
+        assert c.thinking_tokens <= 10
+        assert c.thinking_end in (T.CLOSED, T.FORCED)
+
+
+def test_end_of_turn_inside_block_is_incomplete(tiny, tokenizer):
+    out = _run(tiny, tokenizer, close_after=10_000, eos_after=4, max_thinking_tokens=50, answer_tokens=20)
+    for c in out:
+        assert c.thinking_end == T.INCOMPLETE
+        assert c.thinking_tokens == 4
+        assert c.answer_ids == [] and c.answer_text == ""
+
+
+def test_no_force_close_leaves_block_incomplete(tiny, tokenizer):
+    out = _run(tiny, tokenizer, close_after=10_000, max_thinking_tokens=6, answer_tokens=20, force_close=False)
+    for c in out:
+        assert c.thinking_end == T.INCOMPLETE and c.thinking_tokens == 6 and c.answer_ids == []
+
+
+def test_random_model_never_exceeds_cap_and_accounts_exactly(tiny, tokenizer):
+    rng = random.Random(0)
+    prompts = _prompts(tokenizer, 3)
+    for _ in range(3):
+        cap = rng.randint(1, 24)
+        out = G.generate(tiny, tokenizer, prompts, n=2, max_thinking_tokens=cap, answer_tokens=5,
+                         min_thinking_tokens=rng.randint(0, cap), max_waits=2,
+                         sampling=G.Sampling(temperature=1.0, batch_size=4), seed=rng.randint(0, 99))
+        assert [(c.prompt_index, c.sample_index) for c in out] == [(p, s) for p in range(3) for s in range(2)]
+        for c in out:
+            assert c.thinking_tokens <= cap
+            assert len(c.completion_ids) == len(c.sampled_mask)
+            assert c.completion_ids[:c.thinking_tokens] == c.thinking_ids
+            assert c.answer_tokens <= 5
+
+
+def test_generation_is_seeded(tiny, tokenizer):
+    kw = dict(n=2, max_thinking_tokens=12, answer_tokens=4, sampling=G.Sampling(temperature=1.0), seed=3)
+    a = G.generate(tiny, tokenizer, _prompts(tokenizer), **kw)
+    b = G.generate(tiny, tokenizer, _prompts(tokenizer), **kw)
+    assert [c.completion_ids for c in a] == [c.completion_ids for c in b]
+
+
+def test_bad_budgets_are_rejected(tiny, tokenizer):
+    with pytest.raises(ValueError, match="min_thinking_tokens"):
+        G.generate(tiny, tokenizer, _prompts(tokenizer), max_thinking_tokens=4, min_thinking_tokens=5)

@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+import itertools
+import random
+from math import comb
+
+import pytest
+
+from rzoo.harness import metrics
+
+
+def _brute_pass_at_k(outcomes: list[bool], k: int) -> float:
+    subsets = list(itertools.combinations(outcomes, k))
+    return sum(any(s) for s in subsets) / len(subsets)
+
+
+@pytest.mark.parametrize("n", [1, 2, 5, 8])
+def test_pass_at_k_matches_brute_force(n):
+    rng = random.Random(n)
+    for _ in range(10):
+        outcomes = [rng.random() < 0.4 for _ in range(n)]
+        for k in range(1, n + 1):
+            expected = _brute_pass_at_k(outcomes, k)
+            assert metrics.pass_at_k(n, sum(outcomes), k) == pytest.approx(expected)
+            assert metrics.pass_at_k(n, sum(outcomes), k) == pytest.approx(
+                1 - comb(n - sum(outcomes), k) / comb(n, k))
+    with pytest.raises(ValueError):
+        metrics.pass_at_k(3, 1, 4)
+
+
+def test_bootstrap_is_reproducible_and_covers_the_mean():
+    values = [float(random.Random(i).random() < 0.3) for i in range(200)]
+    a = metrics.bootstrap_ci(values, seed=7)
+    assert a == metrics.bootstrap_ci(values, seed=7)
+    assert a != metrics.bootstrap_ci(values, seed=8)
+    mean = sum(values) / len(values)
+    assert a[0] < mean < a[1]
+    assert 0.05 < a[1] - a[0] < 0.2  # ~ 2 * 1.96 * sqrt(p(1-p)/n) = 0.127
+
+
+def test_majority_vote():
+    assert metrics.majority_correct(["4", "5", "4"], [True, False, True])
+    assert not metrics.majority_correct(["5", "5", "4"], [False, False, True])
+    assert not metrics.majority_correct([None, None], [False, False])
+    assert metrics.majority_correct([None, "3"], [False, True])
+
+
+def _rows(correct_by_problem):
+    rows = []
+    for pid, outcomes in correct_by_problem.items():
+        for j, ok in enumerate(outcomes):
+            rows.append({"problem_id": pid, "sample_index": j, "correct": ok, "extracted": "1" if ok else str(j + 2),
+                         "thinking_tokens": 10 * (j + 1), "answer_tokens": 3, "thinking_end": "closed",
+                         "answer_truncated": False, "waits": 0})
+    return rows
+
+
+def test_summarize():
+    rows = _rows({"a": [True, False, False, False], "b": [True, True, True, False]})
+    m = metrics.summarize(rows, k=4, seed=0)
+    assert m["accuracy"] == pytest.approx((0.25 + 0.75) / 2)
+    assert m["pass@1"] == pytest.approx(m["accuracy"])
+    assert m["pass@4"] == 1.0 and m["pass@2"] == pytest.approx((0.5 + 1.0) / 2)
+    assert m["maj@4"] == 1.0  # b: "1" x3 wins; a: four different answers, the tie goes to the first ("1")
+    assert m["thinking_tokens_median"] == 25 and m["thinking_tokens_p90"] == pytest.approx(40)
+    assert m["accuracy_std"] > 0 and m["n_problems"] == 2

@@ -1,0 +1,139 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import SHARED_DATA
+from rzoo import tasks
+from rzoo.tasks import arith
+from rzoo.tasks.base import TaskError, read_records
+from rzoo.tasks.grading import math_verdict
+
+
+def test_arith_is_seeded_and_splits_are_disjoint():
+    a, b = arith.generate("test", 200), arith.generate("test", 200)
+    assert a == b
+    train = {p.question for p in arith.generate("train", 5000)}
+    assert not train & {p.question for p in a}
+    assert len({p.question for p in a}) == 200
+    for p in a:
+        assert int(p.answer) >= 0
+
+
+def test_arith_answers_are_right():
+    # spot-check the generator's arithmetic by re-deriving answers from the text
+    import re
+
+    for p in arith.generate("train", 300):
+        nums = [int(x) for x in re.findall(r"\d+", p.question)]
+        q = p.question
+        if "gets" in q and "more" in q:
+            assert int(p.answer) == nums[0] + nums[1]
+        elif "gives away" in q:
+            assert int(p.answer) == nums[0] - nums[1]
+        elif "bags with" in q:
+            assert int(p.answer) == nums[0] * nums[1]
+        elif "equally among" in q:
+            assert int(p.answer) == nums[0] // nums[1] and nums[0] % nums[1] == 0
+        elif "loses" in q:
+            assert int(p.answer) == nums[0] + nums[1] - nums[2]
+        else:
+            assert int(p.answer) == nums[0] * nums[1] + nums[2]
+
+
+@pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="needs ../shared/data")
+def test_math500_loads_real_file():
+    problems, source = tasks.get("math500").load(SHARED_DATA)
+    assert len(problems) == 500 and len({p.id for p in problems}) == 500
+    assert source.kind == "local" and len(source.sha256) == 64
+    levels = {p.meta["level"] for p in problems}
+    assert levels == {1, 2, 3, 4, 5}
+    # every gold answer grades itself correct when boxed
+    assert all(math_verdict(f"\\boxed{{{p.answer}}}", p.answer).correct for p in problems)
+
+
+def test_malformed_data_names_file_and_row(tmp_path):
+    bad = tmp_path / "math500"
+    bad.mkdir()
+    (bad / "math500.jsonl").write_text('{"problem": "1+1", "answer": "2"}\n{oops\n')
+    with pytest.raises(TaskError, match=r"math500.jsonl:2"):
+        tasks.get("math500").load(tmp_path)
+    (bad / "math500.jsonl").write_text(json.dumps({"problem": "1+1"}) + "\n")
+    with pytest.raises(TaskError, match=r"row 0 has no 'answer'"):
+        tasks.get("math500").load(tmp_path)
+    with pytest.raises(TaskError, match="not found"):
+        read_records(tmp_path / "nope.jsonl")
+
+
+@pytest.mark.parametrize("text,gold,expected", [
+    ("The answer is \\boxed{12}.", "12", True),
+    ("The answer is \\boxed{13}.", "12", False),
+    ("so 3 + 4 = 7", "7", True),
+    ("\\boxed{\\frac{1}{2}}", "0.5", True),
+    ("\\boxed{32348}", "\\$32,\\!348", True),
+    ("no number here", "5", False),
+    ("first \\boxed{3} then corrected \\boxed{4}", "4", True),
+])
+def test_math_verdict(text, gold, expected):
+    assert math_verdict(text, gold).correct is expected
+
+
+REAL = [  # name, problems, a known (id, gold) pair
+    ("aime24", 30, ("2024-I-1", "204")),
+    ("aime25", 30, ("2025-I-1", "70")),
+    ("amc23", 40, ("amc23-0", "27")),
+    ("gsm8k", 1319, ("gsm8k-0", "18")),
+    ("math500", 500, None),
+    ("gpqa_diamond", 198, None),
+]
+
+
+@pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="needs ../shared/data")
+@pytest.mark.parametrize("name,count,known", REAL)
+def test_every_loader_on_its_real_file(name, count, known):
+    from rzoo.tasks.sympy_check import last_boxed
+
+    task = tasks.get(name)
+    problems, source = task.load(SHARED_DATA)
+    assert len(problems) == count and len({p.id for p in problems}) == count
+    assert source.kind == "local" and len(source.sha256) == 64
+    if known:
+        assert dict((p.id, p.answer) for p in problems)[known[0]] == known[1]
+    for p in problems:
+        boxed = f"The answer is \\boxed{{{p.answer}}}."
+        assert task.score(p, boxed) == 1.0  # every gold answer parses and grades itself correct
+        assert last_boxed(boxed) == p.answer
+    if name in ("aime24", "aime25"):
+        assert all(0 <= int(p.answer) <= 999 and p.answer == str(int(p.answer)) for p in problems)
+        assert {p.id.rsplit("-", 1)[1] for p in problems} == {str(i) for i in range(1, 16)}
+    if name == "amc23":
+        assert all("." not in p.answer for p in problems if float(p.answer).is_integer())
+
+
+@pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="needs ../shared/data")
+def test_gpqa_options_shuffled_reproducibly_without_exposing_text():
+    task = tasks.get("gpqa_diamond")
+    a, _ = task.load(SHARED_DATA)
+    b, _ = task.load(SHARED_DATA)
+    assert [(p.id, p.answer, p.meta["order"]) for p in a] == [(p.id, p.answer, p.meta["order"]) for p in b]
+    letters = [p.answer for p in a]
+    assert set(letters) == {"A", "B", "C", "D"}
+    assert max(letters.count(x) for x in "ABCD") < 0.4 * len(letters)  # the gold is not always one letter
+    assert all(p.id.startswith("rec") for p in a)
+    # grading by letter; no assertion here ever looks at question text
+    p = a[0]
+    assert task.score(p, f"The answer is ({p.answer})") == 1.0
+    wrong = next(x for x in "ABCD" if x != p.answer)
+    assert task.score(p, f"\\boxed{{{wrong}}}") == 0.0
+
+
+def test_jsonl_task_with_field_overrides(tmp_path):
+    path = tmp_path / "mine.jsonl"
+    path.write_text('{"id": "q1", "prompt": "1+1?", "target": "2"}\n{"id": "q2", "prompt": "2+2?", "target": "4"}\n')
+    task = tasks.get(f"jsonl:{path}", question_field="prompt", answer_field="target")
+    problems, source = task.load(None)
+    assert [p.id for p in problems] == ["q1", "q2"] and problems[1].answer == "4"
+    assert source.sha256 and task.score(problems[0], "\\boxed{2}") == 1.0
+    with pytest.raises(TaskError, match=r"row 0 has no 'question'"):
+        tasks.get(f"jsonl:{path}").load(None)
