@@ -31,7 +31,11 @@ def _user_errors() -> tuple[type[BaseException], ...]:
 
     return (ConfigError, UnknownName, ModelError, TaskError)
 
-EPILOG = "Run `harness <command> --help` for the keys a command takes."
+EPILOG = """examples:
+  harness train+eval method=grpo                     the default run (CPU preset)
+  harness eval model=default task=arith,math500 eval.budgets=[64,256]
+  harness tasks show math500                         print a task's prompt template
+Run `harness <command> --help` (with method=NAME for training) for every key, its default and help."""
 
 
 @dataclasses.dataclass
@@ -216,7 +220,9 @@ def _tasks_command(words: list[str]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = argparse.ArgumentParser(prog="harness", description=__doc__.split("\n\n")[0], epilog=EPILOG)
+    parser = argparse.ArgumentParser(
+        prog="harness", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Train reasoning models with published recipes; evaluate accuracy against thinking tokens.")
     parser.add_argument("command", nargs="?", choices=["train", "eval", "train+eval", "methods", "tasks"])
     parser.add_argument("overrides", nargs="*", help="key=value overrides")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")

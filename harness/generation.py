@@ -109,7 +109,7 @@ def _round(model, tokenizer, prefixes: list[list[int]], limits: list[int], stop_
     results: list[tuple[list[int], str] | None] = [None] * len(prefixes)
     device = next(model.parameters()).device
     chunks = [order[i:i + sampling.batch_size] for i in range(0, len(order), sampling.batch_size)]
-    for chunk in tqdm(chunks, desc=desc, disable=not progress, leave=False):
+    for chunk in tqdm(chunks, desc=desc, disable=None if progress else True, leave=False):
         width = max(len(prefixes[i]) for i in chunk)
         input_ids = torch.full((len(chunk), width), pad, dtype=torch.long)
         attention = torch.zeros((len(chunk), width), dtype=torch.long)

@@ -166,7 +166,7 @@ def train(cfg: Any, run: Run, *, method: str, loss_fn: Callable, loss_kwargs: di
     log: list[dict] = []
     base_model = {"spec": resolved.spec, "source": resolved.source}
     sampling = G.Sampling(temperature=cfg.temperature, top_p=1.0, batch_size=cfg.generation_batch_size)
-    bar = tqdm(range(1, cfg.steps + 1), desc=f"{method} train", disable=not progress)
+    bar = tqdm(range(1, cfg.steps + 1), desc=f"{method} train", disable=None if progress else True)
     for step in bar:
         t0 = time.time()
         if len(order) < cfg.prompts_per_step:  # reshuffle each epoch over the training problems
@@ -247,6 +247,10 @@ def train(cfg: Any, run: Run, *, method: str, loss_fn: Callable, loss_kwargs: di
         if accelerator.is_main_process:
             run.write_train_log(log)
         bar.set_postfix(reward=f"{row['reward_mean']:.2f}", loss=f"{row['loss']:.3f}", kl=f"{row['kl']:.4f}")
+        if progress and accelerator.is_main_process:
+            tqdm.write(f"[train] step {step}/{cfg.steps}: reward {row['reward_mean']:.3f} "
+                       f"(accuracy {row.get('accuracy_mean', 0):.3f}), kl {row['kl']:.4f}, "
+                       f"completion tokens {row['completion_tokens_mean']:.1f}, {row['seconds']:.0f}s")
 
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:

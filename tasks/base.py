@@ -145,6 +145,8 @@ class Task:
             raise TaskError(f"{self.name} is an evaluation set with only a 'test' split, not {split!r}")
         rows, source = self.rows(data_dir)
         problems = [self.problem(row, i, source.location) for i, row in enumerate(rows)]
+        if not problems:
+            raise TaskError(f"{source.location}: no problems in the file")
         if self.expected_size is not None and len(problems) != self.expected_size:
             raise TaskError(f"{source.location}: expected {self.expected_size} problems, found {len(problems)}")
         ids = [p.id for p in problems]

@@ -137,3 +137,6 @@ def test_jsonl_task_with_field_overrides(tmp_path):
     assert source.sha256 and task.score(problems[0], "\\boxed{2}") == 1.0
     with pytest.raises(TaskError, match=r"row 0 has no 'question'"):
         tasks.get(f"jsonl:{path}").load(None)
+    (tmp_path / "empty.jsonl").write_text("\n")
+    with pytest.raises(TaskError, match="no problems"):
+        tasks.get(f"jsonl:{tmp_path / 'empty.jsonl'}").load(None)
