@@ -66,6 +66,8 @@ def resolve(command: str, tokens: list[str]) -> dict:
     from .evaluate import PRESETS as EVAL_PRESETS
 
     overrides = parse_tokens(tokens)
+    if "resume" in overrides:
+        return _resolve_resume(command, overrides)
     preset = overrides.pop("preset", "cpu")
     if preset not in PRESET_NAMES:
         raise ConfigError(f"preset {preset!r} is not valid; valid: {', '.join(PRESET_NAMES)}")
@@ -92,6 +94,34 @@ def resolve(command: str, tokens: list[str]) -> dict:
     job["config"] = apply_overrides(root_cfg, root_over)
     job["eval"] = apply_overrides(eval_cfg, eval_over)
     return job
+
+
+def _resolve_resume(command: str, overrides: dict[str, str]) -> dict:
+    """`resume=<run dir>`: the run's saved config, then any overrides (e.g. more steps)."""
+    from pathlib import Path
+
+    from rzoo import methods
+
+    from .evaluate import EvalConfig
+    from .rl import STATE_FILE
+
+    if command == "eval":
+        raise ConfigError("resume= continues a training run; harness eval takes model=<run>/checkpoint")
+    path = Path(overrides.pop("resume")).expanduser()
+    if not (path / "config.json").is_file() or not (path / STATE_FILE).is_file():
+        raise ConfigError(f"resume={path}: not a resumable run folder (needs config.json and {STATE_FILE})")
+    saved = json.loads((path / "config.json").read_text())
+    name = overrides.pop("method", saved["method"])
+    if name != saved["method"]:
+        raise ConfigError(f"resume={path} is a {saved['method']!r} run, not {name!r}")
+    if "preset" in overrides:
+        raise ConfigError("resume= keeps the run's preset; override single keys instead")
+    module = methods.get(name)
+    root_cfg = module.Config(**saved["config"])
+    eval_cfg = EvalConfig(**saved["eval"]) if "eval" in saved else EvalConfig()
+    root_over, eval_over = _split(overrides, valid_keys(root_cfg), valid_keys(eval_cfg))
+    return {"command": command, "preset": saved["preset"], "method": name, "module": module, "resume": path,
+            "config": apply_overrides(root_cfg, root_over), "eval": apply_overrides(eval_cfg, eval_over)}
 
 
 def _job_dict(job: dict) -> dict:
@@ -132,18 +162,26 @@ def run_job(job: dict, progress: bool = True) -> "object":
     resolved_dict = _job_dict(job)
     resolved_dict["model_source"] = resolved.source
     print("[config] " + json.dumps(resolved_dict, indent=2, default=str), flush=True)
-    kind = job.get("method", "eval")
-    run = Run.create(kind, resolved_dict, config_hash(job["config"]))
-    print(f"[run] {run.path}", flush=True)
+    if job.get("resume"):
+        from .runstore import atomic_write_json
+
+        run = Run(job["resume"])
+        atomic_write_json(run.path / "config.json", resolved_dict)
+        run.set_status("running")
+        print(f"[run] resuming {run.path}", flush=True)
+    else:
+        run = Run.create(job.get("method", "eval"), resolved_dict, config_hash(job["config"]))
+        print(f"[run] {run.path}", flush=True)
     try:
         summaries = {}
-        if job["command"] != "train" and ecfg.baseline and "module" in job:
+        baseline_done = (run.path / "eval_base").is_dir()
+        if job["command"] != "train" and ecfg.baseline and "module" in job and not baseline_done:
             model, tok = models.load(resolved, dtype=ecfg.dtype)
             info = {"spec": resolved.spec, "source": resolved.source, "role": "base"}
             summaries["base"] = evaluate(model, tok, info, ecfg, tasks, run.path / "eval_base", progress)
             del model
         if "module" in job:
-            job["module"].train(cfg, run, resolved_dict, progress=progress)
+            job["module"].train(cfg, run, resolved_dict, progress=progress, resume=bool(job.get("resume")))
             print(f"[train] checkpoint: {run.checkpoint_dir}", flush=True)
             eval_model = models.ResolvedModel(str(run.checkpoint_dir), str(run.checkpoint_dir),
                                               f"local:{run.checkpoint_dir}")
@@ -236,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"harness: error: {e}", file=sys.stderr)
             return 2
         return 0
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", "1")  # before torch is imported (see models.set_cpu_threads)
     try:
         if args.command == "methods":

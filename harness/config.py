@@ -18,6 +18,13 @@ import typing
 from typing import Any
 
 
+def option(default: Any, help: str) -> Any:
+    """A config field with its help text written once (shown by `harness <cmd> --help`)."""
+    if isinstance(default, list):
+        return dataclasses.field(default_factory=lambda: list(default), metadata={"help": help})
+    return dataclasses.field(default=default, metadata={"help": help})
+
+
 class ConfigError(ValueError):
     """A bad override or config value; the message is meant for the user as is."""
 

@@ -10,26 +10,19 @@ from __future__ import annotations
 
 import random
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from .config import ConfigError
+from .config import option as _f
 from .runstore import atomic_write_json, atomic_write_jsonl, git_sha
-
-
-def _f(default, help: str):
-    return field(default=default, metadata={"help": help})
-
-
-def _lf(default: list, help: str):
-    return field(default_factory=lambda: list(default), metadata={"help": help})
 
 
 @dataclass
 class EvalConfig:
     """Evaluation settings (the `eval.` section; `task=` is short for `eval.task=`)."""
-    task: list[str] = _lf(["arith", "math500"], "tasks to evaluate, comma separated")
-    budgets: list[int] = _lf([256, 1024, 4096], "thinking budgets (max thinking tokens), one result each")
+    task: list[str] = _f(["arith", "math500"], "tasks to evaluate, comma separated")
+    budgets: list[int] = _f([256, 1024, 4096], "thinking budgets (max thinking tokens), one result each")
     k: int = _f(1, "samples per problem (accuracy is avg@k)")
     limit: int | None = _f(None, "evaluate the first N problems of each task; none = all")
     shuffle: bool = _f(False, "with limit: take the N after a shuffle seeded by eval.seed")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import os
 import random
 import re
 import time
@@ -130,10 +131,25 @@ def save_checkpoint(model, tokenizer, out: Path, method: str, config: dict, base
     return out
 
 
+STATE_FILE = "trainer_state.pt"
+
+
+def save_state(path: Path, state: dict) -> None:
+    """torch.save to a temp file + rename: a crash mid-save leaves the previous state usable."""
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
 def train(cfg: Any, run: Run, *, method: str, loss_fn: Callable, loss_kwargs: dict,
-          advantage_fn: Callable, reward_fn: Callable, config_dict: dict, progress: bool = True) -> Path:
+          advantage_fn: Callable, reward_fn: Callable, config_dict: dict, progress: bool = True,
+          resume: bool = False) -> Path:
     """The shared RL loop. `cfg` is the method's flat config (fields read by name below);
-    `reward_fn(task, problem, completion) -> dict` returns reward terms including "total"."""
+    `reward_fn(task, problem, completion) -> dict` returns reward terms including "total".
+
+    Every `cfg.save_every` steps and at the end, the checkpoint and `trainer_state.pt` (optimiser,
+    step, RNG states, problem order, refreshed reference) are written; `resume=True` continues the
+    run from them, bit-for-bit the same steps as an uninterrupted run on the same machine."""
     from accelerate import Accelerator
     from tqdm.auto import tqdm
 
@@ -148,25 +164,52 @@ def train(cfg: Any, run: Run, *, method: str, loss_fn: Callable, loss_kwargs: di
     torch.manual_seed(rank_seed)
 
     resolved = models.resolve(cfg.model)
-    model, tokenizer = models.load(resolved, dtype="float32", device=str(accelerator.device))
+    state = torch.load(run.path / STATE_FILE, weights_only=False) if resume else None
+    start = models.ResolvedModel(str(run.checkpoint_dir), str(run.checkpoint_dir), "resume") if state else resolved
+    model, tokenizer = models.load(start, dtype="float32", device=str(accelerator.device))
     ref_model = None
     if cfg.beta != 0.0:
-        ref_model = copy.deepcopy(model).eval()
+        ref_model = models.load(resolved, dtype="float32", device=str(accelerator.device))[0] if state \
+            else copy.deepcopy(model)
+        if state and state.get("ref") is not None:
+            ref_model.load_state_dict(state["ref"])
+        ref_model.eval()
         for p in ref_model.parameters():
             p.requires_grad_(False)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
                                   betas=(cfg.adam_beta1, cfg.adam_beta2))
+    if state:
+        optimizer.load_state_dict(state["optimizer"])
     model, optimizer = accelerator.prepare(model, optimizer)
 
     task = task_registry.get(cfg.train_task)
     problems, source = task.load(find_data_dir(cfg.data_dir), split="train")
     rng = random.Random(rank_seed)
     order: list[int] = []
+    first_step, ref_refreshed = 1, False
+    if state:
+        rng.setstate(state["python_rng"])
+        torch.set_rng_state(state["torch_rng"])
+        order, first_step, ref_refreshed = state["order"], state["step"] + 1, state.get("ref") is not None
 
-    log: list[dict] = []
-    base_model = {"spec": resolved.spec, "source": resolved.source}
+    log: list[dict] = run.train_log()[:first_step - 1] if state else []
+    base_model = {"spec": resolved.spec, "source": resolved.source,
+                  "train_data": source.location, "train_data_sha256": source.sha256}
     sampling = G.Sampling(temperature=cfg.temperature, top_p=1.0, batch_size=cfg.generation_batch_size)
-    bar = tqdm(range(1, cfg.steps + 1), desc=f"{method} train", disable=None if progress else True)
+
+    def save(step: int) -> None:
+        if not accelerator.is_main_process:
+            return
+        save_checkpoint(accelerator.unwrap_model(model), tokenizer, run.checkpoint_dir, method, config_dict,
+                        base_model, step)
+        save_state(run.path / STATE_FILE, {
+            "step": step, "optimizer": optimizer.state_dict(), "order": order,
+            "python_rng": rng.getstate(), "torch_rng": torch.get_rng_state(),
+            "ref": ref_model.state_dict() if ref_model is not None and ref_refreshed else None,
+        })
+
+    bar = tqdm(range(first_step, cfg.steps + 1), desc=f"{method} train", disable=None if progress else True,
+               initial=first_step - 1, total=cfg.steps)
     for step in bar:
         t0 = time.time()
         if len(order) < cfg.prompts_per_step:  # reshuffle each epoch over the training problems
@@ -220,6 +263,7 @@ def train(cfg: Any, run: Run, *, method: str, loss_fn: Callable, loss_kwargs: di
 
         if ref_model is not None and cfg.ref_refresh_steps and step % cfg.ref_refresh_steps == 0:
             ref_model.load_state_dict(accelerator.unwrap_model(model).state_dict())
+            ref_refreshed = True
 
         ends = [c.thinking_end for c in completions]
         row = {
@@ -252,9 +296,10 @@ def train(cfg: Any, run: Run, *, method: str, loss_fn: Callable, loss_kwargs: di
                        f"(accuracy {row.get('accuracy_mean', 0):.3f}), kl {row['kl']:.4f}, "
                        f"completion tokens {row['completion_tokens_mean']:.1f}, {row['seconds']:.0f}s")
 
+        if cfg.save_every and step % cfg.save_every == 0 and step < cfg.steps:
+            save(step)
+
     accelerator.wait_for_everyone()
-    if accelerator.is_main_process:
-        save_checkpoint(accelerator.unwrap_model(model), tokenizer, run.checkpoint_dir, method, config_dict,
-                        {**base_model, "train_data": source.location, "train_data_sha256": source.sha256},
-                        cfg.steps)
+    if first_step <= cfg.steps:
+        save(cfg.steps)
     return run.checkpoint_dir

@@ -29,15 +29,12 @@ Departures from the paper, on purpose:
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from rzoo.harness.config import ConfigError
+from rzoo.harness.config import option as _f
 
 NAME = "grpo"
-
-
-def _f(default, help: str):
-    return field(default=default, metadata={"help": help})
 
 
 @dataclass
@@ -65,6 +62,7 @@ class Config:
     minibatches: int = _f(16, "updates per rollout, one inner epoch over this many parts (paper: 16)")
     accuracy_weight: float = _f(1.0, "weight of the accuracy reward (paper: rule rewards summed)")
     format_weight: float = _f(1.0, "weight of the format reward (paper: rule rewards summed)")
+    save_every: int = _f(100, "write a resumable checkpoint every N steps (0 = only at the end)")
     bf16: bool = _f(True, "bf16 autocast for rollouts and forward/backward, fp32 master weights (CPU: 1.5-2x faster)")
     micro_batch_size: int = _f(8, "rows per forward/backward (memory only; no effect on the maths)")
     generation_batch_size: int = _f(64, "rows per generate call (memory/speed only)")
@@ -112,7 +110,7 @@ def reward(task, problem, completion, *, accuracy_weight: float, format_weight: 
     return {"accuracy": acc, "format": fmt, "total": accuracy_weight * acc + format_weight * fmt}
 
 
-def train(cfg: Config, run, config_dict: dict, progress: bool = True):
+def train(cfg: Config, run, config_dict: dict, progress: bool = True, resume: bool = False):
     from functools import partial
 
     from rzoo.harness import losses, rl
@@ -122,5 +120,5 @@ def train(cfg: Config, run, config_dict: dict, progress: bool = True):
         loss_fn=losses.grpo_loss, loss_kwargs={"clip_eps": cfg.clip_eps, "beta": cfg.beta},
         advantage_fn=losses.group_normalized_advantages,
         reward_fn=partial(reward, accuracy_weight=cfg.accuracy_weight, format_weight=cfg.format_weight),
-        config_dict=config_dict, progress=progress,
+        config_dict=config_dict, progress=progress, resume=resume,
     )

@@ -90,3 +90,30 @@ def test_failed_training_marks_run_failed(tiny_model_dir, runs_root, monkeypatch
     status = json.loads((run / "status.json").read_text())
     assert status["state"] == "failed" and "simulated crash" in status["error"]
     assert not (run / "checkpoint").exists()
+
+
+def test_resume_continues_exactly(tiny_model_dir, runs_root, varying_task, tmp_path):
+    """3 uninterrupted steps == 2 steps, then `resume=` to 3: same log, same weights."""
+    from safetensors.torch import load_file
+
+    common = ["method=grpo", f"model={tiny_model_dir}", f"train_task={varying_task}", "prompts_per_step=2",
+              "samples_per_prompt=4", "max_thinking_tokens=6", "answer_tokens=4", "temperature=1.0", "lr=1e-2",
+              "minibatches=2", "ref_refresh_steps=2", "--no-progress"]
+    assert main(["train", *common, "steps=3"]) == 0
+    (full,) = (runs_root / "grpo").iterdir()
+    assert main(["train", *common, "steps=2"]) == 0
+    (part,) = [p for p in (runs_root / "grpo").iterdir() if p != full]
+    assert json.loads((part / "checkpoint" / "method.json").read_text())["step"] == 2
+    assert main(["train", f"resume={part}", "steps=3", "--no-progress"]) == 0
+    a = pd.read_json(full / "train.jsonl", lines=True)
+    b = pd.read_json(part / "train.jsonl", lines=True)
+    assert list(b["step"]) == [1, 2, 3]
+    for col in ("loss", "reward_mean", "kl", "completion_tokens_mean"):
+        assert a[col].tolist() == pytest.approx(b[col].tolist(), rel=1e-5, abs=1e-7)
+    wa, wb = load_file(full / "checkpoint" / "model.safetensors"), load_file(part / "checkpoint" / "model.safetensors")
+    assert all(torch.allclose(wa[k], wb[k], atol=1e-6) for k in wa)
+    assert json.loads((part / "status.json").read_text())["state"] == "done"
+
+
+def test_resume_rejects_non_runs(runs_root, tmp_path):
+    assert main(["train", f"resume={tmp_path}"]) == 2
