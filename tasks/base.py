@@ -2,8 +2,8 @@
 
 A task module defines one `Task` subclass instance named `TASK`. `load()` returns `Problem`s and a
 `Source` (where the data came from and the sha256 of the file read). Data comes from a local data
-directory when one is configured (`$RZOO_DATA`, or `eval.data_dir`) or found (`../shared/data` next
-to the project), else from the task's hub dataset.
+directory when one is configured (`$RZOO_DATA`, or `eval.data_dir`); else from the task's hub
+dataset when the hub answers; else from `../shared/data` next to the project when it exists.
 """
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -57,19 +58,42 @@ def sha256_problems(problems: list[Problem]) -> str:
     return hashlib.sha256(blob).hexdigest()
 
 
-def find_data_dir(configured: str | None = None) -> Path | None:
-    """The local data directory: configured, `$RZOO_DATA`, or `../shared/data` beside the project."""
+@dataclass(frozen=True)
+class DataDir:
+    path: Path
+    explicit: bool  # configured by the user: wins over the hub. Found beside the project: hub first.
+
+
+def find_data_dir(configured: str | None = None) -> DataDir | None:
+    """The local data directory: configured (`eval.data_dir`, `$RZOO_DATA`), or `../shared/data`
+    beside the project (or the working directory's parent) when it exists."""
     for candidate in (configured, os.environ.get(DATA_ENV)):
         if candidate:
             path = Path(candidate).expanduser()
             if not path.is_dir():
                 raise TaskError(f"data directory {str(path)!r} does not exist")
-            return path.resolve()
+            return DataDir(path.resolve(), explicit=True)
     project_root = Path(__file__).resolve().parent.parent
     for guess in (project_root.parent / "shared" / "data", Path.cwd().parent / "shared" / "data"):
         if guess.is_dir():
-            return guess.resolve()
+            return DataDir(guess.resolve(), explicit=False)
     return None
+
+
+@lru_cache(maxsize=None)
+def hub_reachable(hub_id: str) -> bool:
+    """One quick metadata request (~0.4 s to fail offline; `datasets` itself retries for ~25 s)."""
+    if os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get("HF_DATASETS_OFFLINE") == "1":
+        return False
+    import httpx
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import HfHubHTTPError
+
+    try:
+        HfApi().dataset_info(hub_id, timeout=5)
+    except (httpx.HTTPError, HfHubHTTPError, OSError, ValueError):
+        return False
+    return True
 
 
 def read_records(path: Path) -> list[dict]:
@@ -128,14 +152,26 @@ class Task:
     hub_config: str | None = None
     expected_size: int | None = None  # a loaded file of another size is an error
 
-    def rows(self, data_dir: Path | None) -> tuple[list[dict], Source]:
-        """Raw records from the local data directory when there is one, else from the hub."""
-        if data_dir is not None:
-            path = data_dir / self.local_file
-            return read_records(path), Source("local", str(path), sha256_file(path))
+    def rows(self, data_dir: DataDir | Path | None) -> tuple[list[dict], Source]:
+        """Raw records: from a configured data directory; else from the hub when it answers; else
+        from a data directory found beside the project. A bare Path counts as configured."""
+        if isinstance(data_dir, Path):
+            data_dir = DataDir(data_dir, explicit=True)
+        use_local = data_dir is not None and (
+            data_dir.explicit or self.hub_id is None or not hub_reachable(self.hub_id))
+        if use_local:
+            path = data_dir.path / self.local_file
+            if not path.is_file():
+                raise TaskError(f"data file {str(path)!r} not found")
+            return self.read_local(path), Source("local", str(path), sha256_file(path))
         if self.hub_id is None:
             raise TaskError(f"task {self.name!r} has no hub dataset; set $RZOO_DATA or eval.data_dir")
-        return hub_rows(self.hub_id, self.hub_split, self.hub_config), Source("hub", self.hub_id)
+        rows = hub_rows(self.hub_id, self.hub_split, self.hub_config)
+        blob = json.dumps(rows, sort_keys=True, default=str).encode()
+        return rows, Source("hub", self.hub_id, hashlib.sha256(blob).hexdigest())
+
+    def read_local(self, path: Path) -> list[dict]:
+        return read_records(path)
 
     def problem(self, row: dict, index: int, where: str) -> Problem:
         raise NotImplementedError

@@ -16,7 +16,7 @@ import io
 import random
 from pathlib import Path
 
-from .base import Grade, Problem, Source, Task, TaskError, sha256_file
+from .base import Grade, Problem, Task, TaskError
 
 LETTERS = "ABCD"
 OPTION_FIELDS = ("Correct Answer", "Incorrect Answer 1", "Incorrect Answer 2", "Incorrect Answer 3")
@@ -36,15 +36,9 @@ class GpqaDiamond(Task):
     hub_split = "train"
     expected_size = 198
 
-    def rows(self, data_dir: Path | None):
-        if data_dir is None:
-            return super().rows(None)
-        path = data_dir / self.local_file
-        if not path.is_file():
-            raise TaskError(f"data file {str(path)!r} not found")
+    def read_local(self, path: Path) -> list[dict]:
         with gzip.open(path, "rt", encoding="utf-8", newline="") as fh:
-            rows = list(csv.DictReader(io.StringIO(fh.read())))
-        return rows, Source("local", str(path), sha256_file(path))
+            return list(csv.DictReader(io.StringIO(fh.read())))
 
     def problem(self, row: dict, index: int, where: str) -> Problem:
         for key in ("Question", "Record ID", *OPTION_FIELDS):

@@ -72,7 +72,7 @@ def _parse_gold(gold: str):
     """Gold answers are bare LaTeX (`\\frac{1}{2}`, `\\$32,\\!348`): read them as a boxed answer,
     then in math mode, then as plain text; the first form that parses wins."""
     _, gold_cfg = _configs()
-    gold = join_thousands(gold)
+    gold = join_thousands(gold).replace("\\%", "")  # prepared like answers (see prepare_answer)
     for text in (f"\\boxed{{{gold}}}", f"${gold}$", gold):
         parsed = _parse(text, gold_cfg)
         if parsed:

@@ -140,3 +140,27 @@ def test_jsonl_task_with_field_overrides(tmp_path):
     (tmp_path / "empty.jsonl").write_text("\n")
     with pytest.raises(TaskError, match="no problems"):
         tasks.get(f"jsonl:{tmp_path / 'empty.jsonl'}").load(None)
+
+
+@pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="needs ../shared/data")
+def test_data_source_precedence(monkeypatch, tmp_path):
+    from rzoo.tasks import base
+
+    monkeypatch.setenv("RZOO_DATA", str(SHARED_DATA))
+    assert base.find_data_dir(None).explicit
+    monkeypatch.delenv("RZOO_DATA")
+    found = base.find_data_dir(None)  # ../shared/data beside the project
+    assert found is not None and not found.explicit
+    with pytest.raises(TaskError, match="does not exist"):
+        base.find_data_dir(str(tmp_path / "nope"))
+    assert base.hub_reachable("HuggingFaceH4/aime_2024") is False  # HF_HUB_OFFLINE=1 in tests
+    _, source = tasks.get("aime24").load(found)
+    assert source.kind == "local"
+    # where the hub answers, a found (not configured) directory yields to it; a configured one does not
+    rows = base.read_records(SHARED_DATA / "aime24" / "aime24_rllm.json")
+    monkeypatch.setattr(base, "hub_reachable", lambda hub_id: True)
+    monkeypatch.setattr(base, "hub_rows", lambda hub_id, split, config=None: rows)
+    _, source = tasks.get("aime24").load(found)
+    assert source.kind == "hub" and source.location == "HuggingFaceH4/aime_2024" and len(source.sha256) == 64
+    _, source = tasks.get("aime24").load(base.DataDir(SHARED_DATA, explicit=True))
+    assert source.kind == "local"
