@@ -103,11 +103,13 @@ def evaluate(model, tokenizer, model_info: dict, cfg: EvalConfig, tasks: list[Ta
     Returns {task: [per-budget metrics]}."""
     from rzoo.tasks.base import Grade
 
+    from . import flops
     from . import generation as G
     from . import metrics
     from . import thinking as T
 
     sampling = G.Sampling(temperature=cfg.temperature, top_p=cfg.top_p, batch_size=cfg.batch_size)
+    shape = flops.shape_of(model)
     summary = {}
     for td in tasks:
         if len(td.problems) < td.total:
@@ -115,6 +117,7 @@ def evaluate(model, tokenizer, model_info: dict, cfg: EvalConfig, tasks: list[Ta
             print(f"[eval] {td.name}: {how} {len(td.problems)}/{td.total} problems (eval.limit={cfg.limit}); "
                   "eval.limit=none for all", flush=True)
         prompts = [T.build_prompt(tokenizer, td.task.messages(p)) for p in td.problems]
+        prompt_lengths = [len(tokenizer.encode(p, add_special_tokens=False)) for p in prompts]
         samples, results = [], []
         for budget in cfg.budgets:
             t0 = time.time()
@@ -139,6 +142,7 @@ def evaluate(model, tokenizer, model_info: dict, cfg: EvalConfig, tasks: list[Ta
                     "second_opinion": grade.second_opinion, "grading_timed_out": grade.timed_out,
                     "thinking_end": c.thinking_end, "thinking_tokens": c.thinking_tokens,
                     "answer_tokens": c.answer_tokens, "waits": c.waits, "answer_truncated": c.answer_truncated,
+                    "flops": flops.sample_flops(shape, prompt_lengths[c.prompt_index], len(c.completion_ids)),
                     "thinking": c.thinking_text, "answer": c.answer_text,
                 })
             grading_seconds = time.time() - t_grade

@@ -89,4 +89,6 @@ def summarize(rows: list[dict], k: int, seed: int = 0) -> dict:
         "answer_truncated_rate": sum(bool(r["answer_truncated"]) for r in rows) / len(rows),
         "waits_mean": statistics.fmean(r["waits"] for r in rows),
     }
+    if all("flops" in r for r in rows):  # estimated inference FLOPs per sample (harness/flops.py)
+        out["flops_mean"] = statistics.fmean(r["flops"] for r in rows)
     return out

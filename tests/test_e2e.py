@@ -59,6 +59,7 @@ def test_train_eval_end_to_end(tiny_model_dir, runs_root, varying_task, capsys):
     assert set(samples["thinking_end"]) <= {"closed", "forced", "incomplete"}
     assert (samples["thinking_tokens"] <= samples["budget"]).all()
     assert "question" not in samples.columns
+    assert (samples["flops"] > 0).all() and all("flops_mean" in r for r in results["results"])
     out = capsys.readouterr().out
     assert "[config]" in out and "after training" in out
 

@@ -64,3 +64,19 @@ def test_summarize():
     assert m["maj@4"] == 1.0  # b: "1" x3 wins; a: four different answers, the tie goes to the first ("1")
     assert m["thinking_tokens_median"] == 25 and m["thinking_tokens_p90"] == pytest.approx(40)
     assert m["accuracy_std"] > 0 and m["n_problems"] == 2
+
+
+def test_flops_formula_against_direct_sum(tokenizer):
+    from conftest import build_tiny_model
+    from rzoo.harness import flops
+
+    model = build_tiny_model(tokenizer)
+    shape = flops.shape_of(model)
+    cfg = model.config
+    # tied head: every parameter is used in a matmul once (the embedding as the output head)
+    assert shape.matmul_params == sum(p.numel() for p in model.parameters())
+    assert (shape.n_layer, shape.d_model) == (cfg.num_hidden_layers, cfg.hidden_size)
+    P, G = 11, 5
+    direct = sum(2 * shape.matmul_params + 2 * shape.n_layer * t * shape.d_model for t in range(1, P + G + 1))
+    assert flops.sample_flops(shape, P, G) == direct
+    assert flops.sample_flops(shape, P, G + 1) > flops.sample_flops(shape, P, G)
