@@ -35,6 +35,8 @@ class EvalConfig:
     max_waits: int = _f(0, "budget forcing: at most this many 'Wait' extensions per sample")
     answer_tokens: int = _f(64, "tokens for the answer after the thinking block")
     force_close: bool = _f(True, "at the budget, close the block and cue 'Final Answer:' (s1); false = no answer")
+    sweep: bool = _f(True, "generate once at the largest budget and derive the smaller ones (cut + forced "
+                           "answer); false = one full generation per budget")
     batch_size: int = _f(32, "rows per generate call")
     backend: str = _f("hf", "generation backend: hf")
     data_dir: str | None = _f(None, "local data directory (else $RZOO_DATA; else the hub if reachable; else ../shared/data)")
@@ -119,15 +121,21 @@ def evaluate(model, tokenizer, model_info: dict, cfg: EvalConfig, tasks: list[Ta
         prompts = [T.build_prompt(tokenizer, td.task.messages(p)) for p in td.problems]
         prompt_lengths = [len(tokenizer.encode(p, add_special_tokens=False)) for p in prompts]
         samples, results = [], []
+        timings: dict[int, float] = {}
+        kw = dict(n=cfg.k, min_thinking_tokens=cfg.min_thinking_tokens, max_waits=cfg.max_waits,
+                  answer_tokens=cfg.answer_tokens, force_close=cfg.force_close, sampling=sampling, seed=cfg.seed,
+                  progress=progress)
+        if cfg.sweep and len(cfg.budgets) > 1:  # one generation at the largest budget, short answers below
+            by_budget = G.generate_sweep(model, tokenizer, prompts, budgets=cfg.budgets, timings=timings, **kw)
+        else:
+            by_budget = {}
+            for budget in cfg.budgets:
+                t_budget = time.time()
+                by_budget[budget] = G.generate(model, tokenizer, prompts, max_thinking_tokens=budget, **kw)
+                timings[budget] = time.time() - t_budget
         for budget in cfg.budgets:
-            t0 = time.time()
-            completions = G.generate(
-                model, tokenizer, prompts, n=cfg.k, max_thinking_tokens=budget,
-                min_thinking_tokens=cfg.min_thinking_tokens, max_waits=cfg.max_waits,
-                answer_tokens=cfg.answer_tokens, force_close=cfg.force_close, sampling=sampling,
-                seed=cfg.seed, progress=progress,
-            )
-            gen_seconds = time.time() - t0
+            completions = by_budget[budget]
+            gen_seconds = timings[budget]
             rows = []
             t_grade = time.time()
             for c in completions:
@@ -146,7 +154,7 @@ def evaluate(model, tokenizer, model_info: dict, cfg: EvalConfig, tasks: list[Ta
                     "thinking": c.thinking_text, "answer": c.answer_text,
                 })
             grading_seconds = time.time() - t_grade
-            seconds = time.time() - t0
+            seconds = gen_seconds + grading_seconds
             generated = sum(len(c.completion_ids) for c in completions)
             disagree = [f"{r['problem_id']}#{r['sample_index']}" for r in rows
                         if r["second_opinion"] is not None and r["second_opinion"] != r["correct"]]

@@ -150,6 +150,15 @@ def _delimiter_start(tokenizer, ids: list[int], delimiter: str) -> int:
     return 0
 
 
+def _eos_ids(model, tokenizer) -> set[int]:
+    """End-of-turn ids: the tokenizer's plus any the model's generation config adds."""
+    ids = {tokenizer.eos_token_id}
+    extra = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    ids |= set(extra if isinstance(extra, list) else [extra] if extra is not None else [])
+    ids.discard(None)
+    return ids
+
+
 def generate(model, tokenizer, prompts: list[str], *, n: int = 1, max_thinking_tokens: int,
              min_thinking_tokens: int = 0, max_waits: int = 0, answer_tokens: int = 64,
              force_close: bool = True, sampling: Sampling = Sampling(), seed: int = 0,
@@ -163,10 +172,7 @@ def generate(model, tokenizer, prompts: list[str], *, n: int = 1, max_thinking_t
     if min_thinking_tokens > max_thinking_tokens:
         raise ValueError(f"min_thinking_tokens ({min_thinking_tokens}) > max_thinking_tokens ({max_thinking_tokens})")
     torch.manual_seed(seed)
-    eos_ids = {tokenizer.eos_token_id}
-    extra = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
-    eos_ids |= set(extra if isinstance(extra, list) else [extra] if extra is not None else [])
-    eos_ids.discard(None)
+    eos_ids = _eos_ids(model, tokenizer)
     wait_ids = tokenizer.encode(T.WAIT, add_special_tokens=False)
     forced_ids = tokenizer.encode(T.FORCED_CLOSE, add_special_tokens=False)
     prompt_ids = [tokenizer.encode(p, add_special_tokens=False) for p in prompts]
@@ -224,3 +230,83 @@ def generate(model, tokenizer, prompts: list[str], *, n: int = 1, max_thinking_t
         row.thinking_text = tokenizer.decode(row.thinking_ids, skip_special_tokens=True)
         row.answer_text = tokenizer.decode(row.answer_ids, skip_special_tokens=True)
     return rows
+
+
+def _ended_within(c: Completion, budget: int) -> bool:
+    """Would a run capped at `budget` thinking tokens have seen this sample's thinking end the same
+    way? The model's own close needs its delimiter tokens inside the budget; an end-of-turn needs its
+    token inside it."""
+    if c.thinking_end == T.CLOSED:
+        return c.thinking_tokens + len(c.close_ids) <= budget
+    if c.thinking_end == T.INCOMPLETE and len(c.completion_ids) > c.thinking_tokens:
+        return c.thinking_tokens + 1 <= budget  # ended by an end-of-turn token
+    return False
+
+
+def generate_sweep(model, tokenizer, prompts: list[str], *, budgets: list[int], n: int = 1,
+                   min_thinking_tokens: int = 0, max_waits: int = 0, answer_tokens: int = 64,
+                   force_close: bool = True, sampling: Sampling = Sampling(), seed: int = 0,
+                   progress: bool = False, timings: dict[int, float] | None = None) -> dict[int, list[Completion]]:
+    """Completions at every budget from one generation at the largest.
+
+    A sample whose thinking ended within a smaller budget is the same at that budget. Any other is
+    cut after `budget` thinking tokens (its own first tokens, exactly what a run capped there would
+    have produced under greedy decoding), closed with the forced cue, and only the answer is
+    generated (batched; the HF backend re-reads the prompt+thinking prefix, vLLM's prefix cache
+    reuses it). With sampling, smaller budgets are truncations of the same samples, as in s1.
+    Approximation: with `min_thinking_tokens`, a "Wait" a capped run would have skipped near its cap
+    is kept. `timings`, if given, receives the generation seconds per budget (the largest: the full
+    generation; the others: their answer round).
+    """
+    import copy
+    import time
+
+    import torch
+
+    budgets = sorted(set(budgets))
+    top = budgets[-1]
+    timings = {} if timings is None else timings
+    t0 = time.time()
+    full = generate(model, tokenizer, prompts, n=n, max_thinking_tokens=top,
+                    min_thinking_tokens=min_thinking_tokens, max_waits=max_waits, answer_tokens=answer_tokens,
+                    force_close=force_close, sampling=sampling, seed=seed, progress=progress)
+    out = {top: full}
+    timings[top] = time.time() - t0
+    forced_ids = tokenizer.encode(T.FORCED_CLOSE, add_special_tokens=False)
+    wait_len = len(tokenizer.encode(T.WAIT, add_special_tokens=False))
+    prompt_ids = [tokenizer.encode(p, add_special_tokens=False) for p in prompts]
+    eos_ids = _eos_ids(model, tokenizer)
+    for budget in budgets[:-1]:
+        t0 = time.time()
+        rows, cut = [], []
+        for c in full:
+            if _ended_within(c, budget):
+                rows.append(copy.deepcopy(c))
+                continue
+            row = Completion(c.prompt_index, c.sample_index)
+            row.thinking_ids = c.completion_ids[:budget]
+            row._extend(row.thinking_ids, True)
+            row.sampled_mask[:budget] = c.sampled_mask[:budget]
+            row.waits = (budget - sum(row.sampled_mask)) // wait_len if wait_len else 0
+            if force_close:
+                row.thinking_end = T.FORCED
+                row.close_ids = list(forced_ids)
+                row._extend(forced_ids, False)
+                cut.append(len(rows))
+            rows.append(row)
+        if cut:
+            torch.manual_seed(seed + budget)
+            prefixes = [prompt_ids[rows[i].prompt_index] + rows[i].completion_ids for i in cut]
+            outs = _round(model, tokenizer, prefixes, [answer_tokens] * len(cut), None, sampling, eos_ids,
+                          f"answers at budget {budget}", progress)
+            for i, (new, reason) in zip(cut, outs):
+                rows[i].answer_ids = new
+                rows[i]._extend(new, True)
+                rows[i].answer_truncated = reason == "length"
+        for row in rows:
+            row.thinking_text = tokenizer.decode(row.thinking_ids, skip_special_tokens=True)
+            row.answer_text = tokenizer.decode(row.answer_ids, skip_special_tokens=True)
+        out[budget] = rows
+        timings[budget] = time.time() - t0
+    return out
+

@@ -192,3 +192,32 @@ def test_generation_is_seeded(tiny, tokenizer):
 def test_bad_budgets_are_rejected(tiny, tokenizer):
     with pytest.raises(ValueError, match="min_thinking_tokens"):
         G.generate(tiny, tokenizer, _prompts(tokenizer), max_thinking_tokens=4, min_thinking_tokens=5)
+
+
+def _same(a: G.Completion, b: G.Completion):
+    assert (a.completion_ids, a.thinking_end, a.thinking_tokens, a.answer_text, a.waits, a.sampled_mask) == \
+           (b.completion_ids, b.thinking_end, b.thinking_tokens, b.answer_text, b.waits, b.sampled_mask)
+
+
+@pytest.mark.parametrize("close_after,eos_after", [(5, None), (10_000, None), (10_000, 4)])
+def test_sweep_equals_separate_runs(tiny, tokenizer, close_after, eos_after):
+    """One generation at the largest budget + short answers == one generation per budget (greedy).
+    Budgets 4/7/8/16 around a close after 5 words (+3 delimiter tokens) cover: cut before the close,
+    cut inside the delimiter, close exactly at the budget, close well inside."""
+    model = Scripted(tiny, Script(tokenizer, None, close_after, eos_after))
+    budgets = [4, 7, 8, 16]
+    sweep = G.generate_sweep(model, tokenizer, _prompts(tokenizer), budgets=budgets, answer_tokens=12)
+    assert sorted(sweep) == budgets
+    for b in budgets:
+        separate = G.generate(model, tokenizer, _prompts(tokenizer), max_thinking_tokens=b, answer_tokens=12)
+        for x, y in zip(sweep[b], separate):
+            _same(x, y)
+
+
+def test_sweep_on_random_model_matches_separate_runs(tiny, tokenizer):
+    budgets = [3, 6, 12]
+    sweep = G.generate_sweep(tiny, tokenizer, _prompts(tokenizer, 3), budgets=budgets, answer_tokens=5)
+    for b in budgets:
+        separate = G.generate(tiny, tokenizer, _prompts(tokenizer, 3), max_thinking_tokens=b, answer_tokens=5)
+        for x, y in zip(sweep[b], separate):
+            _same(x, y)
