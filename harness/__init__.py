@@ -1,1 +1,2 @@
-"""The harness: CLI, configs, run store, model loading, generation with thinking budgets, evaluation, metrics. Imported as `rzoo.harness`."""
+"""The harness: CLI, configs, run store, model loading, generation with thinking budgets,
+evaluation, metrics, and the shared RL loop. Imported as `rzoo.harness`."""

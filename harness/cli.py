@@ -17,7 +17,8 @@ import os
 import sys
 import traceback
 
-from .config import ConfigError, apply_overrides, config_hash, field_help, parse_tokens, suggest, valid_keys, with_preset
+from .config import (ConfigError, apply_overrides, config_hash, field_help, parse_tokens, suggest, valid_keys,
+                     with_preset)
 
 from .models import ModelError
 from .registry import UnknownName

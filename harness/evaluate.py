@@ -39,7 +39,7 @@ class EvalConfig:
                            "answer); false = one full generation per budget")
     batch_size: int = _f(32, "rows per generate call")
     backend: str = _f("hf", "generation backend: hf")
-    data_dir: str | None = _f(None, "local data directory (else $RZOO_DATA; else the hub if reachable; else ../shared/data)")
+    data_dir: str | None = _f(None, "local data directory (else $RZOO_DATA; the hub if reachable; ../shared/data)")
     dtype: str = _f("auto", "model dtype: auto (bf16 on GPU, fp32 on CPU), float32, bfloat16")
     baseline: bool = _f(False, "train+eval: also evaluate the base model, for a before/after comparison")
 

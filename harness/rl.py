@@ -134,6 +134,10 @@ def save_checkpoint(model, tokenizer, out: Path, method: str, config: dict, base
 STATE_FILE = "trainer_state.pt"
 
 
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values) if values else 0.0
+
+
 def save_state(path: Path, state: dict) -> None:
     """torch.save to a temp file + rename: a crash mid-save leaves the previous state usable."""
     tmp = path.with_name(path.name + ".tmp")
@@ -272,8 +276,8 @@ def train(cfg: Any, run: Run, *, method: str, loss_fn: Callable, loss_kwargs: di
             "reward_mean": float(rewards.mean()),
             "reward_std": float(rewards.std()) if rewards.numel() > 1 else 0.0,
             **{f"{k}_mean": sum(t[k] for t in terms) / len(terms) for k in terms[0] if k != "total"},
-            "kl": (sum(stats_acc["kl"]) / len(stats_acc["kl"])) if "kl" in stats_acc else 0.0,
-            "clip_fraction": sum(stats_acc.get("clip_fraction", [0.0])) / max(1, len(stats_acc.get("clip_fraction", []))),
+            "kl": _mean(stats_acc.get("kl", [])),
+            "clip_fraction": _mean(stats_acc.get("clip_fraction", [])),
             "grad_norm": float(grad_norm),
             "completion_tokens_mean": sum(len(c.completion_ids) for c in completions) / len(completions),
             "thinking_tokens_mean": sum(c.thinking_tokens for c in completions) / len(completions),

@@ -43,7 +43,7 @@ class Config:
     otherwise; `preset=cpu` (the default run) scales lengths and counts down."""
     model: str = _f("default", "base model: hub id, local folder, or 'default' (SmolLM2-135M-Instruct)")
     train_task: str = _f("arith", "training task (registered name); its scorer is the accuracy reward")
-    data_dir: str | None = _f(None, "local data directory (else $RZOO_DATA; else the hub if reachable; else ../shared/data)")
+    data_dir: str | None = _f(None, "local data directory (else $RZOO_DATA; the hub if reachable; ../shared/data)")
     seed: int = _f(0, "seed for problem order, sampling and init of the run")
     steps: int = _f(10000, "optimiser rollouts; paper trains R1-Zero for ~10k steps (Fig. 1)")
     prompts_per_step: int = _f(32, "questions per rollout (paper: 32)")

@@ -98,7 +98,8 @@ def test_grpo_loss_matches_trl(trl_trainer, tokenizer):
     completion_mask[3, 2:] = 0
     advantages = torch.tensor([1.0, -0.5, 0.25, -0.75])
     with torch.no_grad():
-        base = rl.token_logps(model, torch.cat([prompt_ids, completion_ids], 1), torch.ones(B, Lp + Tc, dtype=torch.long), Tc)
+        ids = torch.cat([prompt_ids, completion_ids], 1)
+        base = rl.token_logps(model, ids, torch.ones(B, Lp + Tc, dtype=torch.long), Tc)
     old = base + 0.3 * torch.randn(B, Tc, generator=g)  # several updates per rollout: ratio != 1, clipping active
     ref = base + 0.2 * torch.randn(B, Tc, generator=g)
     inputs = {

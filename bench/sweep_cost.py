@@ -1,0 +1,65 @@
+"""What a budget sweep costs: one generation at the largest budget + short forced answers, against
+one max-budget run and against the naive sweep (one full generation per budget), side by side in one
+process on the default model and a real task; and whether the two sweeps agree under greedy decoding.
+
+    .venv/bin/python bench/sweep_cost.py --task math500 --limit 16 --budgets 16,32,64,128,256,512
+
+Prints wall times, the ratios (target: sweep <= 1.3x one max-budget run) and the agreement. On a
+shared machine timings swing: compare the ratios of one run, not absolute seconds across runs.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default="default")
+    parser.add_argument("--task", default="math500")
+    parser.add_argument("--limit", type=int, default=16)
+    parser.add_argument("--budgets", default="16,32,64,128,256,512")
+    parser.add_argument("--answer-tokens", type=int, default=32)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--dtype", default="bfloat16")
+    args = parser.parse_args()
+    budgets = sorted(int(b) for b in args.budgets.split(","))
+
+    from rzoo import tasks
+    from rzoo.harness import generation as G
+    from rzoo.harness import models
+    from rzoo.harness import thinking as T
+    from rzoo.tasks.base import find_data_dir
+
+    models.set_cpu_threads()
+    model, tok = models.load(models.resolve(args.model), dtype=args.dtype)
+    task = tasks.get(args.task)
+    problems = task.load(find_data_dir())[0][:args.limit]
+    prompts = [T.build_prompt(tok, task.messages(p)) for p in problems]
+    kw = dict(answer_tokens=args.answer_tokens, sampling=G.Sampling(temperature=0.0, batch_size=args.batch_size))
+
+    t = time.time()
+    G.generate(model, tok, prompts, max_thinking_tokens=budgets[-1], **kw)
+    one = time.time() - t
+    t = time.time()
+    sweep = G.generate_sweep(model, tok, prompts, budgets=budgets, **kw)
+    swept = time.time() - t
+    t = time.time()
+    naive = {b: G.generate(model, tok, prompts, max_thinking_tokens=b, **kw) for b in budgets}
+    separate = time.time() - t
+
+    print(f"model={args.model} task={args.task} problems={len(prompts)} budgets={budgets} dtype={args.dtype}")
+    print(f"one max-budget run   {one:8.1f} s")
+    print(f"sweep (ours)         {swept:8.1f} s   = {swept / one:.2f}x one run")
+    print(f"naive sweep          {separate:8.1f} s   = {separate / one:.2f}x one run, {separate / swept:.2f}x ours")
+    for b in budgets:
+        same_ids = sum(x.completion_ids == y.completion_ids for x, y in zip(sweep[b], naive[b]))
+        same_answer = sum(x.answer_text == y.answer_text for x, y in zip(sweep[b], naive[b]))
+        verdicts = sum(task.score(p, x.answer_text) == task.score(p, y.answer_text)
+                       for p, x, y in zip(problems, sweep[b], naive[b]))
+        print(f"budget {b:5d}: identical tokens {same_ids}/{len(prompts)}, identical answers "
+              f"{same_answer}/{len(prompts)}, same verdicts {verdicts}/{len(prompts)}")
+
+
+if __name__ == "__main__":
+    main()
