@@ -118,3 +118,25 @@ def test_resume_continues_exactly(tiny_model_dir, runs_root, varying_task, tmp_p
 
 def test_resume_rejects_non_runs(runs_root, tmp_path):
     assert main(["train", f"resume={tmp_path}"]) == 2
+
+
+def test_eval_k_samples_on_real_benchmarks(tiny_model_dir, runs_root):
+    """`harness eval ... task=aime24,gpqa_diamond eval.k=2` offline: pass@k, maj@k, CI, per budget."""
+    from conftest import SHARED_DATA
+
+    if not SHARED_DATA.is_dir():
+        pytest.skip("needs ../shared/data")
+    rc = main(["eval", f"model={tiny_model_dir}", "task=aime24,gpqa_diamond", "eval.k=2", "eval.temperature=1.0",
+               "eval.limit=3", "eval.budgets=[4,8]", "eval.answer_tokens=4", "--no-progress"])
+    assert rc == 0
+    (run,) = (runs_root / "eval").iterdir()
+    for task in ("aime24", "gpqa_diamond"):
+        results = json.loads((run / "eval" / task / "results.json").read_text())
+        for r in results["results"]:
+            assert {"pass@1", "pass@2", "maj@2", "accuracy_ci95", "accuracy_std", "thinking_tokens_p90",
+                    "grader_disagreements", "flops_mean"} <= set(r)
+            assert r["n_samples"] == 6 and r["pass@1"] == pytest.approx(r["accuracy"])
+        samples = pd.read_json(run / "eval" / task / "samples.jsonl", lines=True)
+        assert sorted(samples["sample_index"].unique()) == [0, 1]
+    gpqa = pd.read_json(run / "eval" / "gpqa_diamond" / "samples.jsonl", lines=True)
+    assert gpqa["problem_id"].str.startswith("rec").all() and set(gpqa["gold"]) <= set("ABCD")
