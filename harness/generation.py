@@ -217,19 +217,29 @@ def generate(model, tokenizer, prompts: list[str], *, n: int = 1, max_thinking_t
             # reason == "eos": the turn ended inside the block -> incomplete, no answer round
         active = still
 
-    answering = [i for i, r in enumerate(rows) if r.thinking_end in (T.CLOSED, T.FORCED)]
-    if answering:
-        prefixes = [prompt_ids[rows[i].prompt_index] + rows[i].completion_ids for i in answering]
-        outs = _round(model, tokenizer, prefixes, [answer_tokens] * len(answering), None, sampling, eos_ids,
-                      "answer", progress)
-        for i, (new, reason) in zip(answering, outs):
-            rows[i].answer_ids = new
-            rows[i]._extend(new, True)
-            rows[i].answer_truncated = reason == "length"
+    answering = [rows[i] for i, r in enumerate(rows) if r.thinking_end in (T.CLOSED, T.FORCED)]
+    _answer_round(model, tokenizer, answering, prompt_ids, answer_tokens, sampling, eos_ids, "answer", progress)
+    _decode(tokenizer, rows)
+    return rows
+
+
+def _answer_round(model, tokenizer, rows: list[Completion], prompt_ids: list[list[int]], answer_tokens: int,
+                  sampling: Sampling, eos_ids: set[int], desc: str, progress: bool) -> None:
+    """Generate the answer after each row's closed thinking block, in place."""
+    if not rows:
+        return
+    prefixes = [prompt_ids[r.prompt_index] + r.completion_ids for r in rows]
+    outs = _round(model, tokenizer, prefixes, [answer_tokens] * len(rows), None, sampling, eos_ids, desc, progress)
+    for row, (new, reason) in zip(rows, outs):
+        row.answer_ids = new
+        row._extend(new, True)
+        row.answer_truncated = reason == "length"
+
+
+def _decode(tokenizer, rows: list[Completion]) -> None:
     for row in rows:
         row.thinking_text = tokenizer.decode(row.thinking_ids, skip_special_tokens=True)
         row.answer_text = tokenizer.decode(row.answer_ids, skip_special_tokens=True)
-    return rows
 
 
 def _ended_within(c: Completion, budget: int) -> bool:
@@ -296,16 +306,9 @@ def generate_sweep(model, tokenizer, prompts: list[str], *, budgets: list[int], 
             rows.append(row)
         if cut:
             torch.manual_seed(seed + budget)
-            prefixes = [prompt_ids[rows[i].prompt_index] + rows[i].completion_ids for i in cut]
-            outs = _round(model, tokenizer, prefixes, [answer_tokens] * len(cut), None, sampling, eos_ids,
+            _answer_round(model, tokenizer, [rows[i] for i in cut], prompt_ids, answer_tokens, sampling, eos_ids,
                           f"answers at budget {budget}", progress)
-            for i, (new, reason) in zip(cut, outs):
-                rows[i].answer_ids = new
-                rows[i]._extend(new, True)
-                rows[i].answer_truncated = reason == "length"
-        for row in rows:
-            row.thinking_text = tokenizer.decode(row.thinking_ids, skip_special_tokens=True)
-            row.answer_text = tokenizer.decode(row.answer_ids, skip_special_tokens=True)
+        _decode(tokenizer, rows)
         out[budget] = rows
         timings[budget] = time.time() - t0
     return out
