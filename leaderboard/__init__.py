@@ -1,1 +1,3 @@
-"""Static leaderboard (accuracy vs thinking-token curves), imported as `rzoo.leaderboard`. Built by `harness leaderboard` (coming with the leaderboard issue)."""
+"""Static leaderboard (accuracy vs thinking-token curves), imported as `rzoo.leaderboard`.
+
+Empty until the leaderboard issue lands `harness leaderboard`."""
