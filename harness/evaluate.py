@@ -119,7 +119,6 @@ def evaluate(model, tokenizer, model_info: dict, cfg: EvalConfig, tasks: list[Ta
             print(f"[eval] {td.name}: {how} {len(td.problems)}/{td.total} problems (eval.limit={cfg.limit}); "
                   "eval.limit=none for all", flush=True)
         prompts = [T.build_prompt(tokenizer, td.task.messages(p)) for p in td.problems]
-        prompt_lengths = [len(tokenizer.encode(p, add_special_tokens=False)) for p in prompts]
         samples, results = [], []
         timings: dict[int, float] = {}
         kw = dict(n=cfg.k, min_thinking_tokens=cfg.min_thinking_tokens, max_waits=cfg.max_waits,
@@ -150,7 +149,7 @@ def evaluate(model, tokenizer, model_info: dict, cfg: EvalConfig, tasks: list[Ta
                     "second_opinion": grade.second_opinion, "grading_timed_out": grade.timed_out,
                     "thinking_end": c.thinking_end, "thinking_tokens": c.thinking_tokens,
                     "answer_tokens": c.answer_tokens, "waits": c.waits, "answer_truncated": c.answer_truncated,
-                    "flops": flops.sample_flops(shape, prompt_lengths[c.prompt_index], len(c.completion_ids)),
+                    "flops": flops.sample_flops(shape, c.prompt_tokens, len(c.completion_ids)),
                     "thinking": c.thinking_text, "answer": c.answer_text,
                 })
             grading_seconds = time.time() - t_grade

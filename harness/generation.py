@@ -33,6 +33,7 @@ from . import thinking as T
 class Completion:
     prompt_index: int
     sample_index: int
+    prompt_tokens: int = 0  # length of the prompt the completion continues
     thinking_ids: list[int] = field(default_factory=list)  # inside the block, Waits included
     close_ids: list[int] = field(default_factory=list)  # the delimiter as written, or the forced close
     answer_ids: list[int] = field(default_factory=list)  # model-written answer (end-of-turn included)
@@ -176,7 +177,7 @@ def generate(model, tokenizer, prompts: list[str], *, n: int = 1, max_thinking_t
     wait_ids = tokenizer.encode(T.WAIT, add_special_tokens=False)
     forced_ids = tokenizer.encode(T.FORCED_CLOSE, add_special_tokens=False)
     prompt_ids = [tokenizer.encode(p, add_special_tokens=False) for p in prompts]
-    rows = [Completion(p, s) for p in range(len(prompts)) for s in range(n)]
+    rows = [Completion(p, s, len(prompt_ids[p])) for p in range(len(prompts)) for s in range(n)]
 
     active = list(range(len(rows)))
     round_no = 0
@@ -293,10 +294,9 @@ def generate_sweep(model, tokenizer, prompts: list[str], *, budgets: list[int], 
             if _ended_within(c, budget):
                 rows.append(copy.deepcopy(c))
                 continue
-            row = Completion(c.prompt_index, c.sample_index)
-            row.thinking_ids = c.completion_ids[:budget]
-            row._extend(row.thinking_ids, True)
-            row.sampled_mask[:budget] = c.sampled_mask[:budget]
+            row = Completion(c.prompt_index, c.sample_index, c.prompt_tokens,
+                             thinking_ids=c.completion_ids[:budget], completion_ids=c.completion_ids[:budget],
+                             sampled_mask=c.sampled_mask[:budget])
             row.waits = (budget - sum(row.sampled_mask)) // wait_len if wait_len else 0
             if force_close:
                 row.thinking_end = T.FORCED

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import csv
 import gzip
-import io
 import random
 from pathlib import Path
 
@@ -38,7 +37,7 @@ class GpqaDiamond(Task):
 
     def read_local(self, path: Path) -> list[dict]:
         with gzip.open(path, "rt", encoding="utf-8", newline="") as fh:
-            return list(csv.DictReader(io.StringIO(fh.read())))
+            return list(csv.DictReader(fh))
 
     def problem(self, row: dict, index: int, where: str) -> Problem:
         for key in ("Question", "Record ID", *OPTION_FIELDS):

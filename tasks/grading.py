@@ -61,6 +61,11 @@ def join_thousands(text: str) -> str:
     return text
 
 
+def _normalise_number_forms(text: str) -> str:
+    """Applied to gold and answer alike: thousands separators joined, `\\%` dropped."""
+    return join_thousands(text).replace("\\%", "")
+
+
 def _parse(text: str, config):
     from math_verify import parse
 
@@ -72,7 +77,7 @@ def _parse_gold(gold: str):
     """Gold answers are bare LaTeX (`\\frac{1}{2}`, `\\$32,\\!348`): read them as a boxed answer,
     then in math mode, then as plain text; the first form that parses wins."""
     _, gold_cfg = _configs()
-    gold = join_thousands(gold).replace("\\%", "")  # prepared like answers (see prepare_answer)
+    gold = _normalise_number_forms(gold)
     for text in (f"\\boxed{{{gold}}}", f"${gold}$", gold):
         parsed = _parse(text, gold_cfg)
         if parsed:
@@ -90,7 +95,7 @@ def prepare_answer(answer_text: str) -> str:
     last = answer_text.rfind("\\boxed")
     if last > 0 and answer_text.count("\\boxed") > 1:
         answer_text = answer_text[last:]
-    return join_thousands(answer_text).replace("\\%", "")
+    return _normalise_number_forms(answer_text)
 
 
 def _math_verdict_unlimited(answer_text: str, gold: str) -> Verdict:
