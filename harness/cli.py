@@ -4,6 +4,8 @@
     harness train      method=grpo [key=value ...]
     harness eval       model=default task=arith,math500 eval.budgets=[64,256]
     harness methods | harness tasks
+    harness plot [--run RUN_DIR ...] [--out DIR]      accuracy vs thinking tokens / FLOPs
+    harness leaderboard [--out DIR] [--screenshot PNG]
 
 Overrides are `key=value` tokens converted by the config dataclass's field types. Nothing heavy is
 imported until a command runs (`harness --help` does not import torch).
@@ -28,14 +30,18 @@ ALIASES = {"task": "eval.task"}
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
+    from rzoo.leaderboard.browser import BrowserError
+    from rzoo.leaderboard.site import LeaderboardError
     from rzoo.tasks.base import TaskError
 
-    return (ConfigError, UnknownName, ModelError, TaskError)
+    return (ConfigError, UnknownName, ModelError, TaskError, LeaderboardError, BrowserError)
 
 EPILOG = """examples:
   harness train+eval method=grpo                     the default run (CPU preset)
   harness eval model=default task=arith,math500 eval.budgets=[64,256]
   harness tasks show math500                         print a task's prompt template
+  harness plot --run runs/grpo/<run> --out plots     curves of one run (base and trained)
+  harness leaderboard --out site                     static site from every run under $RZOO_RUNS
 Run `harness <command> --help` (with method=NAME for training) for every key, its default and help."""
 
 
@@ -147,7 +153,7 @@ def _print_table(summary: dict[str, list[dict]], label: str) -> None:
 def run_job(job: dict, progress: bool = True) -> "object":
     """Execute a resolved job; returns the Run. Validates model and data before creating the run."""
     from . import models
-    from .evaluate import evaluate, load_tasks
+    from .evaluate import evaluate, load_model, load_tasks
     from .runstore import Run
 
     cfg, ecfg = job["config"], job["eval"]
@@ -177,7 +183,7 @@ def run_job(job: dict, progress: bool = True) -> "object":
         summaries = {}
         baseline_done = (run.path / "eval_base").is_dir()
         if job["command"] != "train" and ecfg.baseline and "module" in job and not baseline_done:
-            model, tok = models.load(resolved, dtype=ecfg.dtype)
+            model, tok = load_model(resolved, ecfg)
             info = {"spec": resolved.spec, "source": resolved.source, "role": "base"}
             summaries["base"] = evaluate(model, tok, info, ecfg, tasks, run.path / "eval_base", progress)
             del model
@@ -189,7 +195,7 @@ def run_job(job: dict, progress: bool = True) -> "object":
         else:
             eval_model = resolved
         if job["command"] != "train":
-            model, tok = models.load(eval_model, dtype=ecfg.dtype)
+            model, tok = load_model(eval_model, ecfg)
             info = {"spec": eval_model.spec, "source": eval_model.source, "base_model": resolved.source,
                     "method": job.get("method"), "run": str(run.path)}
             summaries["eval"] = evaluate(model, tok, info, ecfg, tasks, run.path / "eval", progress)
@@ -207,7 +213,64 @@ def run_job(job: dict, progress: bool = True) -> "object":
         run.set_status("failed", error=f"{type(e).__name__}: {e}")
         raise
     print(f"[run] done: {run.path}")
+    if job["command"] != "train":
+        refresh_leaderboard(run.path.parent.parent)
     return run
+
+
+def refresh_leaderboard(root) -> None:
+    """Rebuild `<runs root>/leaderboard` and print where it is. A failure here is reported, not raised:
+    the run's results are already safe on disk and `harness leaderboard` can rebuild later."""
+    from rzoo.leaderboard.site import LeaderboardError, build
+
+    try:
+        index = build(root)
+    except (LeaderboardError, OSError, ValueError) as e:
+        print(f"[leaderboard] not refreshed ({type(e).__name__}: {e}); run `harness leaderboard`", flush=True)
+        return
+    print(f"[leaderboard] {index.as_uri()}", flush=True)
+
+
+def _plot_command(args) -> int:
+    from pathlib import Path
+
+    from rzoo.leaderboard.collect import collect, find_runs
+    from rzoo.leaderboard.plot import AXES, plot_curves
+
+    from .runstore import runs_root
+
+    root = Path(args.runs) if args.runs else runs_root()
+    runs = find_runs(root)
+    if args.run:
+        wanted = {Path(r).resolve() for r in args.run}
+        missing = wanted - {r.path.resolve() for r in runs}
+        if missing:
+            raise ConfigError(f"not a run folder under {root}: {', '.join(sorted(map(str, missing)))}")
+        runs = [r for r in runs if r.path.resolve() in wanted]
+    points = collect(root, runs)
+    if points.empty:
+        raise ConfigError(f"no evaluation results under {root}" + (" for the given runs" if args.run else ""))
+    out = Path(args.out) if args.out else root / "plots"
+    for axis in AXES:
+        for path in plot_curves(points, out, axis):
+            print(path)
+    return 0
+
+
+def _leaderboard_command(args) -> int:
+    from pathlib import Path
+
+    from rzoo.leaderboard.site import build
+
+    from .runstore import runs_root
+
+    index = build(Path(args.runs) if args.runs else runs_root(), args.out)
+    print(f"[leaderboard] {index.as_uri()}")
+    if args.screenshot:
+        from rzoo.leaderboard import browser
+
+        print(f"[leaderboard] screenshot {browser.screenshot(index, args.screenshot)}")
+    return 0
 
 
 def _cmd_help(command: str, tokens: list[str]) -> str:
@@ -262,9 +325,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="harness", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Train reasoning models with published recipes; evaluate accuracy against thinking tokens.")
-    parser.add_argument("command", nargs="?", choices=["train", "eval", "train+eval", "methods", "tasks"])
+    parser.add_argument("command", nargs="?",
+                        choices=["train", "eval", "train+eval", "methods", "tasks", "plot", "leaderboard"])
     parser.add_argument("overrides", nargs="*", help="key=value overrides")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--runs", metavar="DIR", help="plot/leaderboard: runs root (default $RZOO_RUNS or ./runs)")
+    parser.add_argument("--out", metavar="DIR", help="plot/leaderboard: output folder (default <runs>/plots, "
+                                                     "<runs>/leaderboard)")
+    parser.add_argument("--run", metavar="RUN_DIR", action="append", help="plot: only these runs (repeatable)")
+    parser.add_argument("--screenshot", metavar="PNG", help="leaderboard: also save a headless-Chromium "
+                                                            "screenshot of the index page")
     if not argv or argv[0] in ("-h", "--help"):
         parser.print_help()
         return 0
@@ -286,6 +356,13 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "tasks":
             return _tasks_command(args.overrides)
+        given = [f"--{n}" for n in ("runs", "out", "run", "screenshot") if getattr(args, n)]
+        if args.command not in ("plot", "leaderboard") and given:
+            raise ConfigError(f"{', '.join(given)} belong to harness plot / leaderboard, not {args.command}")
+        if args.command in ("plot", "leaderboard"):
+            if args.overrides:
+                raise ConfigError(f"harness {args.command} takes options, not key=value: {' '.join(args.overrides)}")
+            return (_plot_command if args.command == "plot" else _leaderboard_command)(args)
         job = resolve(args.command, args.overrides)
         run_job(job, progress=not args.no_progress)
         return 0

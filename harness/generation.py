@@ -20,7 +20,8 @@ tokens the model did not choose.
 Departure from s1: s1 uses a single-token delimiter and suppresses it in the logits; `</think>` is
 several tokens in most tokenizers, so it is detected in text after it is generated and then removed.
 Each round re-reads the prompt+prefix (prefill) instead of keeping the KV cache across rounds; a
-row sees at most `max_waits + 2` rounds.
+row sees at most `max_waits + 2` rounds. Budget sweeps (`generate_sweep`) do keep it: the smaller
+budgets' forced answers continue the thinking round's cache, cut at each budget.
 """
 from __future__ import annotations
 
@@ -97,12 +98,35 @@ class _RoundStop:
         return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
 
 
+def _generation_config(sampling: Sampling, max_new_tokens: int, pad: int, eos_ids: set[int]):
+    from transformers import GenerationConfig
+
+    return GenerationConfig(
+        max_new_tokens=max_new_tokens,
+        do_sample=sampling.temperature > 0,
+        temperature=sampling.temperature if sampling.temperature > 0 else None,
+        top_p=sampling.top_p if sampling.temperature > 0 else None,
+        top_k=None,  # no top-k truncation: R1-Zero samples at temperature 1 from the full vocabulary
+        pad_token_id=pad,
+        eos_token_id=sorted(eos_ids),
+    )
+
+
 def _round(model, tokenizer, prefixes: list[list[int]], limits: list[int], stop_text: str | None,
-           sampling: Sampling, eos_ids: set[int], desc: str, progress: bool) -> list[tuple[list[int], str]]:
-    """One batched pass: each prefix continues for at most its limit; returns (new ids, reason)."""
+           sampling: Sampling, eos_ids: set[int], desc: str, progress: bool,
+           after_chunk=None) -> list[tuple[list[int], str]]:
+    """One batched pass: each prefix continues for at most its limit; returns (new ids, reason), reason
+    "eos" | "stop" | "length", the end-of-turn or stop-completing token last. An engine object with
+    `round_batch` (vLLM, `vllm_engine.py`) runs the round itself; everything above is shared.
+
+    `after_chunk(chunk, sequences, attention, cache, width, news)`, if given, sees each batch's
+    left-padded sequences (B, width + new), prompt mask (B, width), KV cache and per-row new ids
+    before they are dropped (the sweep answers smaller budgets from that cache)."""
+    if hasattr(model, "round_batch"):
+        return model.round_batch(tokenizer, prefixes, limits, stop_text, sampling, eos_ids, desc, progress)
     import torch
     from tqdm.auto import tqdm
-    from transformers import GenerationConfig, StoppingCriteriaList
+    from transformers import StoppingCriteriaList
 
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(eos_ids)
     # Sort by length so a batch holds similar lengths (less padding); results go back in order.
@@ -120,25 +144,70 @@ def _round(model, tokenizer, prefixes: list[list[int]], limits: list[int], stop_
             attention[r, width - len(ids):] = 1
         row_limits = [limits[i] for i in chunk]
         stop = _RoundStop(tokenizer, width, row_limits, stop_text, eos_ids)
-        config = GenerationConfig(
-            max_new_tokens=max(row_limits),
-            do_sample=sampling.temperature > 0,
-            temperature=sampling.temperature if sampling.temperature > 0 else None,
-            top_p=sampling.top_p if sampling.temperature > 0 else None,
-            top_k=None,  # no top-k truncation: R1-Zero samples at temperature 1 from the full vocabulary
-            pad_token_id=pad,
-            eos_token_id=sorted(eos_ids),
-        )
+        config = _generation_config(sampling, max(row_limits), pad, eos_ids)
+        config.return_dict_in_generate = after_chunk is not None  # the hook needs the KV cache
+        attention = attention.to(device)
         with torch.no_grad():
             out = model.generate(
-                input_ids=input_ids.to(device), attention_mask=attention.to(device), generation_config=config,
+                input_ids=input_ids.to(device), attention_mask=attention, generation_config=config,
                 stopping_criteria=StoppingCriteriaList([stop]),
             )
-        new = out[:, width:].tolist()
+        sequences = out.sequences if after_chunk is not None else out
+        new = sequences[:, width:].tolist()
         for r, i in enumerate(chunk):
             n, reason = stop.events[r] or (len(new[r]), "length")
             results[i] = (new[r][:n], reason)
+        if after_chunk is not None:
+            after_chunk(chunk, sequences, attention, out.past_key_values, width, [results[i][0] for i in chunk])
     return results  # type: ignore[return-value]
+
+
+def _slice_cache(cache, rows, length: int):
+    """A new KV cache with batch rows `rows` and the first `length` positions of `cache` (left intact),
+    or None for a cache kind this does not know how to cut (the caller then re-reads the prefix)."""
+    import copy
+
+    from transformers.cache_utils import DynamicCache, DynamicLayer
+
+    if type(cache) is not DynamicCache or not all(type(layer) is DynamicLayer for layer in cache.layers):
+        return None
+    new = copy.copy(cache)
+    new.layers = []
+    for layer in cache.layers:
+        part = copy.copy(layer)
+        part.keys = layer.keys[rows, :, :length]  # (rows, heads, length, head_dim); indexing copies
+        part.values = layer.values[rows, :, :length]
+        new.layers.append(part)
+    return new
+
+
+def _answers_from_cache(model, tokenizer, sequences, attention, cache, width: int, rows: list[int], budget: int,
+                        forced_ids: list[int], answer_tokens: int, sampling: Sampling, eos_ids: set[int]):
+    """Forced answers at `budget` for batch rows `rows` of a finished thinking round: keep the first
+    `budget` thinking tokens' KV, append the forced close, generate only the answer. Every row's
+    thinking starts at column `width` (left padding), so one cut serves the whole batch.
+    Returns [(new ids, reason)] per row, or None if the cache cannot be cut."""
+    import torch
+    from transformers import StoppingCriteriaList
+
+    index = torch.tensor(rows, device=sequences.device)
+    keep = width + budget
+    prefix = _slice_cache(cache, index, keep)
+    if prefix is None:
+        return None
+    forced = torch.tensor(forced_ids, dtype=sequences.dtype, device=sequences.device).expand(len(rows), -1)
+    input_ids = torch.cat([sequences[index, :keep], forced], dim=1)
+    ones = torch.ones((len(rows), budget + len(forced_ids)), dtype=attention.dtype, device=attention.device)
+    mask = torch.cat([attention[index], ones], dim=1)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(eos_ids)
+    stop = _RoundStop(tokenizer, input_ids.shape[1], [answer_tokens] * len(rows), None, eos_ids)
+    with torch.no_grad():
+        out = model.generate(input_ids=input_ids, attention_mask=mask, past_key_values=prefix,
+                             generation_config=_generation_config(sampling, answer_tokens, pad, eos_ids),
+                             stopping_criteria=StoppingCriteriaList([stop]))
+    new = out[:, input_ids.shape[1]:].tolist()
+    return [(new[r][:n], reason) for r, (n, reason) in
+            ((r, stop.events[r] or (len(new[r]), "length")) for r in range(len(rows)))]
 
 
 def _delimiter_start(tokenizer, ids: list[int], delimiter: str) -> int:
@@ -163,9 +232,10 @@ def _eos_ids(model, tokenizer) -> set[int]:
 def generate(model, tokenizer, prompts: list[str], *, n: int = 1, max_thinking_tokens: int,
              min_thinking_tokens: int = 0, max_waits: int = 0, answer_tokens: int = 64,
              force_close: bool = True, sampling: Sampling = Sampling(), seed: int = 0,
-             progress: bool = False) -> list[Completion]:
+             progress: bool = False, first_round_hook=None) -> list[Completion]:
     """Generate `n` completions per prompt (prompt text must end inside `<think>`, see
-    `thinking.build_prompt`). Returns completions ordered by (prompt, sample)."""
+    `thinking.build_prompt`). Returns completions ordered by (prompt, sample). `first_round_hook` is
+    `_round`'s `after_chunk` for the first thinking round (whose row i is completion i)."""
     import torch
 
     if max_thinking_tokens < 1:
@@ -186,7 +256,7 @@ def generate(model, tokenizer, prompts: list[str], *, n: int = 1, max_thinking_t
         prefixes = [prompt_ids[rows[i].prompt_index] + rows[i].completion_ids for i in active]
         limits = [max_thinking_tokens - rows[i].thinking_tokens for i in active]
         outs = _round(model, tokenizer, prefixes, limits, T.THINK_CLOSE, sampling, eos_ids,
-                      f"thinking (round {round_no})", progress)
+                      f"thinking (round {round_no})", progress, first_round_hook if round_no == 1 else None)
         still = []
         for i, (new, reason) in zip(active, outs):
             row = rows[i]
@@ -263,11 +333,12 @@ def generate_sweep(model, tokenizer, prompts: list[str], *, budgets: list[int], 
     A sample whose thinking ended within a smaller budget is the same at that budget. Any other is
     cut after `budget` thinking tokens (its own first tokens, exactly what a run capped there would
     have produced under greedy decoding), closed with the forced cue, and only the answer is
-    generated (batched; the HF backend re-reads the prompt+thinking prefix, vLLM's prefix cache
-    reuses it). With sampling, smaller budgets are truncations of the same samples, as in s1.
+    generated, reusing the prompt+thinking prefix: on the HF backend each batch's KV cache from the
+    thinking round is cut at the budget and continued with the forced close (no re-read of the
+    prefix; needs max_waits=0, else the prefix is re-read); vLLM's prefix cache does the same. With sampling, smaller budgets are truncations of the same samples, as in s1.
     Approximation: with `min_thinking_tokens`, a "Wait" a capped run would have skipped near its cap
     is kept. `timings`, if given, receives the generation seconds per budget (the largest: the full
-    generation; the others: their answer round).
+    generation; the others: their share of the one answer round they have together, by rows).
     """
     import copy
     import time
@@ -277,20 +348,45 @@ def generate_sweep(model, tokenizer, prompts: list[str], *, budgets: list[int], 
     budgets = sorted(set(budgets))
     top = budgets[-1]
     timings = {} if timings is None else timings
+    forced_ids = tokenizer.encode(T.FORCED_CLOSE, add_special_tokens=False)
+    eos_ids = _eos_ids(model, tokenizer)
+    smaller = budgets[:-1]
+    # (completion index, budget) -> (answer ids, reason), from the thinking round's KV cache
+    early: dict[tuple[int, int], tuple[list[int], str]] = {}
+    early_seconds = dict.fromkeys(smaller, 0.0)
+
+    def answer_smaller_budgets(chunk, sequences, attention, cache, width, news):
+        # a row is cut at budget b iff its first round produced more than b tokens (with one round,
+        # that is exactly `not _ended_within(row, b)`)
+        for b in smaller:
+            rows = [r for r, new in enumerate(news) if len(new) > b]
+            if not rows:
+                continue
+            t = time.time()
+            torch.manual_seed(seed + b)
+            outs = _answers_from_cache(model, tokenizer, sequences, attention, cache, width, rows, b, forced_ids,
+                                       answer_tokens, sampling, eos_ids)
+            early_seconds[b] += time.time() - t
+            if outs is None:  # a cache kind we cannot cut: the rows take the re-reading path below
+                return
+            for r, out in zip(rows, outs):
+                early[(chunk[r], b)] = out
+
+    reuse = smaller and force_close and max_waits == 0 and not hasattr(model, "round_batch")
     t0 = time.time()
     full = generate(model, tokenizer, prompts, n=n, max_thinking_tokens=top,
                     min_thinking_tokens=min_thinking_tokens, max_waits=max_waits, answer_tokens=answer_tokens,
-                    force_close=force_close, sampling=sampling, seed=seed, progress=progress)
+                    force_close=force_close, sampling=sampling, seed=seed, progress=progress,
+                    first_round_hook=answer_smaller_budgets if reuse else None)
     out = {top: full}
-    timings[top] = time.time() - t0
-    forced_ids = tokenizer.encode(T.FORCED_CLOSE, add_special_tokens=False)
+    timings[top] = time.time() - t0 - sum(early_seconds.values())
     wait_len = len(tokenizer.encode(T.WAIT, add_special_tokens=False))
     prompt_ids = [tokenizer.encode(p, add_special_tokens=False) for p in prompts]
-    eos_ids = _eos_ids(model, tokenizer)
-    for budget in budgets[:-1]:
-        t0 = time.time()
-        rows, cut = [], []
-        for c in full:
+    t0 = time.time()
+    cut: list[tuple[int, Completion]] = []  # (budget, row) still needing a forced answer
+    for budget in smaller:
+        rows = []
+        for i, c in enumerate(full):
             if _ended_within(c, budget):
                 rows.append(copy.deepcopy(c))
                 continue
@@ -302,14 +398,25 @@ def generate_sweep(model, tokenizer, prompts: list[str], *, budgets: list[int], 
                 row.thinking_end = T.FORCED
                 row.close_ids = list(forced_ids)
                 row._extend(forced_ids, False)
-                cut.append(len(rows))
+                if (i, budget) in early:
+                    new, reason = early[(i, budget)]
+                    row.answer_ids = new
+                    row._extend(new, True)
+                    row.answer_truncated = reason == "length"
+                else:
+                    cut.append((budget, row))
             rows.append(row)
-        if cut:
-            torch.manual_seed(seed + budget)
-            _answer_round(model, tokenizer, [rows[i] for i in cut], prompt_ids, answer_tokens, sampling, eos_ids,
-                          f"answers at budget {budget}", progress)
-        _decode(tokenizer, rows)
         out[budget] = rows
-        timings[budget] = time.time() - t0
+    if cut:
+        # the rows not answered from a cache: one answer round for all smaller budgets, re-reading
+        # each prompt+thinking prefix
+        torch.manual_seed(seed + 1)
+        _answer_round(model, tokenizer, [row for _, row in cut], prompt_ids, answer_tokens, sampling, eos_ids,
+                      "forced answers (smaller budgets)", progress)
+    elapsed = time.time() - t0
+    for budget in smaller:
+        _decode(tokenizer, out[budget])
+        # early answers were timed per budget; a shared round is split by each budget's share of its rows
+        share = sum(b == budget for b, _ in cut) / len(cut) if cut else 0.0
+        timings[budget] = early_seconds[budget] + elapsed * share
     return out
-

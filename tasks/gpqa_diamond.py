@@ -34,6 +34,7 @@ class GpqaDiamond(Task):
     hub_config = "gpqa_diamond"
     hub_split = "train"
     expected_size = 198
+    publish_model_text = False  # a model's thinking often restates the question
 
     def read_local(self, path: Path) -> list[dict]:
         with gzip.open(path, "rt", encoding="utf-8", newline="") as fh:

@@ -221,3 +221,34 @@ def test_sweep_on_random_model_matches_separate_runs(tiny, tokenizer):
         separate = G.generate(tiny, tokenizer, _prompts(tokenizer, 3), max_thinking_tokens=b, answer_tokens=5)
         for x, y in zip(sweep[b], separate):
             _same(x, y)
+
+
+def test_sweep_answers_smaller_budgets_from_the_kv_cache(tiny, tokenizer, monkeypatch):
+    """The smaller budgets' forced answers come from the thinking round's cut KV cache (no prefix
+    re-read), and still equal separate runs; with Wait extensions (several rounds) the sweep falls
+    back to re-reading the prefix."""
+    calls, from_cache = [], []
+    answer_round, answers_from_cache = G._answer_round, G._answers_from_cache
+
+    def spy_round(*args, **kwargs):
+        calls.append(args[7])  # desc
+        return answer_round(*args, **kwargs)
+
+    def spy_cache(*args, **kwargs):
+        out = answers_from_cache(*args, **kwargs)
+        from_cache.append(len(out))
+        return out
+
+    monkeypatch.setattr(G, "_answer_round", spy_round)
+    monkeypatch.setattr(G, "_answers_from_cache", spy_cache)
+    budgets = [2, 5, 12]
+    prompts = _prompts(tokenizer, 3)
+    sweep = G.generate_sweep(tiny, tokenizer, prompts, budgets=budgets, answer_tokens=5)
+    assert calls == ["answer"]  # only the top budget's own answer round; smaller budgets came from the cache
+    assert sum(from_cache) >= len(prompts)  # budget 2 cuts every row that did not end within 2 tokens
+    for b in budgets:
+        for x, y in zip(sweep[b], G.generate(tiny, tokenizer, prompts, max_thinking_tokens=b, answer_tokens=5)):
+            _same(x, y)
+    calls.clear()
+    G.generate_sweep(tiny, tokenizer, prompts, budgets=budgets, answer_tokens=5, min_thinking_tokens=2, max_waits=1)
+    assert "forced answers (smaller budgets)" in calls

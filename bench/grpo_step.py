@@ -1,0 +1,123 @@
+"""GRPO step time: ours (`harness train method=grpo`) against TRL's `GRPOTrainer` used directly, same
+model, same problems, same group sizes, learning rate, KL, clipping, temperature and length cap, one
+process each after the other.
+
+    .venv/bin/python bench/grpo_step.py [--steps 4] [--prompts 4] [--samples 6] [--max-tokens 48]
+
+Ours caps thinking at `--max-tokens` - 16 plus a 16-token answer (the CPU preset's split); TRL caps the
+completion at `--max-tokens`. Both use bf16 autocast on CPU and the same reward (our task scorer +
+format reward). Reported: median seconds per optimiser step over the steps after the first (which
+pays one-time costs), and mean completion tokens, since step time follows completion length.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+
+def run_ours(args, root: Path) -> tuple[list[float], list[float]]:
+    import os
+
+    from rzoo.harness.cli import main
+
+    os.environ["RZOO_RUNS"] = str(root)
+    rc = main(["train", "method=grpo", f"model={args.model}", f"steps={args.steps}",
+               f"prompts_per_step={args.prompts}", f"samples_per_prompt={args.samples}",
+               f"max_thinking_tokens={args.max_tokens - 16}", "answer_tokens=16", "temperature=0.7", "lr=1e-5",
+               "minibatches=1", f"generation_batch_size={args.prompts * args.samples}",
+               f"micro_batch_size={args.prompts * args.samples}", "save_every=0", "--no-progress"])
+    assert rc == 0
+    (run,) = (root / "grpo").iterdir()
+    log = [json.loads(line) for line in (run / "train.jsonl").read_text().splitlines()]
+    return [r["seconds"] for r in log], [r["completion_tokens_mean"] for r in log]
+
+
+def run_trl(args, root: Path) -> tuple[list[float], list[float]]:
+    import torch
+    from datasets import Dataset
+    from transformers import TrainerCallback
+    from trl import GRPOConfig, GRPOTrainer
+
+    from rzoo import tasks
+    from rzoo.harness import generation as G
+    from rzoo.harness import models
+    from rzoo.harness import thinking as T
+    from rzoo.methods import grpo
+
+    task = tasks.get("arith")
+    problems, _ = task.load(None, split="train")
+    by_question = {p.question: p for p in problems}
+    model, tok = models.load(models.resolve(args.model), dtype="float32")
+    # the same prompt text ours samples from: chat template + pre-filled `<think>\n` (a plain-text prompt,
+    # so TRL does not apply the template again)
+    rows = [{"prompt": T.build_prompt(tok, task.messages(p)), "question": p.question}
+            for p in problems[:args.prompts * args.steps]]
+
+    def reward(completions, question, **_):
+        out = []
+        for text, q in zip(completions, question):
+            # our reward on TRL's text: rebuild what it reads (how thinking ended, the answer after it)
+            c = G.Completion(0, 0, 0)
+            if T.THINK_CLOSE in text:
+                c.thinking_end, c.answer_text = T.CLOSED, text.split(T.THINK_CLOSE, 1)[1]
+            else:
+                c.thinking_end = T.INCOMPLETE
+            out.append(grpo.reward(task, by_question[q], c, accuracy_weight=1.0, format_weight=1.0)["total"])
+        return out
+
+    times, lengths = [], []
+
+    class Clock(TrainerCallback):
+        def on_step_begin(self, *a, **k):
+            self.t = time.perf_counter()
+
+        def on_step_end(self, *a, **k):
+            times.append(time.perf_counter() - self.t)
+
+        def on_log(self, _args, state, control, logs=None, **k):
+            if logs and "completions/mean_length" in logs:
+                lengths.append(logs["completions/mean_length"])
+
+    config = GRPOConfig(
+        output_dir=str(root / "trl"), per_device_train_batch_size=args.prompts * args.samples,
+        num_generations=args.samples, max_completion_length=args.max_tokens, max_steps=args.steps,
+        learning_rate=1e-5, beta=0.001, epsilon=0.2, loss_type="grpo", use_bias_correction_kl=False,
+        temperature=0.7, num_iterations=1, use_cpu=True, bf16=True, logging_steps=1, report_to=[],
+        save_strategy="no", seed=0, max_grad_norm=1.0, lr_scheduler_type="constant", warmup_steps=0,
+    )
+    trainer = GRPOTrainer(model=model, reward_funcs=[reward], args=config, train_dataset=Dataset.from_list(rows),
+                          processing_class=tok, callbacks=[Clock()])
+    torch.manual_seed(0)
+    trainer.train()
+    return times, lengths
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default="default")
+    parser.add_argument("--steps", type=int, default=4)
+    parser.add_argument("--prompts", type=int, default=4)
+    parser.add_argument("--samples", type=int, default=6)
+    parser.add_argument("--max-tokens", type=int, default=48)
+    args = parser.parse_args()
+    from rzoo.harness import models
+
+    models.set_cpu_threads()
+    with tempfile.TemporaryDirectory() as tmp:
+        ours_t, ours_len = run_ours(args, Path(tmp) / "ours")
+        trl_t, trl_len = run_trl(args, Path(tmp) / "trl")
+    o, t = statistics.median(ours_t[1:] or ours_t), statistics.median(trl_t[1:] or trl_t)
+    print(f"\n{args.steps} steps x {args.prompts} prompts x {args.samples} samples, cap {args.max_tokens} tokens")
+    print(f"ours: median {o:6.1f} s/step (all: {', '.join(f'{x:.1f}' for x in ours_t)}), "
+          f"completion tokens {statistics.fmean(ours_len):.1f}")
+    print(f"TRL : median {t:6.1f} s/step (all: {', '.join(f'{x:.1f}' for x in trl_t)}), "
+          f"completion tokens {statistics.fmean(trl_len) if trl_len else float('nan'):.1f}")
+    print(f"ours / TRL step time: {o / t:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

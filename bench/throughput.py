@@ -1,0 +1,120 @@
+"""Evaluation throughput, side by side in one process: our HF backend, our vLLM backend, lm-eval's
+`hf` backend and lm-eval's `vllm` backend, on the same model, prompts and token budget; plus the
+share of evaluation wall time that grading takes.
+
+    .venv/bin/python bench/throughput.py                         # hf, lm-eval hf (no vLLM here)
+    .venv-vllm/bin/python bench/throughput.py --backends hf,vllm,lmeval-hf,lmeval-vllm
+
+Every backend gets the same prompts (the task's chat prompt with `<think>` pre-filled), greedy
+decoding and the same cap: our backends a thinking budget plus an answer budget, lm-eval's
+`max_gen_toks` = their sum (it stops at end-of-turn; it has no thinking budget). Reported: generated
+tokens per second (tokens the model produced, injected forcing tokens excluded), the ratio to lm-eval
+`hf`. Timings on a shared machine swing: compare within one run.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+
+def ours(model, tok, prompts, problems, task, args) -> dict:
+    from rzoo.harness import generation as G
+
+    t = time.perf_counter()
+    rows = G.generate(model, tok, prompts, max_thinking_tokens=args.budget, answer_tokens=args.answer_tokens,
+                      sampling=G.Sampling(batch_size=args.batch_size))
+    gen = time.perf_counter() - t
+    t = time.perf_counter()
+    for p, c in zip(problems, rows):
+        task.grade(p, c.answer_text)
+    grading = time.perf_counter() - t
+    tokens = sum(sum(c.sampled_mask) for c in rows)
+    return {"tokens": tokens, "seconds": gen, "grading": grading, "answers": [c.answer_text for c in rows]}
+
+
+def lmeval(lm, tok, prompts, args) -> dict:
+    from lm_eval.api.instance import Instance
+
+    gen_kwargs = {"until": [tok.eos_token], "max_gen_toks": args.budget + args.answer_tokens, "do_sample": False,
+                  "temperature": 0.0}
+    requests = [Instance("generate_until", {}, (p, dict(gen_kwargs)), i) for i, p in enumerate(prompts)]
+    t = time.perf_counter()
+    texts = lm.generate_until(requests, disable_tqdm=True)
+    seconds = time.perf_counter() - t
+    tokens = sum(len(tok.encode(x, add_special_tokens=False)) for x in texts)
+    return {"tokens": tokens, "seconds": seconds}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--backends", default="hf,lmeval-hf")
+    parser.add_argument("--model", default="default")
+    parser.add_argument("--task", default="math500")
+    parser.add_argument("--limit", type=int, default=32)
+    parser.add_argument("--budget", type=int, default=256)
+    parser.add_argument("--answer-tokens", type=int, default=32)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--dtype", default="bfloat16")
+    args = parser.parse_args()
+    backends = args.backends.split(",")
+
+    from rzoo import tasks
+    from rzoo.harness import models
+    from rzoo.harness import thinking as T
+    from rzoo.tasks.base import find_data_dir
+
+    models.set_cpu_threads()
+    resolved = models.resolve(args.model)
+    task = tasks.get(args.task)
+    problems = task.load(find_data_dir())[0][:args.limit]
+    results = {}
+    hf_model = tok = None
+    for name in backends:
+        if name in ("hf", "lmeval-hf") and hf_model is None:
+            hf_model, tok = models.load(resolved, dtype=args.dtype)
+        if tok is None:
+            from transformers import AutoTokenizer
+
+            tok = AutoTokenizer.from_pretrained(resolved.path)
+        prompts = [T.build_prompt(tok, task.messages(p)) for p in problems]
+        if name == "hf":
+            results[name] = ours(hf_model, tok, prompts, problems, task, args)
+        elif name == "vllm":
+            from rzoo.harness.vllm_engine import VllmEngine
+
+            engine = VllmEngine(resolved.path, dtype=args.dtype)
+            ours(engine, tok, prompts[:2], problems[:2], task, args)  # warm-up (compilation, cache)
+            engine.llm.reset_prefix_cache()
+            results[name] = ours(engine, tok, prompts, problems, task, args)
+            del engine
+        elif name == "lmeval-hf":
+            from lm_eval.models.huggingface import HFLM
+
+            lm = HFLM(pretrained=hf_model, tokenizer=tok, batch_size=args.batch_size, device="cpu")
+            results[name] = lmeval(lm, tok, prompts, args)
+        elif name == "lmeval-vllm":
+            from lm_eval.models.vllm_causallms import VLLM
+
+            lm = VLLM(pretrained=resolved.path, dtype=args.dtype, batch_size="auto", enable_prefix_caching=True)
+            results[name] = lmeval(lm, tok, prompts, args)
+        else:
+            raise SystemExit(f"unknown backend {name!r}; valid: hf, vllm, lmeval-hf, lmeval-vllm")
+        r = results[name]
+        print(f"{name:<12} {r['tokens']:6d} tokens in {r['seconds']:7.1f} s = {r['tokens'] / r['seconds']:6.1f} tok/s",
+              flush=True)
+
+    print(f"\nmodel={args.model} task={args.task} prompts={len(problems)} budget={args.budget}+{args.answer_tokens} "
+          f"dtype={args.dtype} batch={args.batch_size}")
+    base = results.get("lmeval-hf")
+    for name, r in results.items():
+        rate = r["tokens"] / r["seconds"]
+        ratio = f"{rate / (base['tokens'] / base['seconds']):.2f}x lm-eval hf" if base else ""
+        grading = f", grading {r['grading'] / (r['seconds'] + r['grading']):.2%} of eval time" if "grading" in r else ""
+        print(f"{name:<12} {rate:7.1f} tok/s  {ratio}{grading}")
+    if "hf" in results and "vllm" in results:
+        same = sum(a == b for a, b in zip(results["hf"]["answers"], results["vllm"]["answers"]))
+        print(f"hf vs vllm: identical answer text {same}/{len(problems)}")
+
+
+if __name__ == "__main__":
+    main()

