@@ -4,10 +4,12 @@
 2. The decode roofline for the model: every generated token costs ~2 x N FLOPs (N = matmul
    parameters, `harness/flops.py`), so tokens/s <= peak FLOP/s / (2 N) at any batch size.
 3. Measured decode tokens/s at batch 1, 8, 32 (fixed prompt, exactly --new-tokens new tokens, greedy)
-   for transformers' `generate` as is, and for our HF generation round (the same call plus our per-row
-   stop check, which is what evaluation and RL rollouts run), each as a fraction of the roofline.
+   for transformers' `generate` as is, for our HF generation round (the same call plus our per-row
+   stop check, which is what evaluation and RL rollouts run) and, with --vllm, for vLLM; each as a
+   fraction of the roofline.
 
     .venv/bin/python bench/roofline.py [--dtype bfloat16] [--batches 1,8,32] [--new-tokens 64]
+    .venv-vllm/bin/python bench/roofline.py --vllm          # and vLLM, in its environment
 
 Timings on a shared machine swing: the script runs everything side by side; quote ratios.
 """
@@ -40,6 +42,7 @@ def main() -> None:
     parser.add_argument("--batches", default="1,8,32")
     parser.add_argument("--new-tokens", type=int, default=64)
     parser.add_argument("--prompt-tokens", type=int, default=128)
+    parser.add_argument("--vllm", action="store_true", help="also measure our vLLM engine (needs vLLM)")
     args = parser.parse_args()
 
     import torch
@@ -61,6 +64,11 @@ def main() -> None:
     print(f"model {args.model}: N = {shape.matmul_params / 1e6:.1f}M matmul parameters, {args.dtype}; "
           f"decode roofline {roof:.0f} tokens/s (peak / 2N)")
 
+    engine = None
+    if args.vllm:
+        from rzoo.harness.vllm_engine import VllmEngine
+
+        engine = VllmEngine(models.resolve(args.model).path, dtype=args.dtype)
     text = "The history of mathematics is a long story. " * 40
     prompt = tok.encode(text, add_special_tokens=False)[:args.prompt_tokens]
     eos = sorted(G._eos_ids(model, tok))
@@ -82,7 +90,18 @@ def main() -> None:
         outs = G._round(model, tok, [prompt] * batch, [args.new_tokens] * batch, "\x00never\x00",
                         G.Sampling(batch_size=batch), set(), "bench", False)
         ours = sum(len(new) for new, _ in outs) / (time.perf_counter() - t)  # counted: a row may end early
-        for name, rate in (("transformers generate", raw), ("ours (HF round + stop check)", ours)):
+        rates = [("transformers generate", raw), ("ours (HF round + stop check)", ours)]
+        if engine is not None:  # vLLM: the same prompts, exactly new-tokens each, end-of-turn ignored
+            from vllm import SamplingParams
+            from vllm.inputs import TokensPrompt
+
+            params = SamplingParams(max_tokens=args.new_tokens, min_tokens=args.new_tokens, ignore_eos=True,
+                                    temperature=0.0)
+            engine.llm.reset_prefix_cache()  # identical prompts: do not let the cache skip their prefill
+            t = time.perf_counter()
+            outs = engine.llm.generate([TokensPrompt(prompt_token_ids=prompt)] * batch, params, use_tqdm=False)
+            rates.append(("vLLM", sum(len(o.outputs[0].token_ids) for o in outs) / (time.perf_counter() - t)))
+        for name, rate in rates:
             print(f"{batch:>5} {name:<28} {rate:9.1f} {rate / roof:10.1%}")
 
 

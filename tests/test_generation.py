@@ -224,14 +224,15 @@ def test_sweep_on_random_model_matches_separate_runs(tiny, tokenizer):
 
 
 def test_sweep_answers_smaller_budgets_from_the_kv_cache(tiny, tokenizer, monkeypatch):
-    """The smaller budgets' forced answers come from the thinking round's cut KV cache (no prefix
-    re-read), and still equal separate runs; with Wait extensions (several rounds) the sweep falls
-    back to re-reading the prefix."""
+    """Answers (the smaller budgets' forced ones and the largest budget's own) continue the thinking
+    round's KV cache (no prefix re-read), and still equal separate runs; with Wait extensions
+    (several rounds) the sweep falls back to re-reading the prefix."""
     calls, from_cache = [], []
     answer_round, answers_from_cache = G._answer_round, G._answers_from_cache
 
     def spy_round(*args, **kwargs):
-        calls.append(args[7])  # desc
+        if args[2]:  # rows that re-read their prompt + thinking
+            calls.append(args[7])  # desc
         return answer_round(*args, **kwargs)
 
     def spy_cache(*args, **kwargs):
@@ -244,7 +245,7 @@ def test_sweep_answers_smaller_budgets_from_the_kv_cache(tiny, tokenizer, monkey
     budgets = [2, 5, 12]
     prompts = _prompts(tokenizer, 3)
     sweep = G.generate_sweep(tiny, tokenizer, prompts, budgets=budgets, answer_tokens=5)
-    assert calls == ["answer"]  # only the top budget's own answer round; smaller budgets came from the cache
+    assert calls == []  # no answer re-read its prefix: every budget's answers continued a KV cache
     assert sum(from_cache) >= len(prompts)  # budget 2 cuts every row that did not end within 2 tokens
     for b in budgets:
         for x, y in zip(sweep[b], G.generate(tiny, tokenizer, prompts, max_thinking_tokens=b, answer_tokens=5)):
@@ -252,3 +253,61 @@ def test_sweep_answers_smaller_budgets_from_the_kv_cache(tiny, tokenizer, monkey
     calls.clear()
     G.generate_sweep(tiny, tokenizer, prompts, budgets=budgets, answer_tokens=5, min_thinking_tokens=2, max_waits=1)
     assert "forced answers (smaller budgets)" in calls
+
+
+@pytest.mark.parametrize("close_after,eos_after", [(5, None), (10_000, None), (10_000, 4), (None, None)])
+def test_answers_from_the_cache_equal_answers_from_a_reread_prefix(tiny, tokenizer, close_after, eos_after):
+    """max_waits=0 answers from the thinking round's cache (rows closed by the model: holes after their
+    close; forced rows: the forced cue appended); max_waits=1 with no minimum never waits but takes the
+    re-reading answer round. Same tokens, same accounting. `None`: the random model itself (ragged
+    closes, ends and caps in one batch)."""
+    model = tiny if close_after is None else Scripted(tiny, Script(tokenizer, None, close_after, eos_after))
+    prompts = _prompts(tokenizer, 4)
+    for budget in (3, 9):
+        cached = G.generate(model, tokenizer, prompts, max_thinking_tokens=budget, answer_tokens=7)
+        reread = G.generate(model, tokenizer, prompts, max_thinking_tokens=budget, answer_tokens=7, max_waits=1)
+        for x, y in zip(cached, reread):
+            _same(x, y)
+            assert x.answer_truncated == y.answer_truncated
+
+
+class ThinkThenFree(LogitsProcessor):
+    """Scripted thinking that closes after a different number of words per row (so the rows of one
+    batch close at different steps, leaving holes in the cache layout), then the real model writes
+    the answer: its tokens depend on the KV cache, which is what is under test."""
+
+    def __init__(self, tok):
+        self.tok = tok
+        self.word = tok.encode(" x", add_special_tokens=False)[0]
+        self.close = tok.encode(T.THINK_CLOSE, add_special_tokens=False)
+
+    def __call__(self, input_ids, scores):
+        for row in range(input_ids.shape[0]):
+            ids = input_ids[row].tolist()
+            start = _completion_start(ids, self.tok)
+            # masked padding (holes and suffix padding of the cache layout) is not text the model reads
+            completion = [t for t in ids[start:] if t != self.tok.pad_token_id]
+            if T.THINK_CLOSE in self.tok.decode(completion):
+                continue  # answering: the real model's own scores
+            words = 1 + sum(ids[:start]) % 7  # per-prompt thinking length, 1..7 words
+            if completion.count(self.word) < words:
+                nxt = self.word
+            else:
+                written = next((n for n in range(len(self.close), 0, -1) if completion[-n:] == self.close[:n]), 0)
+                nxt = self.close[written]
+            scores[row] = float("-inf")
+            scores[row, nxt] = 0.0
+        return scores
+
+
+def test_cached_answers_with_ragged_closes_equal_reread_answers(tiny, tokenizer):
+    model = Scripted(tiny, ThinkThenFree(tokenizer))
+    prompts = [T.build_prompt(tokenizer, [{"role": "user", "content": f"Add {i} and {3 * i + 1}."}])
+               for i in range(6)]
+    cached = G.generate(model, tokenizer, prompts, max_thinking_tokens=6, answer_tokens=8)
+    reread = G.generate(model, tokenizer, prompts, max_thinking_tokens=6, answer_tokens=8, max_waits=1)
+    ends = {c.thinking_end for c in cached}
+    assert ends == {T.CLOSED, T.FORCED}, ends  # both kinds of row in one batch
+    assert len({c.thinking_tokens for c in cached}) >= 3  # closes at different steps
+    for x, y in zip(cached, reread):
+        _same(x, y)
