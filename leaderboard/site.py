@@ -226,7 +226,7 @@ def run_html(run: RunInfo, page_dir: Path, train_figure: str | None) -> str:
         samples_path = path.parent / "samples.jsonl"
         if samples_path.is_file():
             samples = read_jsonl(samples_path)
-            parts.append(f"<h3>Samples</h3>" + _samples_browser(task, samples,
+            parts.append("<h3>Samples</h3>" + _samples_browser(task, samples,
                                                                 task_registry.publishes_model_text(task), key))
         parts.append("</section>")
     config = json.dumps(run.config, indent=2, default=str)
