@@ -167,8 +167,10 @@ def _slice_cache(cache, rows, length: int):
     or None for a cache kind this does not know how to cut (the caller then re-reads the prefix)."""
     import copy
 
-    from transformers.cache_utils import DynamicCache, DynamicLayer
-
+    try:
+        from transformers.cache_utils import DynamicCache, DynamicLayer
+    except ImportError:  # a transformers without per-layer caches
+        return None
     if type(cache) is not DynamicCache or not all(type(layer) is DynamicLayer for layer in cache.layers):
         return None
     new = copy.copy(cache)
