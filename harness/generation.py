@@ -58,6 +58,12 @@ class Completion:
         self.completion_ids.extend(ids)
         self.sampled_mask.extend([int(sampled)] * len(ids))
 
+    def _set_answer(self, ids: list[int], reason: str) -> None:
+        """Append the model-written answer; `reason` "length" = cut at the answer budget."""
+        self.answer_ids = ids
+        self._extend(ids, True)
+        self.answer_truncated = reason == "length"
+
 
 @dataclass(frozen=True)
 class Sampling:
@@ -325,9 +331,7 @@ def generate(model, tokenizer, prompts: list[str], *, n: int = 1, max_thinking_t
         active = still
 
     for i, (new, reason) in answered.items():
-        rows[i].answer_ids = new
-        rows[i]._extend(new, True)
-        rows[i].answer_truncated = reason == "length"
+        rows[i]._set_answer(new, reason)
     answering = [r for i, r in enumerate(rows) if r.thinking_end in (T.CLOSED, T.FORCED) and i not in answered]
     _answer_round(model, tokenizer, answering, prompt_ids, answer_tokens, sampling, eos_ids, "answer", progress)
     _decode(tokenizer, rows)
@@ -342,9 +346,7 @@ def _answer_round(model, tokenizer, rows: list[Completion], prompt_ids: list[lis
     prefixes = [prompt_ids[r.prompt_index] + r.completion_ids for r in rows]
     outs = _round(model, tokenizer, prefixes, [answer_tokens] * len(rows), None, sampling, eos_ids, desc, progress)
     for row, (new, reason) in zip(rows, outs):
-        row.answer_ids = new
-        row._extend(new, True)
-        row.answer_truncated = reason == "length"
+        row._set_answer(new, reason)
 
 
 def _decode(tokenizer, rows: list[Completion]) -> None:
@@ -439,10 +441,7 @@ def generate_sweep(model, tokenizer, prompts: list[str], *, budgets: list[int], 
                 row.close_ids = list(forced_ids)
                 row._extend(forced_ids, False)
                 if (i, budget) in early:
-                    new, reason = early[(i, budget)]
-                    row.answer_ids = new
-                    row._extend(new, True)
-                    row.answer_truncated = reason == "length"
+                    row._set_answer(*early[(i, budget)])
                 else:
                     cut.append((budget, row))
             rows.append(row)
