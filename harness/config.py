@@ -18,11 +18,37 @@ import typing
 from typing import Any
 
 
-def option(default: Any, help: str) -> Any:
-    """A config field with its help text written once (shown by `harness <cmd> --help`)."""
+def option(default: Any, help: str, *, ge: float | None = None, gt: float | None = None,
+           le: float | None = None, lt: float | None = None) -> Any:
+    """A config field with its help text written once (shown by `harness <cmd> --help`) and, for numbers,
+    its valid range (`ge`/`gt`/`le`/`lt`), checked by `validate` for every config and section."""
+    bounds = {k: v for k, v in (("ge", ge), ("gt", gt), ("le", le), ("lt", lt)) if v is not None}
+    metadata = {"help": help, "bounds": bounds}
     if isinstance(default, list):
-        return dataclasses.field(default_factory=lambda: list(default), metadata={"help": help})
-    return dataclasses.field(default=default, metadata={"help": help})
+        return dataclasses.field(default_factory=lambda: list(default), metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+_BOUND_TEXT = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<"}
+_BOUND_TEST = {"ge": lambda v, b: v >= b, "gt": lambda v, b: v > b, "le": lambda v, b: v <= b,
+               "lt": lambda v, b: v < b}
+
+
+def check_bounds(cfg: Any, prefix: str = "") -> None:
+    """Every numeric field (or list of numbers) within its declared range, and finite."""
+    import math
+
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        values = value if isinstance(value, (list, tuple)) else [value]
+        for v in values:
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                continue
+            if isinstance(v, float) and not math.isfinite(v):
+                raise ConfigError(f"{prefix}{f.name} must be a finite number, got {v}")
+            for kind, bound in f.metadata.get("bounds", {}).items():
+                if not _BOUND_TEST[kind](v, bound):
+                    raise ConfigError(f"{prefix}{f.name} must be {_BOUND_TEXT[kind]} {bound:g}, got {v:g}")
 
 
 class ConfigError(ValueError):
@@ -153,12 +179,14 @@ def _deep_replace(cfg: Any, changes: dict[str, Any]) -> Any:
     return type(cfg)(**kwargs)
 
 
-def validate(cfg: Any) -> None:
-    """Run each (sub)config's own `validate()` if it defines one; it raises ConfigError."""
+def validate(cfg: Any, prefix: str = "") -> None:
+    """Check every field's range, then run each (sub)config's own `validate()` if it defines one; both
+    raise ConfigError."""
     for f in dataclasses.fields(cfg):
         value = getattr(cfg, f.name)
         if dataclasses.is_dataclass(value):
-            validate(value)
+            validate(value, prefix + f.name + ".")
+    check_bounds(cfg, prefix)
     check = getattr(cfg, "validate", None)
     if callable(check):
         check()
@@ -190,15 +218,35 @@ def config_hash(cfg: Any) -> str:
     return hashlib.sha256(blob).hexdigest()[:8]
 
 
-def field_help(cls: type) -> list[tuple[str, str, str]]:
-    """(name, default, help) for each field, help from `field(metadata={"help": ...})`."""
+def declared_by(cls: type, name: str) -> str:
+    """The class in `cls`'s MRO whose own annotations declare field `name` (a method's Config or a
+    shared section), for `--help`'s "from" column."""
+    for klass in cls.__mro__:
+        if name in vars(klass).get("__annotations__", {}):
+            return vars(klass).get("section") or klass.__module__.rsplit(".", 1)[-1]
+    return cls.__name__
+
+
+def field_help(cls: type, preset: dict[str, Any] | None = None) -> list[tuple[str, str, str, str]]:
+    """(name, default, source, help) for each field: the default under `preset` (if given), where it comes
+    from (`preset <name>` when the preset sets it, else the section or method that declares the field),
+    and its help from `option(...)`. Range bounds are appended to the help."""
     rows = []
     instance = cls()
+    preset = preset or {}
     for f in dataclasses.fields(cls):
         value = getattr(instance, f.name)
         if dataclasses.is_dataclass(value):
-            for name, default, text in field_help(type(value)):
-                rows.append((f"{f.name}.{name}", default, text))
-        else:
-            rows.append((f.name, json.dumps(value), f.metadata.get("help", "")))
+            inner = {k.split(".", 1)[1]: v for k, v in preset.items() if k.startswith(f.name + ".")}
+            for name, default, source, text in field_help(type(value), inner):
+                rows.append((f"{f.name}.{name}", default, source, text))
+            continue
+        source = declared_by(cls, f.name)
+        if f.name in preset:
+            value, source = preset[f.name], "preset"
+        text = f.metadata.get("help", "")
+        bounds = f.metadata.get("bounds", {})
+        if bounds:
+            text += " [" + ", ".join(f"{_BOUND_TEXT[k]} {v:g}" for k, v in bounds.items()) + "]"
+        rows.append((f.name, json.dumps(value), source, text))
     return rows

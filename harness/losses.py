@@ -7,10 +7,14 @@ from __future__ import annotations
 
 import torch
 
+from dataclasses import dataclass
+from typing import Callable
+
 from .registry import FunctionRegistry
 
 POLICY_LOSSES = FunctionRegistry("policy loss")
 ADVANTAGES = FunctionRegistry("advantage estimator")
+AGGREGATIONS = FunctionRegistry("loss aggregation")
 
 
 def k3_kl(logps: torch.Tensor, ref_logps: torch.Tensor) -> torch.Tensor:
@@ -25,10 +29,31 @@ def masked_sequence_mean(per_token: torch.Tensor, mask: torch.Tensor) -> torch.T
     return ((per_token * mask).sum(-1) / mask.sum(-1).clamp(min=1.0)).mean()
 
 
+def masked_token_mean(per_token: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean over every token of the batch: sum_i sum_t / sum_i |o_i| (DAPO; DeepScaleR/verl "token-mean")."""
+    return (per_token * mask).sum() / mask.sum().clamp(min=1.0)
+
+
+@dataclass(frozen=True)
+class Aggregation:
+    """How per-token losses (B, T) become one number, and how much a micro-batch weighs when a batch is
+    split for memory (its share of the units the mean divides by: sequences or tokens), so that the
+    accumulated gradient equals the whole batch's."""
+    reduce: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    units: Callable[[torch.Tensor], float]
+
+    def __call__(self, per_token: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return self.reduce(per_token, mask)
+
+
+AGGREGATIONS.register("seq_mean")(Aggregation(masked_sequence_mean, lambda mask: float(mask.shape[0])))
+AGGREGATIONS.register("token_mean")(Aggregation(masked_token_mean, lambda mask: float(mask.sum())))
+
+
 @POLICY_LOSSES.register("grpo")
 def grpo_loss(logps: torch.Tensor, old_logps: torch.Tensor, ref_logps: torch.Tensor | None,
-              advantages: torch.Tensor, mask: torch.Tensor, *, clip_eps: float, beta: float
-              ) -> tuple[torch.Tensor, dict[str, float]]:
+              advantages: torch.Tensor, mask: torch.Tensor, *, clip_eps: float, beta: float,
+              aggregation: str = "seq_mean") -> tuple[torch.Tensor, dict[str, float]]:
     """GRPO (Shao et al. 2024, eq. 3; DeepSeek-R1 eq. 1), negated for minimisation:
 
         L = -(1/G) sum_i (1/|o_i|) sum_t [ min(rho A_i, clip(rho, 1-eps, 1+eps) A_i) - beta * KL_k3 ]
@@ -36,6 +61,8 @@ def grpo_loss(logps: torch.Tensor, old_logps: torch.Tensor, ref_logps: torch.Ten
 
     logps, old_logps, ref_logps, mask: (B, T); advantages: (B,). `old_logps` is `logps.detach()` when
     the rollout is used for a single update (then rho = 1 and only its gradient matters).
+    `aggregation` (AGGREGATIONS): seq_mean is the paper's (1/G) sum_i (1/|o_i|) sum_t; token_mean
+    divides by all tokens of the batch instead.
     """
     adv = advantages.unsqueeze(1)  # (B, 1)
     ratio = torch.exp(logps - old_logps)
@@ -51,7 +78,7 @@ def grpo_loss(logps: torch.Tensor, old_logps: torch.Tensor, ref_logps: torch.Ten
     with torch.no_grad():
         clipped_frac = ((ratio - clipped).abs() > 0).float()
         stats["clip_fraction"] = float((clipped_frac * mask).sum() / mask.sum().clamp(min=1.0))
-    return masked_sequence_mean(per_token, mask), stats
+    return AGGREGATIONS.get(aggregation)(per_token, mask), stats
 
 
 @ADVANTAGES.register("group_normalized")

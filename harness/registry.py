@@ -7,7 +7,9 @@ imports the module (and never imports torch). Duplicates are rejected; an unknow
 from __future__ import annotations
 
 import difflib
+import functools
 import importlib
+import inspect
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -50,6 +52,11 @@ class Registry:
     def __contains__(self, name: str) -> bool:
         return name in self._entries
 
+    def remove(self, name: str) -> None:
+        """Unregister `name` (tests add entries and take them out again)."""
+        self.entry(name)
+        del self._entries[name]
+
     def load(self, name: str) -> Any:
         """Import and return the registered module (or its attribute)."""
         module_name, _, attr = self.entry(name).target.partition(":")
@@ -58,7 +65,11 @@ class Registry:
 
 
 class FunctionRegistry:
-    """Registered pure functions (verl's `@register_policy_loss`): a decorator that rejects duplicates."""
+    """Registered pure functions (verl's `@register_policy_loss`): a decorator that rejects duplicates.
+
+    A registered function's keyword-only parameters are its settings: `bind(name, cfg)` reads each
+    from the config attribute of the same name (or the parameter's default), so choosing a function by
+    name in a config also says which config fields it needs (`check_config`)."""
 
     def __init__(self, kind: str):
         self.kind = kind
@@ -82,3 +93,39 @@ class FunctionRegistry:
 
     def names(self) -> list[str]:
         return sorted(self._fns)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._fns
+
+    def remove(self, name: str) -> None:
+        self.get(name)
+        del self._fns[name]
+
+    def settings(self, name: str) -> dict[str, inspect.Parameter]:
+        """The keyword-only parameters of the function (or class constructor) registered as `name`."""
+        params = inspect.signature(self.get(name)).parameters
+        return {p.name: p for p in params.values() if p.kind is inspect.Parameter.KEYWORD_ONLY}
+
+    def check_config(self, name: str, cfg: Any, provided: tuple[str, ...] = ("step",)) -> None:
+        """Raise ValueError-derived UnknownName / ConfigError-like messages when `name` is not registered
+        or needs a setting `cfg` lacks (a parameter without default and no config field)."""
+        from .config import ConfigError
+
+        try:
+            settings = self.settings(name)
+        except UnknownName as e:
+            raise ConfigError(str(e)) from None
+        for p in settings.values():
+            if p.name not in provided and not hasattr(cfg, p.name) and p.default is inspect.Parameter.empty:
+                raise ConfigError(f"{self.kind} {name!r} needs a config field {p.name!r}, which "
+                                  f"{type(cfg).__module__}.{type(cfg).__name__} does not have")
+
+    def bind(self, name: str, cfg: Any, **fixed: Any) -> Callable:
+        """The function with its settings read from `cfg` (and `fixed` ones given here)."""
+        kwargs = {}
+        for p in self.settings(name).values():
+            if p.name in fixed:
+                continue
+            if hasattr(cfg, p.name):
+                kwargs[p.name] = getattr(cfg, p.name)
+        return functools.partial(self.get(name), **kwargs, **fixed)

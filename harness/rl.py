@@ -1,32 +1,31 @@
-"""Shared on-policy RL machinery (GRPO now; DeepScaleR and Kimi k1.5 plug in later).
+"""The shared on-policy RL loop (GRPO, DeepScaleR, Kimi k1.5), in named steps:
 
-One step: sample problems -> `samples_per_prompt` completions each with the budget-aware generator
-(`generation.py`, the same code evaluation uses) -> rewards from the method's reward function (which
-calls the task's own scorer) -> advantages -> per-token log-probs (policy; old policy when a rollout
-feeds several updates; reference when beta != 0) -> the method's loss, over `minibatches` updates.
+    draw      the sampler picks `prompts_per_step` training problems
+    rollout   `samples_per_prompt` completions each, with the budget-forcing generator evaluation uses
+    score     the configured reward function, one prompt's group at a time (`rewards.REWARDS`)
+    update    advantages (`losses.ADVANTAGES`) -> per-token log-probs (policy; old policy when a rollout
+              feeds several updates; reference when beta != 0) -> the policy loss (`losses.POLICY_LOSSES`,
+              aggregated by `losses.AGGREGATIONS`) minus an optional entropy bonus, over `minibatches`
+              updates of one inner epoch
+    log       one `train.jsonl` row
 
-Scale-out is accelerate's: the model and optimiser go through `Accelerator.prepare`, so DDP / FSDP /
-DeepSpeed come from `accelerate launch` configs, not from code here. Each process rolls out its own
-problems (seeded by process index).
+Hooks for the methods: group-aware rewards, a stateful problem sampler (`samplers.SAMPLERS`), an
+optimiser reset per rollout (`reset_optimizer`), and a per-step schedule (`schedule(cfg, step) -> cfg`,
+for staged context). Everything else (checkpoints, resume, progress) is `trainer.Trainer`'s.
 """
 from __future__ import annotations
 
 import copy
-import json
-import math
-import os
-import random
-import re
+import dataclasses
 import time
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import torch
 
 from . import generation as G
 from . import thinking as T
-from .runstore import Run, atomic_write_json, git_sha
+from .trainer import Trainer, autocast
 
 
 @dataclass
@@ -36,7 +35,6 @@ class Batch:
     attention_mask: torch.Tensor  # (B, Lp + Tc)
     completion_mask: torch.Tensor  # (B, Tc): 1 on tokens the policy sampled
     n_completion: int  # Tc
-    rewards: torch.Tensor  # (P, G) total reward
     advantages: torch.Tensor  # (B,)
 
 
@@ -61,8 +59,9 @@ def pack(prompt_ids: list[list[int]], completions: list[G.Completion], pad_id: i
 
 
 def token_logps(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, n_completion: int,
-                temperature: float = 1.0) -> torch.Tensor:
-    """log pi(token) for the last `n_completion` positions: (B, L) -> (B, Tc).
+                temperature: float = 1.0, with_entropy: bool = False):
+    """log pi(token) for the last `n_completion` positions: (B, L) -> (B, Tc); with `with_entropy`, also
+    each position's entropy of pi (B, Tc).
 
     Position ids follow the attention mask, so left padding does not shift positions (the same
     positions `generate` used).
@@ -73,237 +72,210 @@ def token_logps(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, n_
     if temperature > 0 and temperature != 1.0:
         logits = logits / temperature
     targets = input_ids[:, -n_completion:]
-    return torch.log_softmax(logits.float(), dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+    logprobs = torch.log_softmax(logits.float(), dim=-1)
+    picked = logprobs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+    if not with_entropy:
+        return picked
+    return picked, -(logprobs.exp() * logprobs).sum(-1)
 
 
-def autocast(device: torch.device, enabled: bool):
-    """bf16 autocast for the policy/reference forward (fp32 master weights and optimiser)."""
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled)
-
-
-def _logps_no_grad(model, batch: Batch, rows: torch.Tensor, micro: int, temperature: float, bf16: bool) -> torch.Tensor:
+def _logps_no_grad(model, batch: Batch, micro: int, temperature: float, bf16: bool) -> torch.Tensor:
     out = []
     with torch.no_grad(), autocast(batch.input_ids.device, bf16):
-        for i in range(0, len(rows), micro):
-            r = rows[i:i + micro]
+        for i in range(0, batch.input_ids.shape[0], micro):
+            r = slice(i, i + micro)
             out.append(token_logps(model, batch.input_ids[r], batch.attention_mask[r], batch.n_completion, temperature))
     return torch.cat(out)
-
-
-_NONEMPTY_BOX = re.compile(r"\\boxed\{\s*[^\s}]")
-
-
-def format_reward(completion: G.Completion) -> float:
-    """R1-Zero's format reward, adapted to the boxed-answer prompt: half for closing the thinking
-    block itself (not forced), half for a non-empty `\\boxed{...}` in the answer after it.
-
-    Departure: R1-Zero gives 1/0 for `<think>..</think><answer>..</answer>`; the split into halves
-    gives a small model a gradient before it gets both right (documented in methods/grpo.py).
-    """
-    closed = completion.thinking_end == T.CLOSED
-    boxed = completion.thinking_end != T.INCOMPLETE and bool(_NONEMPTY_BOX.search(completion.answer_text))
-    return 0.5 * closed + 0.5 * boxed
-
-
-def accuracy_reward(task, problem, completion: G.Completion) -> float:
-    """The task's own scorer on the answer; an unclosed thinking block has no answer (0)."""
-    if completion.thinking_end == T.INCOMPLETE:
-        return 0.0
-    return task.score(problem, completion.answer_text)
-
-
-def save_checkpoint(model, tokenizer, out: Path, method: str, config: dict, base_model: dict, step: int) -> Path:
-    """HF save_pretrained + tokenizer + method.json, written to a temp folder and renamed."""
-    import shutil
-
-    tmp = out.with_name(out.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp, safe_serialization=True)
-    tokenizer.save_pretrained(tmp)
-    atomic_write_json(tmp / "method.json", {
-        "method": method, "config": config, "git_sha": git_sha(), "base_model": base_model, "step": step,
-    })
-    old = out.with_name(out.name + ".old")
-    if out.exists():
-        out.rename(old)
-    tmp.rename(out)
-    shutil.rmtree(old, ignore_errors=True)
-    return out
-
-
-STATE_FILE = "trainer_state.pt"
 
 
 def _mean(values: list[float]) -> float:
     return sum(values) / len(values) if values else 0.0
 
 
-def save_state(path: Path, state: dict) -> None:
-    """torch.save to a temp file + rename: a crash mid-save leaves the previous state usable."""
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+@dataclass
+class Rollout:
+    indices: list[int]  # drawn problem indices
+    problems: list
+    prompts: list[str]
+    completions: list[G.Completion]
+    seconds: float
 
 
-def train(cfg: Any, run: Run, *, method: str, loss_fn: Callable, loss_kwargs: dict,
-          advantage_fn: Callable, reward_fn: Callable, config_dict: dict, progress: bool = True,
-          resume: bool = False) -> Path:
-    """The shared RL loop. `cfg` is the method's flat config (fields read by name below);
-    `reward_fn(task, problem, completion) -> dict` returns reward terms including "total".
+class RLTrainer(Trainer):
+    def __init__(self, cfg, ctx, schedule: Callable | None = None):
+        from . import losses, rewards, samplers
 
-    Every `cfg.save_every` steps and at the end, the checkpoint and `trainer_state.pt` (optimiser,
-    step, RNG states, problem order, refreshed reference) are written; `resume=True` continues the
-    run from them, bit-for-bit the same steps as an uninterrupted run on the same machine."""
-    from accelerate import Accelerator
-    from tqdm.auto import tqdm
+        super().__init__(cfg, ctx)
+        self.schedule = schedule
+        self.task = ctx.data.task
+        self.problems = ctx.data.problems
+        self.reward_fn = rewards.REWARDS.bind(cfg.reward, cfg)
+        self.advantage_fn = losses.ADVANTAGES.bind(cfg.advantage, cfg)
+        self.loss_fn = losses.POLICY_LOSSES.bind(cfg.loss, cfg)
+        self.aggregation = losses.AGGREGATIONS.get(cfg.aggregation)
+        self.make_sampler = samplers.SAMPLERS.bind(cfg.sampler, cfg)
 
-    from rzoo import tasks as task_registry
-    from rzoo.tasks.base import find_data_dir
+    def total_steps(self) -> int:
+        return self.cfg.steps
 
-    from . import models
+    def optimizer_steps(self) -> int:
+        return self.cfg.steps * self.cfg.minibatches
 
-    accelerator = Accelerator(cpu=not torch.cuda.is_available())
-    rank_seed = cfg.seed + 1000 * accelerator.process_index
-    random.seed(rank_seed)
-    torch.manual_seed(rank_seed)
+    def build(self) -> None:
+        from . import models
 
-    resolved = models.resolve(cfg.model)
-    state = torch.load(run.path / STATE_FILE, weights_only=False) if resume else None
-    start = models.ResolvedModel(str(run.checkpoint_dir), str(run.checkpoint_dir), "resume") if state else resolved
-    model, tokenizer = models.load(start, dtype="float32", device=str(accelerator.device))
-    ref_model = None
-    if cfg.beta != 0.0:
-        ref_model = models.load(resolved, dtype="float32", device=str(accelerator.device))[0] if state \
-            else copy.deepcopy(model)
-        if state and state.get("ref") is not None:
-            ref_model.load_state_dict(state["ref"])
-        ref_model.eval()
-        for p in ref_model.parameters():
-            p.requires_grad_(False)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
-                                  betas=(cfg.adam_beta1, cfg.adam_beta2))
-    if state:
-        optimizer.load_state_dict(state["optimizer"])
-    model, optimizer = accelerator.prepare(model, optimizer)
+        self.ref_model = None
+        self.ref_refreshed = False
+        if self.cfg.beta != 0.0:
+            if self.state:
+                self.ref_model = models.load(self.ctx.model, dtype="float32", device=str(self.device))[0]
+                if self.state.get("ref") is not None:
+                    self.ref_model.load_state_dict(self.state["ref"])
+                    self.ref_refreshed = True
+            else:
+                self.ref_model = copy.deepcopy(self.model)
+            self.ref_model.eval()
+            for p in self.ref_model.parameters():
+                p.requires_grad_(False)
 
-    task = task_registry.get(cfg.train_task)
-    problems, source = task.load(find_data_dir(cfg.data_dir), split="train")
-    rng = random.Random(rank_seed)
-    order: list[int] = []
-    first_step, ref_refreshed = 1, False
-    if state:
-        rng.setstate(state["python_rng"])
-        torch.set_rng_state(state["torch_rng"])
-        order, first_step, ref_refreshed = state["order"], state["step"] + 1, state.get("ref") is not None
+    def after_prepare(self) -> None:
+        self.sampler = self.make_sampler(self.problems, self.rank_seed)
+        self.fmt = T.ThinkingFormat.detect(self.tokenizer)
 
-    log: list[dict] = run.train_log()[:first_step - 1] if state else []
-    base_model = {"spec": resolved.spec, "source": resolved.source,
-                  "train_data": source.location, "train_data_sha256": source.sha256}
-    sampling = G.Sampling(temperature=cfg.temperature, top_p=1.0, batch_size=cfg.generation_batch_size)
+    def extra_state(self) -> dict:
+        refreshed = self.ref_model is not None and self.ref_refreshed
+        return {"sampler": self.sampler.state_dict(), "ref": self.ref_model.state_dict() if refreshed else None}
 
-    def save(step: int) -> None:
-        if not accelerator.is_main_process:
-            return
-        save_checkpoint(accelerator.unwrap_model(model), tokenizer, run.checkpoint_dir, method, config_dict,
-                        base_model, step)
-        save_state(run.path / STATE_FILE, {
-            "step": step, "optimizer": optimizer.state_dict(), "order": order,
-            "python_rng": rng.getstate(), "torch_rng": torch.get_rng_state(),
-            "ref": ref_model.state_dict() if ref_model is not None and ref_refreshed else None,
-        })
+    def load_extra_state(self, state: dict) -> None:
+        self.sampler.load_state_dict(state["sampler"])
 
-    bar = tqdm(range(first_step, cfg.steps + 1), desc=f"{method} train", disable=None if progress else True,
-               initial=first_step - 1, total=cfg.steps)
-    for step in bar:
+    # -- the steps --------------------------------------------------------------------------------
+    def step_config(self, step: int):
+        """The config for this step: the method's schedule (staged context) or the config itself."""
+        return self.schedule(self.cfg, step) if self.schedule else self.cfg
+
+    def rollout(self, step: int, cfg) -> Rollout:
         t0 = time.time()
-        if len(order) < cfg.prompts_per_step:  # reshuffle each epoch over the training problems
-            order += rng.sample(range(len(problems)), len(problems))
-        picked = [problems[i] for i in order[:cfg.prompts_per_step]]
-        del order[:cfg.prompts_per_step]
-
-        policy = accelerator.unwrap_model(model)
+        indices = self.sampler.draw(cfg.prompts_per_step, step)
+        problems = [self.problems[i] for i in indices]
+        policy = self.accelerator.unwrap_model(self.model)
         policy.eval()
-        prompts = [T.build_prompt(tokenizer, task.messages(p)) for p in picked]
-        with autocast(accelerator.device, cfg.bf16):  # measured 1.5x faster rollouts on CPU
-            completions = G.generate(policy, tokenizer, prompts, n=cfg.samples_per_prompt,
-                                     max_thinking_tokens=cfg.max_thinking_tokens, answer_tokens=cfg.answer_tokens,
-                                     sampling=sampling, seed=rank_seed * 100003 + step)
-        t_gen = time.time() - t0
-        terms = [reward_fn(task, picked[c.prompt_index], c) for c in completions]
-        rewards = torch.tensor([t["total"] for t in terms], dtype=torch.float32).view(len(picked), -1)
-        advantages = advantage_fn(rewards)
-        prompt_ids = [tokenizer.encode(p, add_special_tokens=False) for p in prompts]
-        ids, attn, cmask, tc = pack(prompt_ids, completions, tokenizer.pad_token_id)
-        dev = accelerator.device
-        batch = Batch(ids.to(dev), attn.to(dev), cmask.to(dev), tc, rewards, advantages.to(dev))
+        prompts = [T.build_prompt(self.tokenizer, self.task.messages(p), self.fmt) for p in problems]
+        budget = T.Budget(max_thinking_tokens=cfg.max_thinking_tokens, answer_tokens=cfg.answer_tokens,
+                          force_close=cfg.force_close)
+        sampling = G.Sampling(temperature=cfg.temperature, top_p=1.0, batch_size=cfg.generation_batch_size)
+        from .hf_engine import HFEngine
 
+        with autocast(self.device, cfg.bf16):  # measured 1.5x faster rollouts on CPU
+            completions = G.generate(HFEngine(policy, self.tokenizer), prompts, budget, n=cfg.samples_per_prompt,
+                                     sampling=sampling, seed=self.rank_seed * 100003 + step, fmt=self.fmt)
+        return Rollout(indices, problems, prompts, completions, time.time() - t0)
+
+    def score(self, ro: Rollout, step: int, cfg) -> tuple[torch.Tensor, list[dict]]:
+        """Rewards (P, G) and each completion's named terms, one prompt's group at a time."""
+        G_ = cfg.samples_per_prompt
+        terms = []
+        for p, problem in enumerate(ro.problems):
+            terms += self.reward_fn(self.task, problem, ro.completions[p * G_:(p + 1) * G_], step=step)
+        rewards = torch.tensor([t["total"] for t in terms], dtype=torch.float32).view(len(ro.problems), -1)
+        success = [_mean([t.get("accuracy", t["total"]) for t in terms[p * G_:(p + 1) * G_]])
+                   for p in range(len(ro.problems))]
+        self.sampler.update(ro.indices, success)
+        return rewards, terms
+
+    def update(self, ro: Rollout, rewards: torch.Tensor, cfg) -> dict:
+        """Advantages, log-probs and `minibatches` optimiser updates (one inner epoch)."""
+        dev = self.device
+        advantages = self.advantage_fn(rewards)
+        prompt_ids = [self.tokenizer.encode(p, add_special_tokens=False) for p in ro.prompts]
+        ids, attn, cmask, tc = pack(prompt_ids, ro.completions, self.tokenizer.pad_token_id)
+        batch = Batch(ids.to(dev), attn.to(dev), cmask.to(dev), tc, advantages.to(dev))
+        if cfg.reset_optimizer:
+            self.reset_optimizer()
+        model = self.model
+        policy = self.accelerator.unwrap_model(model)
         policy.train()
+        micro = cfg.micro_batch_size
+        old_logps = _logps_no_grad(policy, batch, micro, cfg.temperature, cfg.bf16) if cfg.minibatches > 1 else None
+        ref_logps = (_logps_no_grad(self.ref_model, batch, micro, cfg.temperature, cfg.bf16)
+                     if self.ref_model is not None else None)
         B = ids.shape[0]
-        all_rows = torch.arange(B)
-        old_logps = (_logps_no_grad(policy, batch, all_rows, cfg.micro_batch_size, cfg.temperature, cfg.bf16)
-                     if cfg.minibatches > 1 else None)
-        ref_logps = (_logps_no_grad(ref_model, batch, all_rows, cfg.micro_batch_size, cfg.temperature, cfg.bf16)
-                     if ref_model is not None else None)
-
-        # One inner epoch: the rollout is split into `minibatches` random parts, one update each.
         perm = torch.randperm(B)
         parts = [perm[i::cfg.minibatches] for i in range(cfg.minibatches)]
-        losses, stats_acc = [], {}
+        losses, stats_acc, grad_norm = [], {}, 0.0
+        want_entropy = cfg.entropy_coef != 0.0
         for part in parts:
-            optimizer.zero_grad(set_to_none=True)
-            for i in range(0, len(part), cfg.micro_batch_size):
-                r = part[i:i + cfg.micro_batch_size]
+            self.optimizer.zero_grad(set_to_none=True)
+            total_units = self.aggregation.units(batch.completion_mask[part])
+            for i in range(0, len(part), micro):
+                r = part[i:i + micro]
+                mask = batch.completion_mask[r]
                 with autocast(dev, cfg.bf16):
-                    logps = token_logps(model, batch.input_ids[r], batch.attention_mask[r], tc, cfg.temperature)
+                    out = token_logps(model, batch.input_ids[r], batch.attention_mask[r], tc, cfg.temperature,
+                                      with_entropy=want_entropy)
+                logps, entropy = out if want_entropy else (out, None)
                 old = old_logps[r] if old_logps is not None else logps.detach()
                 ref = ref_logps[r] if ref_logps is not None else None
-                loss, stats = loss_fn(logps, old, ref, batch.advantages[r], batch.completion_mask[r], **loss_kwargs)
-                accelerator.backward(loss * len(r) / len(part))  # the loss is a mean over sequences
-                losses.append(float(loss.detach()) * len(r) / len(part))
+                loss, stats = self.loss_fn(logps, old, ref, batch.advantages[r], mask)
+                if entropy is not None:
+                    ent = self.aggregation(entropy, mask)
+                    loss = loss - cfg.entropy_coef * ent
+                    stats["entropy"] = float(ent.detach())
+                weight = self.aggregation.units(mask) / max(total_units, 1e-9)
+                self.accelerator.backward(loss * weight)
+                losses.append(float(loss.detach()) * weight)
                 for k, v in stats.items():
                     stats_acc.setdefault(k, []).append(v)
-            grad_norm = accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
-            optimizer.step()
+            grad_norm = self.optimizer_step()
+        if self.ref_model is not None and cfg.ref_refresh_steps and self._step % cfg.ref_refresh_steps == 0:
+            self.ref_model.load_state_dict(policy.state_dict())
+            self.ref_refreshed = True
+        return {"loss": sum(losses) / cfg.minibatches, "grad_norm": grad_norm,
+                **{k: _mean(v) for k, v in stats_acc.items()}}
 
-        if ref_model is not None and cfg.ref_refresh_steps and step % cfg.ref_refresh_steps == 0:
-            ref_model.load_state_dict(accelerator.unwrap_model(model).state_dict())
-            ref_refreshed = True
+    def train_step(self, step: int) -> dict:
+        self._step = step
+        cfg = self.step_config(step)
+        ro = self.rollout(step, cfg)
+        rewards, terms = self.score(ro, step, cfg)
+        stats = self.update(ro, rewards, cfg)
+        return self.log_row(cfg, ro, rewards, terms, stats)
 
-        ends = [c.thinking_end for c in completions]
-        row = {
-            "step": step,
-            "loss": sum(losses) / cfg.minibatches,
+    def log_row(self, cfg, ro: Rollout, rewards: torch.Tensor, terms: list[dict], stats: dict) -> dict:
+        cs = ro.completions
+        ends = [c.thinking_end for c in cs]
+        return {
+            "loss": stats.pop("loss"),
             "reward_mean": float(rewards.mean()),
             "reward_std": float(rewards.std()) if rewards.numel() > 1 else 0.0,
             **{f"{k}_mean": sum(t[k] for t in terms) / len(terms) for k in terms[0] if k != "total"},
-            "kl": _mean(stats_acc.get("kl", [])),
-            "clip_fraction": _mean(stats_acc.get("clip_fraction", [])),
-            "grad_norm": float(grad_norm),
-            "completion_tokens_mean": sum(len(c.completion_ids) for c in completions) / len(completions),
-            "thinking_tokens_mean": sum(c.thinking_tokens for c in completions) / len(completions),
+            "kl": stats.pop("kl", 0.0),
+            "clip_fraction": stats.pop("clip_fraction", 0.0),
+            "grad_norm": stats.pop("grad_norm"),
+            **stats,
+            "lr": self.scheduler.get_last_lr()[0],
+            "completion_tokens_mean": sum(len(c.completion_ids) for c in cs) / len(cs),
+            "thinking_tokens_mean": sum(c.thinking_tokens for c in cs) / len(cs),
             "closed_frac": ends.count(T.CLOSED) / len(ends),
             "forced_frac": ends.count(T.FORCED) / len(ends),
             "incomplete_frac": ends.count(T.INCOMPLETE) / len(ends),
-            "seconds": time.time() - t0,
-            "generation_seconds": t_gen,
+            "max_thinking_tokens": cfg.max_thinking_tokens,
+            **self.sampler.stats(ro.indices),
+            "generation_seconds": ro.seconds,
             # one completion as the model wrote it, to spot reward hacking by eye
-            "example": tokenizer.decode(completions[0].completion_ids, skip_special_tokens=True)[:400],
+            "example": self.tokenizer.decode(cs[0].completion_ids, skip_special_tokens=True)[:400],
         }
-        if not all(math.isfinite(v) for v in (row["loss"], row["grad_norm"])):
-            raise FloatingPointError(f"step {step}: non-finite loss or gradient norm: {json.dumps(row)}")
-        log.append(row)
-        if accelerator.is_main_process:
-            run.write_train_log(log)
-        bar.set_postfix(reward=f"{row['reward_mean']:.2f}", loss=f"{row['loss']:.3f}", kl=f"{row['kl']:.4f}")
-        if progress and accelerator.is_main_process:
-            tqdm.write(f"[train] step {step}/{cfg.steps}: reward {row['reward_mean']:.3f} "
-                       f"(accuracy {row.get('accuracy_mean', 0):.3f}), kl {row['kl']:.4f}, "
-                       f"completion tokens {row['completion_tokens_mean']:.1f}, {row['seconds']:.0f}s")
 
-        if cfg.save_every and step % cfg.save_every == 0 and step < cfg.steps:
-            save(step)
+    def progress_line(self, row: dict) -> str:
+        return (f"reward {row['reward_mean']:.3f} (accuracy {row.get('accuracy_mean', 0):.3f}), kl {row['kl']:.4f}, "
+                f"completion tokens {row['completion_tokens_mean']:.1f}")
 
-    accelerator.wait_for_everyone()
-    if first_step <= cfg.steps:
-        save(cfg.steps)
-    return run.checkpoint_dir
+
+def train(cfg, ctx, schedule: Callable | None = None):
+    """Run the RL loop for a method's config; returns the checkpoint folder."""
+    return RLTrainer(cfg, ctx, schedule).fit()
+
+
+def replace(cfg, **changes):
+    """A copy of a config with some fields changed (for schedules)."""
+    return dataclasses.replace(cfg, **changes)

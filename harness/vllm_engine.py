@@ -31,14 +31,32 @@ def require_vllm():
     return vllm
 
 
-class VllmEngine:
-    """A `vllm.LLM` plus what generation and FLOP counting ask of a model."""
+class VllmChunk:
+    """A whole vLLM round as one chunk; continuing rows is a new request on prefix + kept + suffix,
+    whose prompt + thinking KV blocks come from vLLM's prefix cache."""
 
-    def __init__(self, path: str, dtype: str = "auto", seed: int = 0, max_model_len: int | None = None):
+    def __init__(self, engine: "VllmEngine", prefixes: list[list[int]], outputs):
+        self.engine = engine
+        self.prefixes = prefixes
+        self.indices = list(range(len(prefixes)))
+        self.outputs = outputs
+
+    def continue_rows(self, rows, keep, suffixes, limit, sampling):
+        prefixes = [self.prefixes[r] + self.outputs[r].ids[:k] + list(s) for r, k, s in zip(rows, keep, suffixes)]
+        return self.engine.round_outputs(prefixes, [limit] * len(rows), None, sampling, "", False)
+
+
+class VllmEngine:
+    """A `vllm.LLM` plus what generation and FLOP counting ask of an engine (`engine.Engine`)."""
+
+    knobs = frozenset()  # the LoRA scale and recurrence knobs are HF-only for now
+
+    def __init__(self, path: str, tokenizer, dtype: str = "auto", seed: int = 0, max_model_len: int | None = None):
         import torch
         from transformers import AutoConfig, AutoModelForCausalLM, GenerationConfig
 
         from . import flops
+        from .engine import eos_ids
 
         require_vllm()
         # in-process engine core on CPU: no worker processes to spawn (they need a __main__ guard in the
@@ -48,13 +66,15 @@ class VllmEngine:
             os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")  # GiB of KV cache; vLLM's default is 4
         from vllm import LLM
 
-        self.config = AutoConfig.from_pretrained(path)
+        self.tokenizer = tokenizer
+        config = AutoConfig.from_pretrained(path)
         try:
-            self.generation_config = GenerationConfig.from_pretrained(path)
+            generation_config = GenerationConfig.from_pretrained(path)
         except OSError:  # a checkpoint without generation_config.json
-            self.generation_config = None
+            generation_config = None
+        self.eos_ids = eos_ids(tokenizer, generation_config)
         with torch.device("meta"):  # parameter count without allocating weights
-            skeleton = AutoModelForCausalLM.from_config(self.config)
+            skeleton = AutoModelForCausalLM.from_config(config)
         self.flops_shape = flops.shape_of(skeleton)
         del skeleton
         self.seed = seed
@@ -62,12 +82,20 @@ class VllmEngine:
         self.llm = LLM(model=path, tokenizer=path, dtype=dtype, seed=seed, enable_prefix_caching=True,
                        max_model_len=max_model_len)
 
-    def round_batch(self, tokenizer, prefixes: list[list[int]], limits: list[int], stop_text: str | None,
-                    sampling, eos_ids: set[int], desc: str, progress: bool) -> list[tuple[list[int], str]]:
-        """The HF round's contract (`generation._round`): (new ids, "eos" | "stop" | "length") per prefix.
-        The end-of-turn token, or the token that completes the stop text, is the last id returned."""
+    def set_knob(self, name: str, value) -> None:
+        raise ValueError(f"eval.backend=vllm has no test-time knob {name!r}; use eval.backend=hf")
+
+    def rounds(self, prefixes, limits, stop_text, sampling, desc="", progress=False):
+        yield VllmChunk(self, prefixes, self.round_outputs(prefixes, limits, stop_text, sampling, desc, progress))
+
+    def round_outputs(self, prefixes: list[list[int]], limits: list[int], stop_text: str | None, sampling,
+                      desc: str, progress: bool):
+        """(new ids, "eos" | "stop" | "length") per prefix, as `engine.RoundOutput`s. The end-of-turn
+        token, or the token that completes the stop text, is the last id returned."""
         from vllm import SamplingParams
         from vllm.inputs import TokensPrompt
+
+        from .engine import EOS, LENGTH, STOP, RoundOutput
 
         self._calls += 1
         greedy = sampling.temperature <= 0
@@ -77,19 +105,18 @@ class VllmEngine:
             # a different stream per request and round, reproducible from the eval seed
             seed=None if greedy else (self.seed * 1_000_003 + self._calls * 10_007 + i),
             stop=[stop_text] if stop_text else None, include_stop_str_in_output=True,
-            stop_token_ids=sorted(eos_ids), skip_special_tokens=False,
+            stop_token_ids=sorted(self.eos_ids), skip_special_tokens=False,
         ) for i, limit in enumerate(limits)]
         prompts = [TokensPrompt(prompt_token_ids=list(p)) for p in prefixes]
         outputs = self.llm.generate(prompts, params, use_tqdm=progress)
         results = []
         for out in outputs:
             completion = out.outputs[0]
-            ids = list(completion.token_ids)
             if completion.finish_reason == "length":
-                reason = "length"
+                reason = LENGTH
             elif isinstance(completion.stop_reason, str):  # the stop text
-                reason = "stop"
+                reason = STOP
             else:  # an end-of-turn id (stop_reason is the id, or None for the model's own eos)
-                reason = "eos"
-            results.append((ids, reason))
+                reason = EOS
+            results.append(RoundOutput(list(completion.token_ids), reason))
         return results

@@ -16,9 +16,33 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 # Columns of the table `collect` returns, in order.
-COLUMNS = ["curve", "run", "run_dir", "role", "method", "model", "base_model", "task", "budget", "accuracy",
-           "ci_lo", "ci_hi", "thinking_tokens_mean", "flops_mean", "n_problems", "n_problems_total", "k",
-           "date", "git_sha", "data_sha256", "results_file"]
+COLUMNS = ["curve", "run", "run_dir", "role", "method", "model", "base_model", "task", "series", "knob",
+           "setting", "budget", "waits", "alpha", "recurrence", "accuracy", "ci_lo", "ci_hi",
+           "thinking_tokens_mean", "flops_mean", "n_problems", "n_problems_total", "k", "date", "git_sha",
+           "data_sha256", "results_file"]
+
+KNOB_NAMES = ("budget", "waits", "alpha", "recurrence")
+_SYMBOL = {"budget": "b", "waits": "w", "alpha": "α", "recurrence": "r"}
+
+
+def setting_label(r: dict) -> str:
+    """A short name for one test-time setting: `b=16`, `b=128 w=2`, `α=0.5 b=64`, `r=8 b=1`."""
+    knob = r.get("knob") or "budget"
+    first = knob if knob in ("alpha", "recurrence") and r.get(knob) is not None else "budget"
+    order = [first] + [k for k in KNOB_NAMES if k != first]
+    return " ".join(f"{_SYMBOL[k]}={r[k]:g}" if isinstance(r[k], float) else f"{_SYMBOL[k]}={r[k]}"
+                    for k in order if r.get(k) is not None)
+
+
+def series_of(r: dict) -> str:
+    """What one curve holds fixed while its knob varies: "" for a budget (and Wait) curve, else the other
+    knobs' values, e.g. "α @ b=64" for CoT-Valve's alpha sweep at budget 64."""
+    knob = r.get("knob") or "budget"
+    if knob in ("budget", "waits"):
+        fixed = [f"{_SYMBOL[k]}={r[k]:g}" for k in ("alpha", "recurrence") if r.get(k) is not None]
+        return " ".join(fixed)
+    fixed = [f"{_SYMBOL[k]}={r[k]}" for k in ("budget", "waits") if r.get(k) is not None]
+    return f"{_SYMBOL[knob]} @ {' '.join(fixed)}"
 
 ROLE_DIRS = {"eval": "trained", "eval_base": "base"}
 
@@ -109,17 +133,21 @@ def curve_label(run: RunInfo, role: str, results: dict) -> str:
 
 
 def points_of(run: RunInfo, role: str, path: Path, results: dict) -> list[dict]:
-    """The rows one results.json contributes (one per budget)."""
+    """The rows one results.json contributes (one per test-time setting)."""
     model = results.get("model", {})
     label = curve_label(run, role, results)
     base = model.get("base_model") if role == "trained" else None
     out = []
     for r in results["results"]:
         lo, hi = r.get("accuracy_ci95") or (None, None)
+        knobs = {k: r.get(k) for k in KNOB_NAMES}
+        series = series_of(r)
         out.append({
-            "curve": label, "run": run.id, "run_dir": str(run.path), "role": role, "method": run.method or "eval",
+            "curve": f"{label} [{series}]" if series else label, "run": run.id, "run_dir": str(run.path),
+            "role": role, "method": run.method or "eval",
             "model": model.get("source") or model.get("spec"), "base_model": base or model.get("source"),
-            "task": results["task"], "budget": int(r["budget"]), "accuracy": float(r["accuracy"]),
+            "task": results["task"], "series": series, "knob": r.get("knob") or "budget",
+            "setting": setting_label(r), **knobs, "accuracy": float(r["accuracy"]),
             "ci_lo": lo, "ci_hi": hi, "thinking_tokens_mean": r.get("thinking_tokens_mean"),
             "flops_mean": r.get("flops_mean"), "n_problems": r.get("n_problems"),
             "n_problems_total": results.get("n_problems_total"), "k": results.get("k"), "date": run.date,

@@ -57,16 +57,38 @@ def _log_x(ax, values, engineering: bool) -> None:
     ax.xaxis.set_minor_formatter(NullFormatter())
 
 
+ROLE_STYLE = {"trained": ("-", "o"), "base": ("--", "s"), "eval": (":", "^")}
+
+
+def _point_label(row) -> str:
+    """The knob value a point stands for, written beside it (`16`, `w2`, `α0.5`, `r8`)."""
+    knob = row["knob"]
+    if knob == "waits":
+        return f"w{int(row['waits'])}"
+    if knob == "alpha":
+        return f"α{row['alpha']:g}"
+    if knob == "recurrence":
+        return f"r{int(row['recurrence'])}"
+    return f"{int(row['budget'])}"
+
+
 def plot_curves(points, out_dir: Path | str, axis: str = "tokens") -> list[Path]:
     """Draw one figure (PNG + SVG) from `collect()`'s table; returns the files written.
-    `axis`: "tokens" (mean thinking tokens) or "flops" (mean estimated FLOPs)."""
+    `axis`: "tokens" (mean thinking tokens) or "flops" (mean estimated FLOPs).
+
+    One line per curve (an evaluated model and what it holds fixed), each point labelled with its knob
+    value (the budget, `w2` for two Wait extensions, `α0.5`, `r8`) and its own 95% interval as an error
+    bar. Base models are dashed with square markers, trained ones solid with circles; curves in one panel
+    are nudged apart on the log x axis by a few percent so that coinciding curves stay visible."""
+    import numpy as np
     import seaborn as sns
 
     if axis not in AXES:
         raise ValueError(f"axis must be one of {sorted(AXES)}, got {axis!r}")
     column, xlabel, stem = AXES[axis]
-    data = points.dropna(subset=[column])
-    data = data[data[column] > 0].sort_values(["task", "curve", column])  # log axis: positive x only
+    data = points.dropna(subset=[column, "accuracy"])
+    data = data[np.isfinite(data[column].astype(float)) & (data[column].astype(float) > 0)]
+    data = data.sort_values(["task", "curve", column])  # log axis: positive, finite x only
     if data.empty:
         raise ValueError(f"nothing to plot: no results with a positive {column}")
     tasks = sorted(data["task"].unique())
@@ -75,35 +97,49 @@ def plot_curves(points, out_dir: Path | str, axis: str = "tokens") -> list[Path]
     ncols = min(3, len(tasks))
     nrows = math.ceil(len(tasks) / ncols)
     sns.set_theme(style="whitegrid", context="notebook")
-    fig = _figure(4.6 * ncols + 2.8, 3.6 * nrows + 0.4)
+    fig = _figure(4.8 * ncols + 3.2, 3.8 * nrows + 0.4)
     axes = fig.subplots(nrows, ncols, squeeze=False)
     for ax, task in zip(axes.flat, tasks):
         part = data[data["task"] == task]
-        sns.lineplot(part, x=column, y="accuracy", hue="curve", palette=colours, marker="o", errorbar=None,
-                     ax=ax, legend=False)
-        for curve, line in part.groupby("curve"):
-            lo, hi = line["ci_lo"].astype(float), line["ci_hi"].astype(float)
-            if len(line) > 1:
-                ax.fill_between(line[column], lo, hi, color=colours[curve], alpha=0.15, linewidth=0)
-            else:  # a single budget: an error bar, a band needs two points
-                y = float(line["accuracy"].iloc[0])
-                ax.errorbar(line[column], [y], yerr=[[y - lo.iloc[0]], [hi.iloc[0] - y]], color=colours[curve],
-                            capsize=3)
-        _log_x(ax, part[column], engineering=axis == "flops")
-        ax.set_ylim(-0.02, 1.02)
-        sizes = sorted({int(n) for n in part["n_problems"].dropna()})
-        ax.set_title(f"{task} (n={'/'.join(map(str, sizes))} problems)", fontsize=11)
+        names = sorted(part["curve"].unique())
+        for j, (curve, line) in enumerate((c, part[part["curve"] == c]) for c in names):
+            nudge = 1.0 + 0.04 * (j - (len(names) - 1) / 2)
+            x = line[column].astype(float).to_numpy() * nudge
+            y = line["accuracy"].astype(float).to_numpy()
+            lo = line["ci_lo"].astype(float).fillna(line["accuracy"]).to_numpy()
+            hi = line["ci_hi"].astype(float).fillna(line["accuracy"]).to_numpy()
+            style, marker = ROLE_STYLE.get(line["role"].iloc[0], ("-", "o"))
+            colour = colours[curve]
+            ax.errorbar(x, y, yerr=[np.clip(y - lo, 0, None), np.clip(hi - y, 0, None)], color=colour,
+                        linestyle=style, marker=marker, markersize=5, capsize=2.5, linewidth=1.4, elinewidth=0.8,
+                        alpha=0.9)
+            for xi, yi, (_, row) in zip(x, y, line.iterrows()):
+                ax.annotate(_point_label(row), (xi, yi), textcoords="offset points", xytext=(3, 4), fontsize=7,
+                            color=colour)
+        _log_x(ax, part[column].astype(float), engineering=axis == "flops")
+        ax.set_ylim(-0.04, 1.06)
+        n = sorted({int(v) for v in part["n_problems"].dropna()})
+        total = sorted({int(v) for v in part["n_problems_total"].dropna()})
+        of = f" of {'/'.join(map(str, total))}" if total and total != n else ""
+        ax.set_title(_escape(f"{task} (n = {'/'.join(map(str, n))}{of} problems)"), fontsize=11)
         ax.set_xlabel(xlabel, fontsize=9)
-        ax.set_ylabel("accuracy (avg@k), 95% CI band", fontsize=9)
+        ax.set_ylabel("accuracy (avg@k), 95% CI", fontsize=9)
     for ax in list(axes.flat)[len(tasks):]:
         ax.set_visible(False)
     from matplotlib.lines import Line2D
 
-    handles = [Line2D([0], [0], color=colours[c], marker="o", label=c) for c in curves]
+    roles = {c: data[data["curve"] == c]["role"].iloc[0] for c in curves}
+    handles = [Line2D([0], [0], color=colours[c], linestyle=ROLE_STYLE.get(roles[c], ("-", "o"))[0],
+                      marker=ROLE_STYLE.get(roles[c], ("-", "o"))[1], label=_escape(c)) for c in curves]
     fig.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False, fontsize=9,
-               title="model (run start, UTC)")
+               title="model (run start, UTC); labels: budget, w = Waits, α, r")
     fig.tight_layout()
     return _save(fig, Path(out_dir) / stem)
+
+
+def _escape(text: str) -> str:
+    """Text for matplotlib with `$` shown as itself (not mathtext)."""
+    return str(text).replace("$", r"\$")
 
 
 def plot_training(log: list[dict], stem: Path) -> list[Path]:

@@ -78,41 +78,58 @@ def _cell(value, digits: int = 3, sort=None) -> str:
 # index
 
 
-def leaderboard_rows(points) -> tuple[list[int], list[dict]]:
-    """One row per (run, role, task): accuracy per budget, and the best budget's numbers."""
-    budgets = sorted(int(b) for b in points["budget"].unique())
+def _setting_order(row) -> tuple:
+    """Columns in a readable order: budgets ascending (then their Wait extensions), then alpha, then
+    recurrence values."""
+    def num(x) -> float:
+        return 0.0 if x is None or x != x else float(x)  # None or NaN (pandas) -> 0
+
+    knob = row["knob"] if row["knob"] in ("alpha", "recurrence") else "budget"
+    rank = {"budget": 0, "alpha": 1, "recurrence": 2}[knob]
+    return (rank, num(row[knob]), num(row["budget"]), num(row["waits"]))
+
+
+def leaderboard_rows(points) -> tuple[list[str], list[dict]]:
+    """One row per (run, role, task, series): accuracy at each test-time setting, and the best one's numbers."""
+    order = {}
+    for _, r in points.iterrows():
+        order.setdefault(r["setting"], _setting_order(r))
+    settings = sorted(order, key=order.get)
     rows = []
-    for (run, role, task), part in points.groupby(["run", "role", "task"], sort=False):
-        part = part.sort_values("budget")
-        best = part.loc[part["accuracy"].idxmax()]  # ties: the smallest budget (first in order)
+    for (run, role, task, _series), part in points.groupby(["run", "role", "task", "series"], sort=False):
+        part = part.assign(_order=[_setting_order(r) for _, r in part.iterrows()]).sort_values("_order")
+        best = part.loc[part["accuracy"].idxmax()]  # ties: the cheapest setting (first in order)
         first = part.iloc[0]
         rows.append({
             "run": run, "role": role, "task": task, "curve": first["curve"], "method": first["method"],
             "model": first["model"], "base_model": first["base_model"], "n": first["n_problems"],
-            "k": first["k"], "date": first["date"], "git_sha": first["git_sha"],
-            "by_budget": {int(b): a for b, a in zip(part["budget"], part["accuracy"])},
-            "best": best["accuracy"], "best_budget": int(best["budget"]),
+            "n_total": first["n_problems_total"], "k": first["k"], "date": first["date"], "git_sha": first["git_sha"],
+            "series": first["series"],
+            "by_setting": dict(zip(part["setting"], part["accuracy"])),
+            "best": best["accuracy"], "best_setting": best["setting"],
             "best_thinking": best["thinking_tokens_mean"], "best_ci": (best["ci_lo"], best["ci_hi"]),
         })
     rows.sort(key=lambda r: (r["task"], -r["best"], r["date"]))
-    return budgets, rows
+    return settings, rows
 
 
 def index_html(points, runs: list[RunInfo], figures: dict[str, str], root: Path) -> str:
-    budgets, rows = leaderboard_rows(points)
-    head = ["method", "model", "base model", "task", "n", *[f"acc@{b}" for b in budgets], "best acc", "at budget",
-            "thinking tokens", "95% CI", "date (UTC)", "run"]
-    numeric = {"n", "best acc", "at budget", "thinking tokens", "95% CI", *[f"acc@{b}" for b in budgets]}
+    settings, rows = leaderboard_rows(points)
+    head = ["method", "model", "base model", "task", "n", *[f"acc@{b}" for b in settings], "best acc",
+            "at setting", "thinking tokens", "95% CI", "date (UTC)", "run"]
+    numeric = {"n", "best acc", "thinking tokens", "95% CI", *[f"acc@{b}" for b in settings]}
     th = "".join(f'<th data-type="{"num" if h in numeric else "text"}" title="click to sort">{e(h)}</th>'
                  for h in head)
     body_rows = []
     for r in rows:
         model = "base model" if r["role"] == "base" else short_model(r["model"])
+        method = r["method"] if r["role"] != "base" else "(base)"
+        n = f"{r['n']} of {r['n_total']}" if r["n_total"] and r["n_total"] != r["n"] else r["n"]
         cells = [
-            _cell(r["method"] if r["role"] != "base" else "(base)"), _cell(model), _cell(short_model(r["base_model"])),
-            _cell(r["task"]), _cell(r["n"]),
-            *[_cell(r["by_budget"].get(b)) for b in budgets],
-            _cell(r["best"]), _cell(r["best_budget"]), _cell(r["best_thinking"], 1),
+            _cell(f"{method} [{r['series']}]" if r["series"] else method), _cell(model),
+            _cell(short_model(r["base_model"])), _cell(r["task"]), _cell(n, sort=r["n"]),
+            *[_cell(r["by_setting"].get(b)) for b in settings],
+            _cell(r["best"]), _cell(r["best_setting"]), _cell(r["best_thinking"], 1),
             _cell(f"{fmt(r['best_ci'][0])}–{fmt(r['best_ci'][1])}" if r["best_ci"][0] is not None else None,
                   sort=r["best_ci"][0]),
             _cell(r["date"]),
@@ -126,7 +143,8 @@ def index_html(points, runs: list[RunInfo], figures: dict[str, str], root: Path)
     body = f"""<header><h1>Accuracy vs thinking tokens</h1>
 <p>{len(rows)} evaluated model × task rows from {len(runs)} runs under <code>{e(root)}</code>; built {e(built)}.
 Accuracy is avg@k over the problems evaluated (n); the interval is a 95% bootstrap over problems.
-Thinking tokens are the mean actually spent at the best budget.</p></header>
+Columns are test-time settings: b = thinking budget, w = Wait extensions, α = CoT-Valve scale, r = recurrence.
+Thinking tokens are the mean actually spent at the best setting.</p></header>
 <section><h2>Leaderboard</h2><p class="hint">Click a column to sort.</p>
 <table id="board" class="sortable"><thead><tr>{th}</tr></thead>
 <tbody>{"".join(body_rows)}</tbody></table></section>
@@ -139,7 +157,8 @@ Thinking tokens are the mean actually spent at the best budget.</p></header>
 
 
 def _results_table(data: dict) -> str:
-    cols = [("budget", "budget", 0), ("accuracy", "accuracy", 3), ("accuracy_ci95", "95% CI", 3),
+    cols = [("budget", "budget", 0), ("waits", "waits", 0), ("alpha", "alpha", 2), ("recurrence", "recurrence", 0),
+            ("accuracy", "accuracy", 3), ("accuracy_ci95", "95% CI", 3),
             ("thinking_tokens_mean", "thinking mean", 1), ("thinking_tokens_median", "median", 1),
             ("closed_rate", "closed", 2), ("forced_rate", "forced", 2), ("truncation_rate", "unclosed", 2),
             ("flops_mean", "FLOPs/sample", 0), ("n_problems", "problems", 0), ("seconds", "seconds", 1),
@@ -162,10 +181,14 @@ def _results_table(data: dict) -> str:
 
 
 def _samples_browser(task: str, samples: list[dict], show_text: bool, key: str) -> str:
-    budgets = sorted({s["budget"] for s in samples})
+    from .collect import setting_label
+
+    labels = {}
+    for s in samples:
+        labels.setdefault(setting_label(s), None)
     shown = samples[:MAX_SAMPLES]
-    options = "".join(f'<option value="{e(b)}">{e(b)}</option>' for b in budgets)
-    controls = (f'<div class="filters" data-for="{e(key)}">budget <select data-filter="budget">'
+    options = "".join(f'<option value="{e(b)}">{e(b)}</option>' for b in labels)
+    controls = (f'<div class="filters" data-for="{e(key)}">setting <select data-filter="budget">'
                 f'<option value="">all</option>{options}</select> verdict <select data-filter="verdict">'
                 '<option value="">all</option><option value="correct">correct</option>'
                 '<option value="wrong">wrong</option></select> <span class="count"></span></div>')
@@ -183,12 +206,12 @@ def _samples_browser(task: str, samples: list[dict], show_text: bool, key: str) 
             text = (f'<details><summary>thinking ({e(s.get("thinking_tokens"))} tokens)</summary>'
                     f'<pre>{e(s.get("thinking"))}</pre></details><pre class="answer">{e(s.get("answer"))}</pre>')
         trs.append(
-            f'<tr data-budget="{e(s["budget"])}" data-verdict="{verdict}"><td>{e(s.get("problem_id"))}</td>'
-            f'<td>{e(s.get("sample_index"))}</td><td>{e(s["budget"])}</td>'
+            f'<tr data-budget="{e(setting_label(s))}" data-verdict="{verdict}"><td>{e(s.get("problem_id"))}</td>'
+            f'<td>{e(s.get("sample_index"))}</td><td>{e(setting_label(s))}</td>'
             f'<td class="{verdict}">{verdict}</td><td>{e(s.get("extracted"))}</td><td>{e(s.get("gold"))}</td>'
             f'<td>{e(s.get("thinking_end"))}</td><td>{e(s.get("thinking_tokens"))}</td>'
             f'<td>{e(s.get("answer_tokens"))}</td><td class="text">{text}</td></tr>')
-    head = ("<tr><th>problem</th><th>sample</th><th>budget</th><th>verdict</th><th>extracted</th><th>gold</th>"
+    head = ("<tr><th>problem</th><th>sample</th><th>setting</th><th>verdict</th><th>extracted</th><th>gold</th>"
             "<th>thinking ended</th><th>thinking tokens</th><th>answer tokens</th><th>model text</th></tr>")
     return (f'{controls}{note}<table class="samples" id="{e(key)}"><thead>{head}</thead>'
             f'<tbody>{"".join(trs)}</tbody></table>')

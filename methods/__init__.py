@@ -1,7 +1,8 @@
 """Methods (trainer plugins), imported as `rzoo.methods`.
 
-A method is one module with `NAME`, a flat `Config` dataclass (paper defaults, field help),
-`PRESETS` (at least "paper" and "cpu") and `train(cfg, run, config_dict) -> checkpoint path`.
+A method is one module with `NAME`, a `Config` dataclass inheriting one of the core's `RLConfig` /
+`SFTConfig` (paper defaults, field help), `PRESETS` ("paper" and "cpu"; `eval.`-prefixed keys set the
+evaluation section) and `train(cfg, ctx) -> checkpoint path` (`ctx`: `harness.trainer.TrainContext`).
 The registry is explicit and lazy: listing methods imports no method module (and no torch).
 """
 from __future__ import annotations
@@ -10,6 +11,7 @@ from rzoo.harness.registry import Registry
 
 REGISTRY = Registry("method")
 REGISTRY.add("grpo", "rzoo.methods.grpo", "R1-Zero GRPO: rule rewards (accuracy + format), group advantages, k3 KL")
+REGISTRY.add("s1", "rzoo.methods.s1", "s1: SFT on reasoning traces (completion-only loss) + budget forcing (cap, Wait)")
 
 
 def get(name: str):

@@ -34,3 +34,17 @@ def publishes_model_text(name: str) -> bool:
     if name.startswith(JSONL_PREFIX) or name not in REGISTRY.names():
         return True
     return bool(REGISTRY.load(name).publish_model_text)
+
+
+def load_examples(spec: str, data_dir=None):
+    """SFT examples (`rzoo.harness.data.SFTData`) named by `spec`:
+
+    - `<task>:<variant>`: a task that writes its own reasoning traces (`Task.examples(variant, split)`),
+      e.g. `runsum:minimal`, `runsum:early_stop`;
+    - `jsonl:<path>`: rows with `question`, `thinking`, `answer` (and optional `id`), prompted like the
+      math tasks;
+    - a hub dataset id (e.g. `simplescaling/s1K-1.1`) when the hub is reachable (see `traces.py`).
+    """
+    from .traces import load_examples as _load
+
+    return _load(spec, data_dir)

@@ -10,39 +10,18 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+
+from rzoo.harness.data import Grade, Problem, Source  # noqa: F401 - re-exported for task modules
 
 DATA_ENV = "RZOO_DATA"
 
 
 class TaskError(ValueError):
     """Missing or malformed task data; the message names the file and row."""
-
-
-@dataclass(frozen=True)
-class Problem:
-    id: str
-    question: str
-    answer: str
-    meta: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Grade:
-    correct: bool  # the verdict (the same function as the RL reward)
-    extracted: str | None  # the answer as read, for maj@k and audit
-    second_opinion: bool | None = None  # an independent grader's verdict; None where there is none
-    timed_out: bool = False
-
-
-@dataclass(frozen=True)
-class Source:
-    kind: str  # "local", "hub", "generated"
-    location: str  # file path, hub id, or generator description
-    sha256: str | None = None  # of the file read (local) or of the problems' canonical JSON
 
 
 def sha256_file(path: Path) -> str:

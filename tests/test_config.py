@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from rzoo.harness.cli import resolve
+from rzoo.harness.app import resolve
 from rzoo.harness.config import ConfigError, apply_overrides, convert, parse_tokens
 from rzoo.harness.evaluate import EvalConfig
 
@@ -54,6 +54,36 @@ def test_validation_errors():
         apply_overrides(Config(), {"samples_per_prompt": "1"})
 
 
+def test_numeric_fields_have_validated_ranges():
+    from rzoo.methods.grpo import Config
+
+    for key, value, fragment in [("lr", "-1", "lr must be > 0"), ("lr", "nan", "finite"),
+                                 ("temperature", "0", "temperature must be > 0"), ("beta", "-0.1", ">= 0"),
+                                 ("steps", "0", "steps must be >= 1")]:
+        with pytest.raises(ConfigError, match=fragment):
+            apply_overrides(Config(), {key: value})
+    with pytest.raises(ConfigError, match="budgets must be >= 1"):
+        apply_overrides(EvalConfig(), {"budgets": "[8,0]"})
+    with pytest.raises(ConfigError, match="top_p must be <= 1"):
+        apply_overrides(EvalConfig(), {"top_p": "1.5"})
+
+
+def test_help_lists_every_key_with_default_and_source():
+    from rzoo.harness.app import key_help
+    from rzoo.harness.config import valid_keys
+    from rzoo.methods.grpo import Config
+
+    text = key_help("train+eval", ["method=grpo"])
+    for key in valid_keys(Config()):
+        assert f"  {key} " in text, key
+    line = next(ln for ln in text.splitlines() if ln.strip().startswith("steps "))
+    assert "7" in line and "preset" in line  # the cpu preset's value, and where it comes from
+    line = next(ln for ln in text.splitlines() if ln.strip().startswith("clip_eps "))
+    assert "grpo" in line  # declared by the method, not a shared section
+    line = next(ln for ln in text.splitlines() if ln.strip().startswith("weight_decay "))
+    assert "optimiser" in line
+
+
 def test_parse_tokens_rejects_malformed_and_duplicates():
     assert parse_tokens(["a=1", "eval.b=[1,2]"]) == {"a": "1", "eval.b": "[1,2]"}
     with pytest.raises(ConfigError, match="key=value"):
@@ -64,11 +94,13 @@ def test_parse_tokens_rejects_malformed_and_duplicates():
 
 def test_cli_resolve_presets_alias_and_errors():
     job = resolve("train+eval", ["method=grpo", "task=math500", "eval.budgets=[32,64]", "lr=1e-4"])
-    assert job["config"].lr == 1e-4
-    assert job["config"].steps == 7  # cpu preset
-    assert job["eval"].task == ["math500"] and job["eval"].budgets == [32, 64]
+    assert job.config.lr == 1e-4
+    assert job.config.steps == 7  # cpu preset
+    assert job.eval.task == ["math500"] and job.eval.budgets == [32, 64]
+    assert job.trains and job.evaluates and job.method == "grpo"
     paper = resolve("train", ["method=grpo", "preset=paper"])
-    assert paper["config"].samples_per_prompt == 16 and paper["config"].beta == 0.001
+    assert paper.config.samples_per_prompt == 16 and paper.config.beta == 0.001
+    assert paper.trains and not paper.evaluates
     with pytest.raises(Exception, match="Did you mean: grpo"):
         resolve("train", ["method=grp"])
     with pytest.raises(ConfigError, match="eval.budgets"):

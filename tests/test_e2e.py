@@ -16,7 +16,7 @@ from rzoo.harness.cli import main
 def varying_task():
     tasks.REGISTRY.add("varying", "varying_task:TASK", "test-only: reward varies on a random model")
     yield "varying"
-    del tasks.REGISTRY._entries["varying"]
+    tasks.REGISTRY.remove("varying")
 
 
 def test_train_eval_end_to_end(tiny_model_dir, runs_root, varying_task, capsys):

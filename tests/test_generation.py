@@ -15,7 +15,20 @@ from transformers import LogitsProcessor, LogitsProcessorList
 
 from conftest import build_tiny_model
 from rzoo.harness import generation as G
+from rzoo.harness import hf_engine
 from rzoo.harness import thinking as T
+from rzoo.harness.hf_engine import HFEngine
+
+
+def generate(model, tok, prompts, *, max_thinking_tokens, answer_tokens=64, min_thinking_tokens=0, max_waits=0,
+             force_close=True, **kw):
+    budget = T.Budget(max_thinking_tokens, answer_tokens, min_thinking_tokens, max_waits, force_close)
+    return G.generate(HFEngine(model, tok), prompts, budget, **kw)
+
+
+def sweep(model, tok, prompts, *, budgets, answer_tokens=64, min_thinking_tokens=0, max_waits=0, **kw):
+    budget = T.Budget(max(budgets), answer_tokens, min_thinking_tokens, max_waits)
+    return G.sweep(HFEngine(model, tok), prompts, budget, budgets, **kw)
 
 
 class Script(LogitsProcessor):
@@ -92,7 +105,18 @@ def _prompts(tok, n=2):
 
 def _run(tiny, tok, close_after, eos_after=None, **kw):
     model = Scripted(tiny, Script(tok, None, close_after, eos_after))
-    return G.generate(model, tok, _prompts(tok), **kw)
+    return generate(model, tok, _prompts(tok), **kw)
+
+
+@pytest.mark.parametrize("max_waits", [1, 3])
+def test_max_waits_alone_extends_that_many_times(tiny, tokenizer, max_waits):
+    """s1's extension on its own: with no minimum, every close is suppressed max_waits times."""
+    wait = tokenizer.encode(T.WAIT, add_special_tokens=False)
+    out = _run(tiny, tokenizer, close_after=3, max_thinking_tokens=200, max_waits=max_waits, answer_tokens=20)
+    for c in out:
+        assert c.waits == max_waits and c.thinking_text.count(T.WAIT) == max_waits
+        assert c.thinking_tokens == 3 * (max_waits + 1) + len(wait) * max_waits
+        assert c.thinking_end == T.CLOSED and "\\boxed{7}" in c.answer_text
 
 
 def test_model_closes_block_itself(tiny, tokenizer):
@@ -171,7 +195,7 @@ def test_random_model_never_exceeds_cap_and_accounts_exactly(tiny, tokenizer):
     prompts = _prompts(tokenizer, 3)
     for _ in range(3):
         cap = rng.randint(1, 24)
-        out = G.generate(tiny, tokenizer, prompts, n=2, max_thinking_tokens=cap, answer_tokens=5,
+        out = generate(tiny, tokenizer, prompts, n=2, max_thinking_tokens=cap, answer_tokens=5,
                          min_thinking_tokens=rng.randint(0, cap), max_waits=2,
                          sampling=G.Sampling(temperature=1.0, batch_size=4), seed=rng.randint(0, 99))
         assert [(c.prompt_index, c.sample_index) for c in out] == [(p, s) for p in range(3) for s in range(2)]
@@ -184,14 +208,16 @@ def test_random_model_never_exceeds_cap_and_accounts_exactly(tiny, tokenizer):
 
 def test_generation_is_seeded(tiny, tokenizer):
     kw = dict(n=2, max_thinking_tokens=12, answer_tokens=4, sampling=G.Sampling(temperature=1.0), seed=3)
-    a = G.generate(tiny, tokenizer, _prompts(tokenizer), **kw)
-    b = G.generate(tiny, tokenizer, _prompts(tokenizer), **kw)
+    a = generate(tiny, tokenizer, _prompts(tokenizer), **kw)
+    b = generate(tiny, tokenizer, _prompts(tokenizer), **kw)
     assert [c.completion_ids for c in a] == [c.completion_ids for c in b]
 
 
 def test_bad_budgets_are_rejected(tiny, tokenizer):
     with pytest.raises(ValueError, match="min_thinking_tokens"):
-        G.generate(tiny, tokenizer, _prompts(tokenizer), max_thinking_tokens=4, min_thinking_tokens=5)
+        generate(tiny, tokenizer, _prompts(tokenizer), max_thinking_tokens=4, min_thinking_tokens=5)
+    with pytest.raises(ValueError, match="sweep caps"):
+        G.sweep(HFEngine(tiny, tokenizer), _prompts(tokenizer), T.Budget(8), [4, 16])
 
 
 def _same(a: G.Completion, b: G.Completion):
@@ -206,66 +232,72 @@ def test_sweep_equals_separate_runs(tiny, tokenizer, close_after, eos_after):
     cut inside the delimiter, close exactly at the budget, close well inside."""
     model = Scripted(tiny, Script(tokenizer, None, close_after, eos_after))
     budgets = [4, 7, 8, 16]
-    sweep = G.generate_sweep(model, tokenizer, _prompts(tokenizer), budgets=budgets, answer_tokens=12)
-    assert sorted(sweep) == budgets
+    swept = sweep(model, tokenizer, _prompts(tokenizer), budgets=budgets, answer_tokens=12)
+    assert sorted(swept) == budgets
     for b in budgets:
-        separate = G.generate(model, tokenizer, _prompts(tokenizer), max_thinking_tokens=b, answer_tokens=12)
-        for x, y in zip(sweep[b], separate):
+        separate = generate(model, tokenizer, _prompts(tokenizer), max_thinking_tokens=b, answer_tokens=12)
+        for x, y in zip(swept[b], separate):
             _same(x, y)
 
 
 def test_sweep_on_random_model_matches_separate_runs(tiny, tokenizer):
     budgets = [3, 6, 12]
-    sweep = G.generate_sweep(tiny, tokenizer, _prompts(tokenizer, 3), budgets=budgets, answer_tokens=5)
+    swept = sweep(tiny, tokenizer, _prompts(tokenizer, 3), budgets=budgets, answer_tokens=5)
     for b in budgets:
-        separate = G.generate(tiny, tokenizer, _prompts(tokenizer, 3), max_thinking_tokens=b, answer_tokens=5)
-        for x, y in zip(sweep[b], separate):
+        separate = generate(tiny, tokenizer, _prompts(tokenizer, 3), max_thinking_tokens=b, answer_tokens=5)
+        for x, y in zip(swept[b], separate):
             _same(x, y)
 
 
 def test_sweep_answers_smaller_budgets_from_the_kv_cache(tiny, tokenizer, monkeypatch):
     """Answers (the smaller budgets' forced ones and the largest budget's own) continue the thinking
-    round's KV cache (no prefix re-read), and still equal separate runs; with Wait extensions
-    (several rounds) the sweep falls back to re-reading the prefix."""
+    round's KV cache (no prefix re-read), and still equal separate runs; when the engine cannot continue
+    a cache, the rows re-read their prefixes instead."""
     calls, from_cache = [], []
-    answer_round, answers_from_cache = G._answer_round, G._answers_from_cache
+    answer_round, continue_rows = G._answer_round, hf_engine.HFChunk.continue_rows
 
-    def spy_round(*args, **kwargs):
-        if args[2]:  # rows that re-read their prompt + thinking
-            calls.append(args[7])  # desc
-        return answer_round(*args, **kwargs)
+    def spy_round(engine, rows, *args, **kwargs):
+        if rows:  # rows that re-read their prompt + thinking
+            calls.append(args[-2])  # desc
+        return answer_round(engine, rows, *args, **kwargs)
 
-    def spy_cache(*args, **kwargs):
-        out = answers_from_cache(*args, **kwargs)
+    def spy_continue(self, rows, *args, **kwargs):
+        out = continue_rows(self, rows, *args, **kwargs)
         from_cache.append(len(out))
         return out
 
     monkeypatch.setattr(G, "_answer_round", spy_round)
-    monkeypatch.setattr(G, "_answers_from_cache", spy_cache)
+    monkeypatch.setattr(hf_engine.HFChunk, "continue_rows", spy_continue)
     budgets = [2, 5, 12]
     prompts = _prompts(tokenizer, 3)
-    sweep = G.generate_sweep(tiny, tokenizer, prompts, budgets=budgets, answer_tokens=5)
+    swept = sweep(tiny, tokenizer, prompts, budgets=budgets, answer_tokens=5)
     assert calls == []  # no answer re-read its prefix: every budget's answers continued a KV cache
     assert sum(from_cache) >= len(prompts)  # budget 2 cuts every row that did not end within 2 tokens
     for b in budgets:
-        for x, y in zip(sweep[b], G.generate(tiny, tokenizer, prompts, max_thinking_tokens=b, answer_tokens=5)):
+        for x, y in zip(swept[b], generate(tiny, tokenizer, prompts, max_thinking_tokens=b, answer_tokens=5)):
             _same(x, y)
     calls.clear()
-    G.generate_sweep(tiny, tokenizer, prompts, budgets=budgets, answer_tokens=5, min_thinking_tokens=2, max_waits=1)
-    assert "forced answers (smaller budgets)" in calls
+    monkeypatch.setattr(hf_engine.HFChunk, "continue_rows", lambda self, *a, **k: None)
+    reread = sweep(tiny, tokenizer, prompts, budgets=budgets, answer_tokens=5)
+    assert "forced answers (smaller budgets)" in calls and "answer" in calls
+    for b in budgets:
+        for x, y in zip(reread[b], swept[b]):
+            _same(x, y)
 
 
 @pytest.mark.parametrize("close_after,eos_after", [(5, None), (10_000, None), (10_000, 4), (None, None)])
 def test_answers_from_the_cache_equal_answers_from_a_reread_prefix(tiny, tokenizer, close_after, eos_after):
-    """max_waits=0 answers from the thinking round's cache (rows closed by the model: holes after their
-    close; forced rows: the forced cue appended); max_waits=1 with no minimum never waits but takes the
-    re-reading answer round. Same tokens, same accounting. `None`: the random model itself (ragged
-    closes, ends and caps in one batch)."""
+    """Answers from the thinking round's cache (rows closed by the model: holes after their close; forced
+    rows: the forced cue appended) equal the re-reading answer round (the engine refusing to continue).
+    Same tokens, same accounting. `None`: the random model itself (ragged closes, ends and caps in one
+    batch)."""
     model = tiny if close_after is None else Scripted(tiny, Script(tokenizer, None, close_after, eos_after))
     prompts = _prompts(tokenizer, 4)
     for budget in (3, 9):
-        cached = G.generate(model, tokenizer, prompts, max_thinking_tokens=budget, answer_tokens=7)
-        reread = G.generate(model, tokenizer, prompts, max_thinking_tokens=budget, answer_tokens=7, max_waits=1)
+        cached = generate(model, tokenizer, prompts, max_thinking_tokens=budget, answer_tokens=7)
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(hf_engine.HFChunk, "continue_rows", lambda self, *a, **k: None)
+            reread = generate(model, tokenizer, prompts, max_thinking_tokens=budget, answer_tokens=7)
         for x, y in zip(cached, reread):
             _same(x, y)
             assert x.answer_truncated == y.answer_truncated
@@ -304,8 +336,10 @@ def test_cached_answers_with_ragged_closes_equal_reread_answers(tiny, tokenizer)
     model = Scripted(tiny, ThinkThenFree(tokenizer))
     prompts = [T.build_prompt(tokenizer, [{"role": "user", "content": f"Add {i} and {3 * i + 1}."}])
                for i in range(6)]
-    cached = G.generate(model, tokenizer, prompts, max_thinking_tokens=6, answer_tokens=8)
-    reread = G.generate(model, tokenizer, prompts, max_thinking_tokens=6, answer_tokens=8, max_waits=1)
+    cached = generate(model, tokenizer, prompts, max_thinking_tokens=6, answer_tokens=8)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(hf_engine.HFChunk, "continue_rows", lambda self, *a, **k: None)
+        reread = generate(model, tokenizer, prompts, max_thinking_tokens=6, answer_tokens=8)
     ends = {c.thinking_end for c in cached}
     assert ends == {T.CLOSED, T.FORCED}, ends  # both kinds of row in one batch
     assert len({c.thinking_tokens for c in cached}) >= 3  # closes at different steps

@@ -39,7 +39,7 @@ def runs(tmp_path_factory, tiny_model_dir):
             assert main(["eval", f"model={tiny_model_dir}", "task=arith", "eval.limit=2", "eval.budgets=[4,8]",
                          "--no-progress"]) == 0
     finally:
-        del tasks.REGISTRY._entries["varying"]
+        tasks.REGISTRY.remove("varying")
     (grpo_run,) = (root / "grpo").iterdir()
     (eval_run,) = (root / "eval").iterdir()
     samples_path = grpo_run / "eval" / "arith" / "samples.jsonl"
@@ -94,7 +94,7 @@ def test_plot_writes_png_and_svg_with_labels(runs, tmp_path):
         assert plot.AXES[axis][1] in svg  # the axis label, units included
         for curve in points["curve"].unique():
             assert curve in svg  # every curve is in the legend
-        assert "arith (n=" in svg and "gpqa_diamond (n=" in svg  # one panel per task
+        assert "arith (n = " in svg and "gpqa_diamond (n = " in svg  # one panel per task
     with pytest.raises(ValueError, match="axis must be one of"):
         plot.plot_curves(points, tmp_path, "seconds")
 
@@ -124,7 +124,7 @@ def test_site_table_and_run_pages(built):
     rows = re.findall(r"<tr data-task=", table)
     assert len(rows) == 4  # grpo base + trained on arith, eval on arith + gpqa
     for budget in (4, 8, 16):
-        assert f">acc@{budget}<" in html
+        assert f">acc@b={budget}<" in html
     assert 'src="assets/accuracy_vs_thinking_tokens.svg"' in html and 'src="assets/accuracy_vs_flops.svg"' in html
     for run in ("grpo", "eval"):
         page = built["out"] / "runs" / f"{run}__{built[run].name}.html"

@@ -51,7 +51,7 @@ def _rows(correct_by_problem):
         for j, ok in enumerate(outcomes):
             rows.append({"problem_id": pid, "sample_index": j, "correct": ok, "extracted": "1" if ok else str(j + 2),
                          "thinking_tokens": 10 * (j + 1), "answer_tokens": 3, "thinking_end": "closed",
-                         "answer_truncated": False, "waits": 0})
+                         "answer_truncated": False, "waits_used": 0})
     return rows
 
 

@@ -1,0 +1,302 @@
+"""The application layer: a typed job from command-line tokens, and running it.
+
+This is the only place (with `cli.py` above it) that imports methods, tasks and the leaderboard: the
+core (`harness/*` otherwise) receives tasks and data as objects. Layers, top to bottom:
+
+    cli.py          argparse, commands, help
+    app.py          Job, resolve(), run_job(): methods + tasks + core + leaderboard
+    methods/        one file per recipe, on the core's RL / SFT loops
+    tasks/          benchmarks, the testbed, graders
+    harness/ core   config, engines, generation, evaluation, training loops, losses, run store
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .config import ConfigError, apply_overrides, config_hash, parse_tokens, suggest, valid_keys, with_preset
+from .evaluate import PRESETS as EVAL_PRESETS
+from .evaluate import EvalConfig
+
+PRESET_NAMES = ("cpu", "paper")
+ALIASES = {"task": "eval.task"}
+COMMANDS = ("train", "eval", "train+eval")
+
+
+@dataclass
+class EvalJob:
+    """`harness eval`: which model to evaluate (the rest is the eval section)."""
+    model: str = dataclasses.field(default="default", metadata={
+        "help": "model: hub id, local folder (a checkpoint), 'default' (SmolLM2-135M-Instruct) or 'testbed'"})
+
+
+@dataclass
+class Job:
+    """What one `harness` command does, fully resolved and validated."""
+    command: str  # one of COMMANDS
+    preset: str
+    config: Any  # the method's Config (train, train+eval) or EvalJob (eval)
+    eval: EvalConfig
+    method: str | None = None
+    module: Any = None  # the method module
+    resume: Path | None = None  # a run folder to continue
+
+    @property
+    def trains(self) -> bool:
+        return self.command in ("train", "train+eval")
+
+    @property
+    def evaluates(self) -> bool:
+        return self.command in ("eval", "train+eval")
+
+    def to_dict(self) -> dict:
+        out: dict = {"command": self.command, "preset": self.preset}
+        if self.method:
+            out["method"] = self.method
+        out["config"] = dataclasses.asdict(self.config)
+        if self.evaluates:
+            out["eval"] = dataclasses.asdict(self.eval)
+        return out
+
+
+def _split(overrides: dict[str, str], root_keys: list[str], eval_keys: list[str]):
+    """Route overrides to the root config and the eval section; unknown keys get suggestions."""
+    valid = root_keys + [f"eval.{k}" for k in eval_keys] + list(ALIASES)
+    root, ev = {}, {}
+    for raw, value in overrides.items():
+        key = ALIASES.get(raw, raw)
+        if key.startswith("eval.") and key[5:] in eval_keys:
+            ev[key[5:]] = value
+        elif key in root_keys:
+            root[key] = value
+        else:
+            raise ConfigError(f"unknown config key {raw!r}.{suggest(raw, valid)}")
+    return root, ev
+
+
+def method_module(name: str):
+    from rzoo import methods
+
+    return methods.get(name)
+
+
+def resolve(command: str, tokens: list[str]) -> Job:
+    """Parse `key=value` tokens into a validated Job."""
+    if command not in COMMANDS:
+        raise ConfigError(f"unknown command {command!r}; valid: {', '.join(COMMANDS)}")
+    overrides = parse_tokens(tokens)
+    if "resume" in overrides:
+        return _resolve_resume(command, overrides)
+    preset = overrides.pop("preset", "cpu")
+    if preset not in PRESET_NAMES:
+        raise ConfigError(f"preset {preset!r} is not valid; valid: {', '.join(PRESET_NAMES)}")
+    name, module = None, None
+    if command == "eval":
+        if "method" in overrides:
+            raise ConfigError("harness eval takes model=..., not method=... (use train+eval to train)")
+        root_cfg = EvalJob()
+        eval_preset = EVAL_PRESETS[preset]
+    else:
+        from rzoo import methods
+
+        name = overrides.pop("method", None)
+        if name is None:
+            raise ConfigError(f"missing method=NAME; valid: {', '.join(methods.REGISTRY.names())}")
+        module = method_module(name)
+        presets = module.PRESETS.get(preset, {})
+        root_cfg = with_preset(module.Config(), {k: v for k, v in presets.items() if not k.startswith("eval.")})
+        eval_preset = {**EVAL_PRESETS[preset], **{k[5:]: v for k, v in presets.items() if k.startswith("eval.")}}
+    eval_cfg = with_preset(EvalConfig(), eval_preset)
+    root_over, eval_over = _split(overrides, valid_keys(root_cfg), valid_keys(eval_cfg))
+    if command == "train" and eval_over:
+        raise ConfigError(f"harness train does not evaluate; drop {', '.join('eval.' + k for k in eval_over)} "
+                          "or use train+eval")
+    return Job(command, preset, apply_overrides(root_cfg, root_over), apply_overrides(eval_cfg, eval_over),
+               name, module)
+
+
+def _resolve_resume(command: str, overrides: dict[str, str]) -> Job:
+    """`resume=<run dir>`: the run's saved config, then any overrides (e.g. more steps)."""
+    from .trainer import STATE_FILE
+
+    if command == "eval":
+        raise ConfigError("resume= continues a training run; harness eval takes model=<run>/checkpoint")
+    path = Path(overrides.pop("resume")).expanduser()
+    if not (path / "config.json").is_file() or not (path / STATE_FILE).is_file():
+        raise ConfigError(f"resume={path}: not a resumable run folder (needs config.json and {STATE_FILE})")
+    saved = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    name = overrides.pop("method", saved["method"])
+    if name != saved["method"]:
+        raise ConfigError(f"resume={path} is a {saved['method']!r} run, not {name!r}")
+    if "preset" in overrides:
+        raise ConfigError("resume= keeps the run's preset; override single keys instead")
+    module = method_module(name)
+    root_cfg = module.Config(**saved["config"])
+    eval_cfg = EvalConfig(**saved["eval"]) if "eval" in saved else EvalConfig()
+    root_over, eval_over = _split(overrides, valid_keys(root_cfg), valid_keys(eval_cfg))
+    return Job(command, saved["preset"], apply_overrides(root_cfg, root_over), apply_overrides(eval_cfg, eval_over),
+               name, module, path)
+
+
+# ---------------------------------------------------------------------------------------------
+# data
+
+
+def load_eval_tasks(cfg: EvalConfig):
+    """Load and subset every task up front, so bad names or files fail before any run folder exists."""
+    import random
+
+    from rzoo import tasks as registry
+    from rzoo.tasks.base import find_data_dir
+
+    from .data import TaskData
+
+    data_dir = find_data_dir(cfg.data_dir)
+    out = []
+    for name in cfg.task:
+        task = registry.get(name, cfg.question_field, cfg.answer_field)
+        problems, source = task.load(data_dir)
+        total = len(problems)
+        if cfg.shuffle:
+            problems = list(problems)
+            random.Random(f"subset-{cfg.seed}").shuffle(problems)
+        if cfg.limit is not None:
+            problems = problems[:cfg.limit]
+        out.append(TaskData(name, task, problems, source, total))
+    return out
+
+
+def load_train_data(cfg):
+    """The training data a method's config names: a task's train split (RL) or SFT examples."""
+    from rzoo import tasks as registry
+    from rzoo.tasks.base import find_data_dir
+
+    from .data import TaskData
+
+    data_dir = find_data_dir(cfg.data_dir)
+    if hasattr(cfg, "train_data"):
+        return registry.load_examples(cfg.train_data, data_dir)
+    task = registry.get(cfg.train_task)
+    problems, source = task.load(data_dir, split="train")
+    return TaskData(cfg.train_task, task, problems, source, len(problems))
+
+
+# ---------------------------------------------------------------------------------------------
+# running
+
+
+def _print_table(summary: dict[str, list[dict]], label: str) -> None:
+    print(f"\n{label}")
+    print(f"  {'task':<12} {'setting':>16} {'accuracy':>9} {'think tok':>9} {'truncated':>9} {'forced':>7}")
+    for task, rows in summary.items():
+        for r in rows:
+            setting = " ".join(f"{k[0]}={r[k]}" for k in ("budget", "waits", "alpha", "recurrence")
+                               if r.get(k) is not None)
+            print(f"  {task:<12} {setting:>16} {r['accuracy']:>9.3f} {r['thinking_tokens_mean']:>9.1f} "
+                  f"{r['truncation_rate']:>9.2f} {r['forced_rate']:>7.2f}")
+
+
+def run_job(job: Job, progress: bool = True):
+    """Execute a resolved job; returns the Run. Validates model and data before creating the run."""
+    from . import models
+    from .evaluate import evaluate, load_engine
+    from .runstore import Run, atomic_write_json
+    from .trainer import TrainContext
+
+    cfg, ecfg = job.config, job.eval
+    resolved = models.resolve(cfg.model)  # fails before any run folder exists
+    tasks = load_eval_tasks(ecfg) if job.evaluates else []
+    train_data = load_train_data(cfg) if job.trains else None
+    models.set_cpu_threads()
+    resolved_dict = job.to_dict()
+    resolved_dict["model_source"] = resolved.source
+    print("[config] " + json.dumps(resolved_dict, indent=2, default=str), flush=True)
+    if job.resume:
+        run = Run(job.resume)
+        atomic_write_json(run.path / "config.json", resolved_dict)
+        run.set_status("running")
+        print(f"[run] resuming {run.path}", flush=True)
+    else:
+        run = Run.create(job.method or "eval", resolved_dict, config_hash(cfg))
+        print(f"[run] {run.path}", flush=True)
+    try:
+        summaries = {}
+        if job.evaluates and job.trains and ecfg.baseline and not (run.path / "eval_base").is_dir():
+            info = {"spec": resolved.spec, "source": resolved.source, "role": "base"}
+            summaries["base"] = evaluate(load_engine(resolved, ecfg), info, ecfg, tasks, run.path / "eval_base",
+                                         progress)
+        eval_model = resolved
+        if job.trains:
+            ctx = TrainContext(job.method, run, resolved, train_data, resolved_dict, progress, bool(job.resume))
+            job.module.train(cfg, ctx)
+            print(f"[train] checkpoint: {run.checkpoint_dir}", flush=True)
+            eval_model = models.ResolvedModel(str(run.checkpoint_dir), str(run.checkpoint_dir),
+                                              f"local:{run.checkpoint_dir}")
+        if job.evaluates:
+            info = {"spec": eval_model.spec, "source": eval_model.source, "base_model": resolved.source,
+                    "method": job.method, "run": str(run.path)}
+            summaries["eval"] = evaluate(load_engine(eval_model, ecfg), info, ecfg, tasks, run.path / "eval", progress)
+        if "base" in summaries:
+            _print_table(summaries["base"], "before training (base model)")
+        if "eval" in summaries:
+            _print_table(summaries["eval"], "after training" if job.trains else "results")
+        log = run.train_log()
+        if log and "reward_mean" in log[0]:
+            first, last = log[0], log[-1]
+            print(f"\n[train] reward {first['reward_mean']:.3f} (step 1) -> {last['reward_mean']:.3f} "
+                  f"(step {last['step']}); see {run.path / 'train.jsonl'}")
+        elif log:
+            print(f"\n[train] loss {log[0]['loss']:.4f} (step 1) -> {log[-1]['loss']:.4f} (step {log[-1]['step']}); "
+                  f"see {run.path / 'train.jsonl'}")
+        run.set_status("done")
+    except BaseException as e:
+        run.set_status("failed", error=f"{type(e).__name__}: {e}")
+        raise
+    print(f"[run] done: {run.path}")
+    if job.evaluates:
+        refresh_leaderboard(run.path.parent.parent)
+    return run
+
+
+def refresh_leaderboard(root) -> None:
+    """Rebuild `<runs root>/leaderboard` and print where it is. A failure here is reported, not raised:
+    the run's results are already safe on disk and `harness leaderboard` can rebuild later."""
+    from rzoo.leaderboard.site import LeaderboardError, build
+
+    try:
+        index = build(root)
+    except (LeaderboardError, OSError, ValueError) as e:
+        print(f"[leaderboard] not refreshed ({type(e).__name__}: {e}); run `harness leaderboard`", flush=True)
+        return
+    print(f"[leaderboard] {index.as_uri()}", flush=True)
+
+
+def key_help(command: str, tokens: list[str]) -> str:
+    """`harness <command> [method=NAME] --help`: every key, its default, where it comes from, its help."""
+    from .config import field_help
+
+    overrides = parse_tokens([t for t in tokens if t.startswith(("method=", "preset="))])
+    preset = overrides.get("preset", "cpu")
+    lines = [f"usage: harness {command} " + ("model=SPEC" if command == "eval" else "method=NAME")
+             + " [preset=cpu|paper] [key=value ...]", ""]
+    rows = []
+    eval_preset = dict(EVAL_PRESETS.get(preset, {}))
+    if command == "eval":
+        rows += field_help(EvalJob)
+    elif overrides.get("method"):
+        module = method_module(overrides["method"])
+        presets = module.PRESETS.get(preset, {})
+        rows += field_help(module.Config, {k: v for k, v in presets.items() if not k.startswith("eval.")})
+        eval_preset.update({k[5:]: v for k, v in presets.items() if k.startswith("eval.")})
+    else:
+        lines.append("Give method=NAME to list its keys (harness methods lists the names).")
+    if command != "train":
+        rows += [(f"eval.{n}", d, s if s == "preset" else "eval", h) for n, d, s, h in field_help(EvalConfig, eval_preset)]
+    lines.append(f"  {'key':<26} {'default (preset=' + preset + ')':<22} {'from':<11} help")
+    for name, default, source, text in rows:
+        lines.append(f"  {name:<26} {default:<22} {source:<11} {text}")
+    lines.append("\npreset=cpu (default) sizes the run for a 2-core CPU; preset=paper keeps the paper's values.")
+    return "\n".join(lines)

@@ -1,0 +1,73 @@
+"""What the core knows of tasks and training data: plain records and one protocol.
+
+The core (training loops, generation, evaluation) never imports `rzoo.tasks`: the command line
+resolves a task name to an object that has `messages`, `score` and `grade` (the `TaskLike` protocol
+below) and hands it over, with the problems it loaded. Tasks build these records; they live here so
+that both sides share one definition.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class Problem:
+    id: str
+    question: str
+    answer: str
+    meta: dict[str, Any] = field(default_factory=dict)  # e.g. level, subject, the testbed's n
+
+
+@dataclass(frozen=True)
+class Grade:
+    correct: bool  # the verdict (the same function as the RL reward)
+    extracted: str | None  # the answer as read, for maj@k and audit
+    second_opinion: bool | None = None  # an independent grader's verdict; None where there is none
+    timed_out: bool = False
+
+
+@dataclass(frozen=True)
+class Source:
+    kind: str  # "local", "hub", "generated"
+    location: str  # file path, hub id, or generator description
+    sha256: str | None = None  # of the file read (local) or of the problems' canonical JSON
+
+
+@dataclass(frozen=True)
+class Example:
+    """One supervised example: a chat prompt and the assistant's thinking and answer (SFT data)."""
+    id: str
+    messages: list[dict]
+    thinking: str
+    answer: str
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+class TaskLike(Protocol):
+    """What training and evaluation call on a task (implemented by `rzoo.tasks.base.Task`)."""
+    name: str
+
+    def messages(self, problem: Problem) -> list[dict]: ...
+
+    def score(self, problem: Problem, answer_text: str) -> float: ...
+
+    def grade(self, problem: Problem, answer_text: str) -> Grade: ...
+
+
+@dataclass
+class TaskData:
+    """A loaded task: the object, the problems chosen (a subset for evaluation), and provenance."""
+    name: str
+    task: TaskLike
+    problems: list[Problem]
+    source: Source
+    total: int  # problems in the split before any subset
+
+
+@dataclass
+class SFTData:
+    """Loaded supervised examples and where they came from."""
+    name: str
+    examples: list[Example]
+    source: Source

@@ -1,0 +1,185 @@
+"""The transformers engine: batched `generate` with a per-row stop rule, and continuation from the
+round's KV cache (the protocol is in `engine.py`).
+
+Prompts are sorted by length and left-padded, so every row's generated tokens start at the same
+column of a chunk; that is what lets one cut of the KV cache serve a whole chunk when some rows
+continue (`HFChunk.continue_rows`): budget sweeps answer smaller budgets, and answers follow their
+thinking, without re-reading prompt and thinking.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Iterator
+
+from .engine import EOS, LENGTH, STOP, RoundOutput, Sampling, eos_ids
+
+
+class RoundStop:
+    """Per-row stopping for one batched generate call; records where and why each row stopped.
+
+    Returns a (B,) bool tensor, so rows stop independently (transformers pads finished rows).
+    """
+
+    def __init__(self, tokenizer, prompt_len: int, limits: list[int], stop_text: str | None, eos: set[int]):
+        self.tokenizer = tokenizer
+        self.prompt_len = prompt_len
+        self.limits = limits
+        self.stop_text = stop_text
+        self.eos = eos
+        self.events: list[tuple[int, str] | None] = [None] * len(limits)
+
+    def __call__(self, input_ids, scores, **kwargs):
+        import torch
+
+        n = input_ids.shape[1] - self.prompt_len
+        done = []
+        for row in range(input_ids.shape[0]):
+            if self.events[row] is None and n > 0:
+                last = int(input_ids[row, -1])
+                if last in self.eos:
+                    self.events[row] = (n, EOS)
+                elif self.stop_text and self.stop_text in self.tokenizer.decode(input_ids[row, -min(n, 8):]):
+                    self.events[row] = (n, STOP)
+                elif n >= self.limits[row]:
+                    self.events[row] = (n, LENGTH)
+            done.append(self.events[row] is not None)
+        return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
+
+    def outputs(self, new: list[list[int]]) -> list[RoundOutput]:
+        return [RoundOutput(ids[:n], reason) for ids, (n, reason) in
+                ((ids, self.events[r] or (len(ids), LENGTH)) for r, ids in enumerate(new))]
+
+
+def generation_config(sampling: Sampling, max_new_tokens: int, pad: int, eos: set[int]):
+    from transformers import GenerationConfig
+
+    return GenerationConfig(
+        max_new_tokens=max_new_tokens,
+        do_sample=sampling.temperature > 0,
+        temperature=sampling.temperature if sampling.temperature > 0 else None,
+        top_p=sampling.top_p if sampling.temperature > 0 else None,
+        top_k=None,  # no top-k truncation: R1-Zero samples at temperature 1 from the full vocabulary
+        pad_token_id=pad,
+        eos_token_id=sorted(eos),
+    )
+
+
+def slice_cache(cache, rows, length: int):
+    """A new KV cache with batch rows `rows` and the first `length` positions of `cache` (left intact),
+    or None for a cache kind this does not know how to cut (the caller then re-reads the prefix)."""
+    try:
+        from transformers.cache_utils import DynamicCache, DynamicLayer
+    except ImportError:  # a transformers without per-layer caches
+        return None
+    if type(cache) is not DynamicCache or not all(type(layer) is DynamicLayer for layer in cache.layers):
+        return None
+    new = copy.copy(cache)
+    new.layers = []
+    for layer in cache.layers:
+        part = copy.copy(layer)
+        part.keys = layer.keys[rows, :, :length]  # (rows, heads, length, head_dim); indexing copies
+        part.values = layer.values[rows, :, :length]
+        new.layers.append(part)
+    return new
+
+
+@dataclass
+class HFChunk:
+    engine: "HFEngine"
+    indices: list[int]
+    outputs: list[RoundOutput]
+    sequences: object  # (B, width + new) left-padded prompts and generated tokens
+    attention: object  # (B, width) prompt mask
+    cache: object  # the round's KV cache
+    width: int
+
+    def continue_rows(self, rows: list[int], keep: list[int], suffixes: list[list[int]], limit: int,
+                      sampling: Sampling) -> list[RoundOutput] | None:
+        """Layout, per row: [left-padded prompt | keep[r] tokens | holes up to max(keep) | left-padded
+        suffix]. Every row's generated tokens start at column `width`, so one cut of the cache serves
+        the chunk; holes and suffix padding are masked out (positions come from the mask, so they stay
+        exact), and the last column is always a real token."""
+        import torch
+        from transformers import StoppingCriteriaList
+
+        eng = self.engine
+        device = self.sequences.device
+        index = torch.tensor(rows, device=device)
+        kept = max(keep)
+        prefix = slice_cache(self.cache, index, self.width + kept)
+        if prefix is None:
+            return None
+        dtype, mdtype = self.sequences.dtype, self.attention.dtype
+        n_suffix = max(len(x) for x in suffixes)
+        tail = torch.full((len(rows), n_suffix), eng.pad_id, dtype=dtype, device=device)
+        tail_mask = torch.zeros((len(rows), n_suffix), dtype=mdtype, device=device)
+        body_mask = torch.zeros((len(rows), kept), dtype=mdtype, device=device)
+        for j, (k, suffix) in enumerate(zip(keep, suffixes)):
+            body_mask[j, :k] = 1
+            if suffix:
+                tail[j, n_suffix - len(suffix):] = torch.tensor(suffix, dtype=dtype)
+                tail_mask[j, n_suffix - len(suffix):] = 1
+        input_ids = torch.cat([self.sequences[index, :self.width + kept], tail], dim=1)
+        mask = torch.cat([self.attention[index], body_mask, tail_mask], dim=1)
+        stop = RoundStop(eng.tokenizer, input_ids.shape[1], [limit] * len(rows), None, eng.eos_ids)
+        with torch.no_grad():
+            out = eng.model.generate(input_ids=input_ids, attention_mask=mask, past_key_values=prefix,
+                                     generation_config=generation_config(sampling, limit, eng.pad_id, eng.eos_ids),
+                                     stopping_criteria=StoppingCriteriaList([stop]), **eng.generate_kwargs)
+        return stop.outputs(out[:, input_ids.shape[1]:].tolist())
+
+
+class HFEngine:
+    """A transformers causal LM (or a peft model around one) and its tokenizer."""
+
+    def __init__(self, model, tokenizer):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.eos_ids = eos_ids(tokenizer, getattr(model, "generation_config", None))
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(self.eos_ids)
+        self.generate_kwargs: dict = {}  # test-time knobs that travel as generate() arguments
+        from . import knobs
+
+        self.knobs = knobs.supported(model)
+
+    @property
+    def flops_shape(self):
+        from . import flops
+
+        return flops.shape_of(self.model)
+
+    def set_knob(self, name: str, value) -> None:
+        from . import knobs
+
+        knobs.apply(self, name, value)
+
+    def rounds(self, prefixes: list[list[int]], limits: list[int], stop_text: str | None, sampling: Sampling,
+               desc: str = "", progress: bool = False) -> Iterator[HFChunk]:
+        import torch
+        from tqdm.auto import tqdm
+        from transformers import StoppingCriteriaList
+
+        # Sort by length so a batch holds similar lengths (less padding); chunks say which rows they hold.
+        order = sorted(range(len(prefixes)), key=lambda i: len(prefixes[i]))
+        device = next(self.model.parameters()).device
+        chunks = [order[i:i + sampling.batch_size] for i in range(0, len(order), sampling.batch_size)]
+        for chunk in tqdm(chunks, desc=desc, disable=None if progress else True, leave=False):
+            width = max(len(prefixes[i]) for i in chunk)
+            input_ids = torch.full((len(chunk), width), self.pad_id, dtype=torch.long)
+            attention = torch.zeros((len(chunk), width), dtype=torch.long)
+            for r, i in enumerate(chunk):  # left padding: every row ends at the same column
+                ids = prefixes[i]
+                input_ids[r, width - len(ids):] = torch.tensor(ids)
+                attention[r, width - len(ids):] = 1
+            row_limits = [limits[i] for i in chunk]
+            stop = RoundStop(self.tokenizer, width, row_limits, stop_text, self.eos_ids)
+            config = generation_config(sampling, max(row_limits), self.pad_id, self.eos_ids)
+            config.return_dict_in_generate = True  # the KV cache, for continue_rows
+            attention = attention.to(device)
+            with torch.no_grad():
+                out = self.model.generate(input_ids=input_ids.to(device), attention_mask=attention,
+                                          generation_config=config, stopping_criteria=StoppingCriteriaList([stop]),
+                                          **self.generate_kwargs)
+            outputs = stop.outputs(out.sequences[:, width:].tolist())
+            yield HFChunk(self, list(chunk), outputs, out.sequences, attention, out.past_key_values, width)

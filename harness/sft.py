@@ -1,0 +1,115 @@
+"""The shared SFT loop (s1, CoT-Valve, the testbed model): cross-entropy on completion tokens only.
+
+Each example is a chat prompt (the chat template + the pre-filled thinking opening, exactly what
+generation sees) and a completion: `{thinking}\\n</think>\\n\\n{answer}` + end-of-turn (the model's own
+thinking format). The loss is the mean over every completion token of the batch of -log p(token);
+prompt tokens and padding are masked out (`completion_cross_entropy`, tested against a hand-written
+loop and TRL's SFTTrainer). Epochs run over a seeded shuffle; a step is `batch_size` examples split
+into micro-batches for memory. Checkpoints, resume and logging are `trainer.Trainer`'s.
+"""
+from __future__ import annotations
+
+import math
+import random
+
+import torch
+
+from . import thinking as T
+from .trainer import Trainer, autocast
+
+
+def completion_cross_entropy(logits: torch.Tensor, input_ids: torch.Tensor, completion_mask: torch.Tensor,
+                             reduction: str = "mean") -> torch.Tensor:
+    """Mean (or sum) over completion tokens of -log p(x_t | x_<t).
+
+    logits: (B, L, V) from a forward over input_ids (B, L); completion_mask: (B, L), 1 where x_t is a
+    completion token (its prediction comes from position t-1)."""
+    logprobs = torch.log_softmax(logits[:, :-1].float(), dim=-1)
+    nll = -logprobs.gather(-1, input_ids[:, 1:].unsqueeze(-1)).squeeze(-1)  # (B, L-1)
+    mask = completion_mask[:, 1:].to(nll.dtype)
+    total = (nll * mask).sum()
+    return total if reduction == "sum" else total / mask.sum().clamp(min=1.0)
+
+
+def tokenize(tokenizer, example, fmt: T.ThinkingFormat, max_length: int) -> tuple[list[int], list[int]]:
+    """(input ids, completion mask) of one example; a long example keeps its prompt and loses the tail
+    of its completion."""
+    prompt = tokenizer.encode(T.build_prompt(tokenizer, example.messages, fmt), add_special_tokens=False)
+    completion = tokenizer.encode(fmt.completion_text(example.thinking, example.answer), add_special_tokens=False)
+    completion = completion + [tokenizer.eos_token_id]
+    ids = (prompt + completion)[:max_length]
+    mask = ([0] * len(prompt) + [1] * len(completion))[:max_length]
+    return ids, mask
+
+
+def collate(rows: list[tuple[list[int], list[int]]], pad_id: int) -> tuple[torch.Tensor, ...]:
+    """Right-padded (B, L) ids, attention mask and completion mask."""
+    width = max(len(ids) for ids, _ in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    attn = torch.zeros((len(rows), width), dtype=torch.long)
+    cmask = torch.zeros((len(rows), width), dtype=torch.long)
+    for r, (x, m) in enumerate(rows):
+        ids[r, :len(x)] = torch.tensor(x)
+        attn[r, :len(x)] = 1
+        cmask[r, :len(m)] = torch.tensor(m)
+    return ids, attn, cmask
+
+
+class SFTTrainer(Trainer):
+    def __init__(self, cfg, ctx):
+        super().__init__(cfg, ctx)
+        examples = list(ctx.data.examples)
+        random.Random(f"sft-subset-{cfg.seed}").shuffle(examples)
+        self.examples = examples[:cfg.limit] if cfg.limit else examples
+        if not self.examples:
+            raise ValueError(f"no training examples in {ctx.data.name}")
+
+    def total_steps(self) -> int:
+        if self.cfg.max_steps:
+            return self.cfg.max_steps
+        return max(1, math.ceil(self.cfg.epochs * len(self.examples) / self.cfg.batch_size))
+
+    def after_prepare(self) -> None:
+        self.fmt = T.ThinkingFormat.detect(self.tokenizer)
+        self.rows = [tokenize(self.tokenizer, ex, self.fmt, self.cfg.max_length) for ex in self.examples]
+        self.rng = random.Random(self.rank_seed)
+        self.order: list[int] = []
+        self.epoch = 0
+
+    def extra_state(self) -> dict:
+        return {"order": list(self.order), "data_rng": self.rng.getstate(), "epoch": self.epoch}
+
+    def load_extra_state(self, state: dict) -> None:
+        self.order, self.epoch = list(state["order"]), state["epoch"]
+        self.rng.setstate(state["data_rng"])
+
+    def train_step(self, step: int) -> dict:
+        cfg = self.cfg
+        while len(self.order) < cfg.batch_size:
+            self.order += self.rng.sample(range(len(self.rows)), len(self.rows))
+            self.epoch += 1
+        picked, self.order = self.order[:cfg.batch_size], self.order[cfg.batch_size:]
+        self.model.train()
+        self.optimizer.zero_grad(set_to_none=True)
+        batch = [self.rows[i] for i in picked]
+        n_tokens = sum(sum(m[1:]) for _, m in batch)  # completion tokens that get a loss (not the first position)
+        total = 0.0
+        pad = self.tokenizer.pad_token_id
+        for i in range(0, len(batch), cfg.micro_batch_size):
+            ids, attn, cmask = (t.to(self.device) for t in collate(batch[i:i + cfg.micro_batch_size], pad))
+            with autocast(self.device, cfg.bf16):
+                logits = self.model(input_ids=ids, attention_mask=attn).logits
+            loss = completion_cross_entropy(logits, ids, cmask, reduction="sum") / max(n_tokens, 1)
+            self.accelerator.backward(loss)
+            total += float(loss.detach())
+        grad_norm = self.optimizer_step()
+        return {"loss": total, "grad_norm": grad_norm, "lr": self.scheduler.get_last_lr()[0],
+                "epoch": self.epoch, "completion_tokens": n_tokens}
+
+    def progress_line(self, row: dict) -> str:
+        return f"loss {row['loss']:.4f}, lr {row['lr']:.2e}, epoch {row['epoch']}"
+
+
+def train(cfg, ctx):
+    """Run the SFT loop for a method's config; returns the checkpoint folder."""
+    return SFTTrainer(cfg, ctx).fit()

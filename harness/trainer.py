@@ -1,0 +1,220 @@
+"""What every training loop shares (the RL loop in `rl.py`, the SFT loop in `sft.py`): the accelerator
+and seeds, the model and optimiser, the learning-rate schedule, checkpoints, resumable state,
+`train.jsonl` and progress.
+
+A loop subclasses `Trainer` once and implements `total_steps()` and `train_step(step) -> row`; it may
+add state to `trainer_state.pt` through `extra_state()` / `load_extra_state()`. Scale-out is
+accelerate's: model and optimiser go through `Accelerator.prepare`, so DDP / FSDP / DeepSpeed come
+from `accelerate launch` configs, not from code here.
+
+Every `save_every` steps and at the end, the checkpoint (`save_pretrained` + tokenizer + method.json)
+and `trainer_state.pt` (optimiser, scheduler, step, RNG states, the loop's own state) are written
+atomically; `resume=True` continues from them, bit-for-bit the same steps as an uninterrupted run on
+the same machine.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .runstore import Run, atomic_write_json, git_sha
+
+STATE_FILE = "trainer_state.pt"
+
+
+@dataclass
+class TrainContext:
+    """What the command line hands a method's `train`: where to write, what to start from, the data."""
+    method: str
+    run: Run
+    model: Any  # models.ResolvedModel: the base model
+    data: Any  # data.TaskData (RL) or data.SFTData (SFT), loaded by the caller
+    job: dict  # the resolved job (config and eval sections), saved in method.json
+    progress: bool = True
+    resume: bool = False
+
+
+def autocast(device: torch.device, enabled: bool):
+    """bf16 autocast for forward passes (fp32 master weights and optimiser)."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled)
+
+
+def save_checkpoint(model, tokenizer, out: Path, meta: dict) -> Path:
+    """HF save_pretrained + tokenizer + method.json, written to a temp folder and renamed."""
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp, safe_serialization=True)
+    tokenizer.save_pretrained(tmp)
+    atomic_write_json(tmp / "method.json", meta)
+    old = out.with_name(out.name + ".old")
+    if out.exists():
+        out.rename(old)
+    tmp.rename(out)
+    shutil.rmtree(old, ignore_errors=True)
+    return out
+
+
+def save_state(path: Path, state: dict) -> None:
+    """torch.save to a temp file + rename: a crash mid-save leaves the previous state usable."""
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def lr_lambda(total_steps: int, warmup_ratio: float, schedule: str):
+    """Multiplier of the base learning rate at optimiser step s (0-based): linear warm-up over
+    `warmup_ratio` of the steps, then constant or cosine decay to 0 (the s1 / HF cosine schedule)."""
+    warmup = int(math.ceil(warmup_ratio * total_steps))
+
+    def f(s: int) -> float:
+        if s < warmup:
+            return (s + 1) / warmup
+        if schedule == "cosine":
+            progress = (s - warmup) / max(1, total_steps - warmup)
+            return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+        return 1.0
+
+    return f
+
+
+class Trainer:
+    """The shared loop; see the module docstring."""
+
+    def __init__(self, cfg, ctx: TrainContext):
+        self.cfg = cfg
+        self.ctx = ctx
+        self.run = ctx.run
+
+    # -- what a loop provides -------------------------------------------------------------------
+    def total_steps(self) -> int:
+        raise NotImplementedError
+
+    def optimizer_steps(self) -> int:
+        """Optimiser updates over the whole run (for the learning-rate schedule)."""
+        return self.total_steps()
+
+    def train_step(self, step: int) -> dict:
+        raise NotImplementedError
+
+    def build(self) -> None:
+        """Anything built between loading the model and creating the optimiser (e.g. a reference model)."""
+
+    def after_prepare(self) -> None:
+        """Anything built once the model is prepared (e.g. data and samplers)."""
+
+    def extra_state(self) -> dict:
+        return {}
+
+    def load_extra_state(self, state: dict) -> None:
+        pass
+
+    def progress_line(self, row: dict) -> str:
+        return f"loss {row.get('loss', float('nan')):.4f}"
+
+    # -- shared -----------------------------------------------------------------------------------
+    def setup(self) -> None:
+        from accelerate import Accelerator
+
+        from . import models
+
+        cfg, ctx = self.cfg, self.ctx
+        self.accelerator = Accelerator(cpu=not torch.cuda.is_available())
+        self.device = self.accelerator.device
+        self.rank_seed = cfg.seed + 1000 * self.accelerator.process_index
+        random.seed(self.rank_seed)
+        torch.manual_seed(self.rank_seed)
+        self.state = torch.load(self.run.path / STATE_FILE, weights_only=False) if ctx.resume else None
+        start = (models.ResolvedModel(str(self.run.checkpoint_dir), str(self.run.checkpoint_dir), "resume")
+                 if self.state else ctx.model)
+        self.model, self.tokenizer = models.load(start, dtype="float32", device=str(self.device))
+        self.build()
+        self.optimizer = self.make_optimizer()
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lr_lambda(self.optimizer_steps(), cfg.warmup_ratio, cfg.lr_schedule))
+        if self.state:
+            self.optimizer.load_state_dict(self.state["optimizer"])
+            self.scheduler.load_state_dict(self.state["scheduler"])
+        self.model, self.optimizer = self.accelerator.prepare(self.model, self.optimizer)
+        self.after_prepare()
+        if self.state:
+            torch.set_rng_state(self.state["torch_rng"])
+            self.load_extra_state(self.state)
+
+    def make_optimizer(self):
+        cfg = self.cfg
+        return torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
+                                 betas=(cfg.adam_beta1, cfg.adam_beta2))
+
+    def reset_optimizer(self) -> None:
+        """Forget AdamW's moments (Kimi k1.5 resets the optimiser state at each iteration); the schedule
+        and hyper-parameters are kept."""
+        self.optimizer.state.clear()
+
+    def optimizer_step(self) -> float:
+        """Clip, step the optimiser and the schedule; returns the gradient norm before clipping."""
+        cfg = self.cfg
+        if cfg.max_grad_norm > 0:
+            grad_norm = float(self.accelerator.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm))
+        else:
+            grads = [p.grad.norm() for p in self.model.parameters() if p.grad is not None]
+            grad_norm = float(torch.norm(torch.stack(grads))) if grads else 0.0
+        self.optimizer.step()
+        self.scheduler.step()
+        return grad_norm
+
+    def base_model_info(self) -> dict:
+        resolved = self.ctx.model
+        source = self.ctx.data.source
+        return {"spec": resolved.spec, "source": resolved.source, "train_data": source.location,
+                "train_data_sha256": source.sha256}
+
+    def save(self, step: int) -> None:
+        if not self.accelerator.is_main_process:
+            return
+        meta = {"method": self.ctx.method, "config": self.ctx.job, "git_sha": git_sha(),
+                "base_model": self.base_model_info(), "step": step}
+        save_checkpoint(self.accelerator.unwrap_model(self.model), self.tokenizer, self.run.checkpoint_dir, meta)
+        save_state(self.run.path / STATE_FILE, {
+            "step": step, "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+            "torch_rng": torch.get_rng_state(), **self.extra_state(),
+        })
+
+    def fit(self) -> Path:
+        """Run (or resume) the loop to `total_steps()`; returns the checkpoint folder."""
+        from tqdm.auto import tqdm
+
+        self.setup()
+        total = self.total_steps()
+        first = self.state["step"] + 1 if self.state else 1
+        log: list[dict] = self.run.train_log()[:first - 1] if self.state else []
+        main = self.accelerator.is_main_process
+        bar = tqdm(range(first, total + 1), desc=f"{self.ctx.method} train",
+                   disable=None if self.ctx.progress else True, initial=first - 1, total=total)
+        every = max(1, total // 25)  # at most ~25 progress lines per run
+        for step in bar:
+            t0 = time.time()
+            row = {"step": step, **self.train_step(step)}
+            row["seconds"] = time.time() - t0
+            bad = [k for k in ("loss", "grad_norm") if k in row and not math.isfinite(row[k])]
+            if bad:
+                raise FloatingPointError(f"step {step}: non-finite {', '.join(bad)}: {json.dumps(row, default=str)}")
+            log.append(row)
+            if main:
+                self.run.write_train_log(log)
+            if self.ctx.progress and main and (step % every == 0 or step in (1, total)):
+                tqdm.write(f"[train] step {step}/{total}: {self.progress_line(row)}, {row['seconds']:.0f}s")
+            if self.cfg.save_every and step % self.cfg.save_every == 0 and step < total:
+                self.save(step)
+        self.accelerator.wait_for_everyone()
+        if first <= total:
+            self.save(total)
+        return self.run.checkpoint_dir

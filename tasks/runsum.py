@@ -1,0 +1,159 @@
+"""`runsum`: the testbed. A procedural task where thinking tokens buy accuracy, and traces to train on.
+
+A problem is n digits (n in 2..10 by default; `n` is its difficulty); the answer is their sum mod 10.
+A short written chain of running sums solves it; a direct answer mostly cannot for larger n:
+
+    prompt   3 7 1 _ _ _ _ _ _ _ _ _ _ _       digit slots padded to a fixed count (14)
+    thinking 3 0 1                            running sums mod 10, one token each, space-separated
+    answer   \\boxed{1}
+
+Why this shape (learnability is a design constraint): chain step i reads digit i at a fixed offset,
+because the prompt always has the same number of slots and steps and slots are both one token plus a
+separator. A 2-layer 0.4M-parameter Llama learns it in a few hundred steps; digits at a varying
+offset were not learned in 2,500 (see the s1 issue). Everything that lengthens or shortens a chain
+keeps that offset:
+- a re-check step runs into the padding slots, where "_" adds 0, so it repeats the final sum;
+- "Wait" (s1's extension) is one token that takes a separator's place, so the next step still finds
+  its digit; the end-of-thinking delimiter `\\n</think>` is also one token in a separator's place.
+
+Trace variants from one generator (`examples(variant)`), for the methods that build on the testbed:
+- `minimal`: the n running sums (the testbed model's first build).
+- `redundant`: the minimal chain followed by 1-4 re-checks of the final sum (what Kimi's length
+  penalty and CoT-Valve compress).
+- `early_stop`: half the chains stop after a random m < n steps and answer their partial sum (a
+  guess); a quarter of the others stop, write "Wait" and go on (the self-correction s1K's traces are
+  full of) -- what s1's SFT data and budget forcing work with.
+- `no_chain`: no thinking at all, the answer directly (latent recurrence).
+A fifth of the examples end with the forced close's cue (`Final Answer:\\boxed{..}`), so the model
+answers after budget forcing the way it answers after its own close.
+
+Splits (`train`, `validation`, `test`) are seeded and never share a problem: a problem's split is
+fixed by a hash of its digits. The test split has 500 problems.
+"""
+from __future__ import annotations
+
+import hashlib
+import random
+import re
+from pathlib import Path
+
+from rzoo.harness.data import Example, Grade, Problem, SFTData, Source
+
+from .base import Task, TaskError, sha256_problems
+
+N_MIN, N_MAX = 2, 10
+RECHECKS = 4  # at most this many re-check steps in a redundant chain
+SLOTS = N_MAX + RECHECKS  # digit slots in every prompt
+PAD = "_"
+SIZES = {"train": 20000, "validation": 200, "test": 500}
+VARIANTS = ("minimal", "redundant", "early_stop", "no_chain")
+FORCED_CUE = "Final Answer:"
+_BOX = re.compile(r"\\boxed\{([^{}]*)\}")
+
+
+def split_of(digits: str) -> str:
+    """A problem's split, fixed by its digits: 10% test, 5% validation, the rest train."""
+    bucket = int(hashlib.sha256(digits.encode()).hexdigest()[:8], 16) % 20
+    return "test" if bucket < 2 else "validation" if bucket == 2 else "train"
+
+
+def prompt_text(digits: str) -> str:
+    return " ".join(list(digits) + [PAD] * (SLOTS - len(digits)))
+
+
+def running_sums(digits: str) -> list[int]:
+    out, s = [], 0
+    for d in digits:
+        s = (s + int(d)) % 10
+        out.append(s)
+    return out
+
+
+def generate(split: str, size: int, seed: int = 0, n_min: int = N_MIN, n_max: int = N_MAX) -> list[Problem]:
+    """`size` problems of `split` (unique within the split), n drawn uniformly from n_min..n_max; a
+    length whose share of the split is used up is drawn again (the smallest n have few problems)."""
+    if split not in SIZES:
+        raise TaskError(f"runsum has splits {', '.join(SIZES)}, not {split!r}")
+    rng = random.Random(f"runsum-{split}-{seed}")
+    seen: set[str] = set()
+    exhausted: set[int] = set()
+    problems = []
+    while len(problems) < size:
+        lengths = [n for n in range(n_min, n_max + 1) if n not in exhausted]
+        if not lengths:
+            raise TaskError(f"runsum: only {len(problems)} {split} problems exist for n in {n_min}..{n_max}")
+        n = rng.choice(lengths)
+        for _ in range(200):
+            digits = "".join(rng.choice("0123456789") for _ in range(n))
+            if digits not in seen and split_of(digits) == split:
+                break
+        else:
+            exhausted.add(n)
+            continue
+        seen.add(digits)
+        problems.append(Problem(f"runsum-{split}-{len(problems)}", prompt_text(digits),
+                                str(running_sums(digits)[-1]), meta={"n": n, "difficulty": n, "digits": digits}))
+    return problems
+
+
+def trace(problem: Problem, variant: str, rng: random.Random) -> tuple[str, str]:
+    """(thinking, answer) for one problem in one trace variant (see the module docstring)."""
+    sums = [str(s) for s in running_sums(problem.meta["digits"])]
+    answer = sums[-1]
+    if variant == "minimal":
+        thinking = " ".join(sums)
+    elif variant == "redundant":
+        thinking = " ".join(sums + [answer] * rng.randint(1, RECHECKS))
+    elif variant == "early_stop":
+        thinking = " ".join(sums)
+        if len(sums) > 1 and rng.random() < 0.5:  # stop early and guess the partial sum
+            m = rng.randint(1, len(sums) - 1)
+            thinking, answer = " ".join(sums[:m]), sums[m - 1]
+        elif len(sums) > 1 and rng.random() < 0.5:  # stop, then "Wait" and go on (Wait takes a separator)
+            m = rng.randint(1, len(sums) - 1)
+            thinking = " ".join(sums[:m]) + "Wait" + " ".join(sums[m:])
+    elif variant == "no_chain":
+        thinking = ""
+    else:
+        raise TaskError(f"runsum has trace variants {', '.join(VARIANTS)}, not {variant!r}")
+    cue = FORCED_CUE if rng.random() < 0.2 else ""
+    return thinking, f"{cue}\\boxed{{{answer}}}"
+
+
+class RunSum(Task):
+    name = "runsum"
+    description = "the testbed: sum mod 10 of n digits (n = difficulty 2-10); running sums buy accuracy"
+
+    def load(self, data_dir: Path | None = None, split: str = "test") -> tuple[list[Problem], Source]:
+        problems = generate(split, SIZES.get(split, 0))
+        return problems, Source("generated", f"rzoo.tasks.runsum split={split} n={len(problems)}",
+                                sha256_problems(problems))
+
+    def messages(self, problem: Problem) -> list[dict]:
+        return [{"role": "user", "content": problem.question}]
+
+    def grade(self, problem: Problem, answer_text: str) -> Grade:
+        boxes = _BOX.findall(answer_text)
+        extracted = boxes[-1].strip() if boxes else None
+        return Grade(extracted == problem.answer, extracted)
+
+    def score(self, problem: Problem, answer_text: str) -> float:
+        return 1.0 if self.grade(problem, answer_text).correct else 0.0
+
+    def examples(self, variant: str, split: str = "train", seed: int = 0) -> SFTData:
+        """SFT examples of one trace variant over the split's problems (seeded)."""
+        if variant not in VARIANTS:
+            raise TaskError(f"runsum has trace variants {', '.join(VARIANTS)}, not {variant!r}")
+        problems, source = self.load(None, split)
+        rng = random.Random(f"runsum-traces-{variant}-{split}-{seed}")
+        examples = []
+        for p in problems:
+            thinking, answer = trace(p, variant, rng)
+            examples.append(Example(p.id, self.messages(p), thinking, answer, meta=dict(p.meta)))
+        blob = "\n".join(f"{e.id}\t{e.thinking}\t{e.answer}" for e in examples).encode()
+        return SFTData(f"runsum:{variant}", examples,
+                       Source("generated", f"rzoo.tasks.runsum traces variant={variant} split={split}",
+                              hashlib.sha256(blob).hexdigest()))
+
+
+TASK = RunSum()

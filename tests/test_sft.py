@@ -1,0 +1,95 @@
+"""The SFT loss: completion-only cross-entropy, against a hand-written loop and against TRL's SFTTrainer
+on the same batch (TRL tokenises our prompt/completion pair itself; the ids must agree too)."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from rzoo.harness import sft
+from rzoo.harness import thinking as T
+from rzoo.harness.data import Example
+from rzoo.tasks.testbed_model import Recipe, build_tokenizer, build_untrained
+
+
+@pytest.fixture(scope="module")
+def testbed_tok():
+    return build_tokenizer()
+
+
+@pytest.fixture(scope="module")
+def model(testbed_tok):
+    return build_untrained(testbed_tok, Recipe(hidden_size=32, intermediate_size=64, seed=1)).eval()
+
+
+def _examples():
+    return [Example(str(i), [{"role": "user", "content": f"{i} 4 {i} _ _"}], " ".join(str(i + j) for j in range(i + 1)),
+                    f"\\boxed{{{i}}}") for i in range(4)]
+
+
+def _hand_written(model, rows):
+    """-(1/|C|) sum over completion tokens of log p(x_t | x_<t), one token at a time."""
+    total, count = 0.0, 0
+    for ids, mask in rows:
+        with torch.no_grad():
+            logits = model(input_ids=torch.tensor([ids])).logits[0]
+        for t in range(1, len(ids)):
+            if mask[t]:
+                logp = torch.log_softmax(logits[t - 1].double(), -1)[ids[t]].item()
+                total -= logp
+                count += 1
+    return total / count
+
+
+def test_completion_only_loss_equals_hand_written(model, testbed_tok):
+    fmt = T.ThinkingFormat.detect(testbed_tok)
+    rows = [sft.tokenize(testbed_tok, ex, fmt, 128) for ex in _examples()]
+    ids, attn, cmask = sft.collate(rows, testbed_tok.pad_token_id)
+    with torch.no_grad():
+        ours = sft.completion_cross_entropy(model(input_ids=ids, attention_mask=attn).logits, ids, cmask)
+    assert ours.item() == pytest.approx(_hand_written(model, rows), rel=1e-5)
+    # the prompt is exactly what generation sees, and the completion ends with the end-of-turn token
+    first_ids, first_mask = rows[0]
+    prompt = testbed_tok.decode([t for t, m in zip(first_ids, first_mask) if not m])
+    assert prompt == T.build_prompt(testbed_tok, _examples()[0].messages)
+    assert first_ids[-1] == testbed_tok.eos_token_id and first_mask[-1] == 1
+    # sum reduction and micro-batching: the weighted micro-batch sums give the batch mean
+    with torch.no_grad():
+        parts = [sft.completion_cross_entropy(model(input_ids=ids[i:i + 1], attention_mask=attn[i:i + 1]).logits,
+                                              ids[i:i + 1], cmask[i:i + 1], reduction="sum") for i in range(len(rows))]
+    n = int(cmask[:, 1:].sum())
+    assert (sum(parts) / n).item() == pytest.approx(ours.item(), rel=1e-5)
+
+
+def test_completion_only_loss_equals_trl(model, testbed_tok, tmp_path):
+    from datasets import Dataset
+    from trl import SFTConfig, SFTTrainer
+
+    fmt = T.ThinkingFormat.detect(testbed_tok)
+    exs = _examples()
+    data = Dataset.from_list([{"prompt": T.build_prompt(testbed_tok, e.messages, fmt),
+                               "completion": fmt.completion_text(e.thinking, e.answer)} for e in exs])
+    args = SFTConfig(output_dir=str(tmp_path), per_device_train_batch_size=len(exs), report_to=[], use_cpu=True,
+                     bf16=False, max_length=128, completion_only_loss=True, shuffle_dataset=False, seed=0)
+    trainer = SFTTrainer(model=model, args=args, train_dataset=data, processing_class=testbed_tok)
+    batch = next(iter(trainer.get_train_dataloader()))
+    with torch.no_grad():
+        theirs = trainer.compute_loss(model, batch)
+    rows = [sft.tokenize(testbed_tok, ex, fmt, 128) for ex in exs]
+    trl_rows = sorted((tuple(x[m.bool()].tolist()) for x, m in zip(batch["input_ids"], batch["attention_mask"])))
+    assert trl_rows == sorted(tuple(ids) for ids, _ in rows)  # TRL tokenised the pair to our ids
+    ids, attn, cmask = sft.collate(rows, testbed_tok.pad_token_id)
+    with torch.no_grad():
+        ours = sft.completion_cross_entropy(model(input_ids=ids, attention_mask=attn).logits, ids, cmask)
+    assert ours.item() == pytest.approx(theirs.item(), rel=1e-5)
+    assert math.isfinite(ours.item())
+
+
+def test_lr_schedule_warms_up_then_decays():
+    from rzoo.harness.trainer import lr_lambda
+
+    f = lr_lambda(100, 0.05, "cosine")
+    assert [round(f(s), 3) for s in (0, 4)] == [0.2, 1.0]  # 5 warm-up steps
+    assert f(5) == pytest.approx(1.0) and f(99) < 0.01 and f(52) == pytest.approx(0.5, abs=0.02)
+    assert lr_lambda(10, 0.0, "constant")(7) == 1.0
