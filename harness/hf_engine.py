@@ -144,6 +144,10 @@ class HFEngine:
         self.knobs = knobs.supported(model)
 
     @property
+    def dtype(self) -> str:
+        return str(next(self.model.parameters()).dtype).removeprefix("torch.")
+
+    @property
     def flops_shape(self):
         from . import flops
 

@@ -91,3 +91,40 @@ def group_normalized_advantages(rewards: torch.Tensor, eps: float = 1e-4) -> tor
     mean = rewards.mean(dim=1, keepdim=True)
     std = rewards.std(dim=1, keepdim=True) if rewards.shape[1] > 1 else torch.zeros_like(mean)
     return ((rewards - mean) / (std + eps)).reshape(-1)
+
+
+def sequence_log_ratio(logps: torch.Tensor, old_logps: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """log pi_theta(y|x) - log pi_old(y|x) over each completion's sampled tokens: (B, T) -> (B,)."""
+    return ((logps - old_logps) * mask).sum(-1)
+
+
+@POLICY_LOSSES.register("kimi")
+def kimi_loss(logps: torch.Tensor, old_logps: torch.Tensor, ref_logps: torch.Tensor | None,
+              advantages: torch.Tensor, mask: torch.Tensor, *, tau: float) -> tuple[torch.Tensor, dict[str, float]]:
+    """Kimi k1.5's policy-mirror-descent surrogate (arXiv 2501.12599 §2.3.2, eq. 3), for minimisation:
+
+        L = (1/k) sum_j ( r_j - tau log Z - tau log(pi_theta(y_j|x) / pi_theta_i(y_j|x)) )^2
+
+    with sequence-level log-ratios against the iteration's policy pi_theta_i (the rollout policy:
+    `old_logps`). `advantages` (B,) hold r_j - tau log Z (the `kimi_mean_baseline` or
+    `kimi_logmeanexp_baseline` estimators). Averaged over all B rows (equal groups: the mean over prompts
+    of each prompt's (1/k) sum). `ref_logps` is unused: the reference is the previous iterate.
+    """
+    ratio = sequence_log_ratio(logps, old_logps, mask)  # (B,)
+    residual = advantages - tau * ratio
+    stats = {"log_ratio_abs": float(ratio.detach().abs().mean())}
+    return (residual ** 2).mean(), stats
+
+
+@ADVANTAGES.register("kimi_mean_baseline")
+def kimi_mean_baseline(rewards: torch.Tensor) -> torch.Tensor:
+    """r_j - r_bar: tau log Z estimated by the group's mean reward, as the paper does in practice. (P, G) -> (P*G,)."""
+    return (rewards - rewards.mean(dim=1, keepdim=True)).reshape(-1)
+
+
+@ADVANTAGES.register("kimi_logmeanexp_baseline")
+def kimi_logmeanexp_baseline(rewards: torch.Tensor, *, tau: float) -> torch.Tensor:
+    """r_j - tau log (1/k) sum_j exp(r_j / tau): the closed-form estimate of tau log Z. (P, G) -> (P*G,)."""
+    k = rewards.shape[1]
+    log_z = torch.logsumexp(rewards / tau, dim=1, keepdim=True) - torch.log(torch.tensor(float(k)))
+    return (rewards - tau * log_z).reshape(-1)

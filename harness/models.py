@@ -162,15 +162,14 @@ def resolve(spec: str) -> ResolvedModel:
 
 
 def load(resolved: ResolvedModel, dtype: str = "auto", device: str | None = None):
-    """Load (model, tokenizer). dtype 'auto' is bf16 on CUDA and fp32 on CPU."""
+    """Load (model, tokenizer). dtype 'auto': bf16 where measured faster (`precision.py`), else fp32."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from . import precision
+
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    if dtype == "auto":
-        torch_dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
-    else:
-        torch_dtype = getattr(torch, dtype)
+    torch_dtype = getattr(torch, precision.resolve(dtype, device))
     tokenizer = AutoTokenizer.from_pretrained(resolved.path)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token

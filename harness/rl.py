@@ -79,9 +79,9 @@ def token_logps(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, n_
     return picked, -(logprobs.exp() * logprobs).sum(-1)
 
 
-def _logps_no_grad(model, batch: Batch, micro: int, temperature: float, bf16: bool) -> torch.Tensor:
+def _logps_no_grad(model, batch: Batch, micro: int, temperature: float, dtype: str) -> torch.Tensor:
     out = []
-    with torch.no_grad(), autocast(batch.input_ids.device, bf16):
+    with torch.no_grad(), autocast(batch.input_ids.device, dtype):
         for i in range(0, batch.input_ids.shape[0], micro):
             r = slice(i, i + micro)
             out.append(token_logps(model, batch.input_ids[r], batch.attention_mask[r], batch.n_completion, temperature))
@@ -166,7 +166,7 @@ class RLTrainer(Trainer):
         sampling = G.Sampling(temperature=cfg.temperature, top_p=1.0, batch_size=cfg.generation_batch_size)
         from .hf_engine import HFEngine
 
-        with autocast(self.device, cfg.bf16):  # measured 1.5x faster rollouts on CPU
+        with autocast(self.device, self.dtype):  # bf16 where it is faster: 1.5x rollouts on a native-bf16 CPU
             completions = G.generate(HFEngine(policy, self.tokenizer), prompts, budget, n=cfg.samples_per_prompt,
                                      sampling=sampling, seed=self.rank_seed * 100003 + step, fmt=self.fmt)
         return Rollout(indices, problems, prompts, completions, time.time() - t0)
@@ -196,8 +196,8 @@ class RLTrainer(Trainer):
         policy = self.accelerator.unwrap_model(model)
         policy.train()
         micro = cfg.micro_batch_size
-        old_logps = _logps_no_grad(policy, batch, micro, cfg.temperature, cfg.bf16) if cfg.minibatches > 1 else None
-        ref_logps = (_logps_no_grad(self.ref_model, batch, micro, cfg.temperature, cfg.bf16)
+        old_logps = _logps_no_grad(policy, batch, micro, cfg.temperature, self.dtype) if cfg.minibatches > 1 else None
+        ref_logps = (_logps_no_grad(self.ref_model, batch, micro, cfg.temperature, self.dtype)
                      if self.ref_model is not None else None)
         B = ids.shape[0]
         perm = torch.randperm(B)
@@ -210,7 +210,7 @@ class RLTrainer(Trainer):
             for i in range(0, len(part), micro):
                 r = part[i:i + micro]
                 mask = batch.completion_mask[r]
-                with autocast(dev, cfg.bf16):
+                with autocast(dev, self.dtype):
                     out = token_logps(model, batch.input_ids[r], batch.attention_mask[r], tc, cfg.temperature,
                                       with_entropy=want_entropy)
                 logps, entropy = out if want_entropy else (out, None)

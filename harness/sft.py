@@ -56,8 +56,11 @@ def collate(rows: list[tuple[list[int], list[int]]], pad_id: int) -> tuple[torch
 
 
 class SFTTrainer(Trainer):
-    def __init__(self, cfg, ctx):
+    """`stop(trainer, step, row) -> bool`, if given, may end training early (and add to the row)."""
+
+    def __init__(self, cfg, ctx, stop=None):
         super().__init__(cfg, ctx)
+        self.stop = stop
         examples = list(ctx.data.examples)
         random.Random(f"sft-subset-{cfg.seed}").shuffle(examples)
         self.examples = examples[:cfg.limit] if cfg.limit else examples
@@ -97,7 +100,7 @@ class SFTTrainer(Trainer):
         pad = self.tokenizer.pad_token_id
         for i in range(0, len(batch), cfg.micro_batch_size):
             ids, attn, cmask = (t.to(self.device) for t in collate(batch[i:i + cfg.micro_batch_size], pad))
-            with autocast(self.device, cfg.bf16):
+            with autocast(self.device, self.dtype):
                 logits = self.model(input_ids=ids, attention_mask=attn).logits
             loss = completion_cross_entropy(logits, ids, cmask, reduction="sum") / max(n_tokens, 1)
             self.accelerator.backward(loss)
@@ -108,6 +111,9 @@ class SFTTrainer(Trainer):
 
     def progress_line(self, row: dict) -> str:
         return f"loss {row['loss']:.4f}, lr {row['lr']:.2e}, epoch {row['epoch']}"
+
+    def should_stop(self, step: int, row: dict) -> bool:
+        return bool(self.stop and self.stop(self, step, row))
 
 
 def train(cfg, ctx):

@@ -18,6 +18,13 @@ from .config import ConfigError
 from .config import option as _f
 
 
+def _next_validate(cls: type, cfg) -> None:
+    """Sections validate cooperatively: each runs its own checks, then the next section's in the MRO."""
+    check = getattr(super(cls, cfg), "validate", None)
+    if check is not None:
+        check()
+
+
 @dataclass
 class ModelData:
     section = "model/data"
@@ -41,14 +48,24 @@ class Optimiser:
     def validate(self) -> None:
         if self.lr_schedule not in ("constant", "cosine"):
             raise ConfigError(f"lr_schedule must be constant or cosine, got {self.lr_schedule!r}")
+        _next_validate(Optimiser, self)
 
 
 @dataclass
 class RunSection:
     section = "run"
     save_every: int = _f(100, "write a resumable checkpoint every N optimiser steps (0 = only at the end)", ge=0)
-    bf16: bool = _f(True, "bf16 autocast for forward/backward and rollouts, fp32 master weights")
+    dtype: str = _f("auto", "compute dtype for forward/backward and rollouts (autocast; fp32 master weights and "
+                            "optimiser): auto = bf16 where measured faster (CUDA, CPUs with native bf16), else "
+                            "fp32; float32; bfloat16")
     micro_batch_size: int = _f(8, "rows per forward/backward (memory only; no effect on the maths)", ge=1)
+
+    def validate(self) -> None:
+        from .precision import DTYPES
+
+        if self.dtype not in DTYPES:
+            raise ConfigError(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
+        _next_validate(RunSection, self)
 
 
 @dataclass

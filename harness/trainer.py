@@ -43,9 +43,12 @@ class TrainContext:
     resume: bool = False
 
 
-def autocast(device: torch.device, enabled: bool):
-    """bf16 autocast for forward passes (fp32 master weights and optimiser)."""
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled)
+def autocast(device: torch.device, dtype: str):
+    """Autocast to `dtype` ("bfloat16" / "float16") for forward passes; a no-op for "float32" (fp32
+    master weights and optimiser either way)."""
+    if dtype == "float32":
+        return torch.autocast(device.type, enabled=False)
+    return torch.autocast(device.type, dtype=getattr(torch, dtype))
 
 
 def save_checkpoint(model, tokenizer, out: Path, meta: dict) -> Path:
@@ -120,6 +123,10 @@ class Trainer:
     def progress_line(self, row: dict) -> str:
         return f"loss {row.get('loss', float('nan')):.4f}"
 
+    def should_stop(self, step: int, row: dict) -> bool:
+        """Stop before `total_steps()` (a convergence test); the checkpoint is then saved at `step`."""
+        return False
+
     # -- shared -----------------------------------------------------------------------------------
     def setup(self) -> None:
         from accelerate import Accelerator
@@ -129,6 +136,10 @@ class Trainer:
         cfg, ctx = self.cfg, self.ctx
         self.accelerator = Accelerator(cpu=not torch.cuda.is_available())
         self.device = self.accelerator.device
+        from . import precision
+
+        self.dtype = precision.resolve(cfg.dtype, str(self.device))
+        print(f"[precision] training computes in {self.dtype} (dtype={cfg.dtype})", flush=True)
         self.rank_seed = cfg.seed + 1000 * self.accelerator.process_index
         random.seed(self.rank_seed)
         torch.manual_seed(self.rank_seed)
@@ -181,7 +192,7 @@ class Trainer:
         if not self.accelerator.is_main_process:
             return
         meta = {"method": self.ctx.method, "config": self.ctx.job, "git_sha": git_sha(),
-                "base_model": self.base_model_info(), "step": step}
+                "base_model": self.base_model_info(), "step": step, "dtype": self.dtype}
         save_checkpoint(self.accelerator.unwrap_model(self.model), self.tokenizer, self.run.checkpoint_dir, meta)
         save_state(self.run.path / STATE_FILE, {
             "step": step, "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
@@ -207,11 +218,15 @@ class Trainer:
             bad = [k for k in ("loss", "grad_norm") if k in row and not math.isfinite(row[k])]
             if bad:
                 raise FloatingPointError(f"step {step}: non-finite {', '.join(bad)}: {json.dumps(row, default=str)}")
+            stop = self.should_stop(step, row)
             log.append(row)
             if main:
                 self.run.write_train_log(log)
             if self.ctx.progress and main and (step % every == 0 or step in (1, total)):
                 tqdm.write(f"[train] step {step}/{total}: {self.progress_line(row)}, {row['seconds']:.0f}s")
+            if stop:
+                total = step
+                break
             if self.cfg.save_every and step % self.cfg.save_every == 0 and step < total:
                 self.save(step)
         self.accelerator.wait_for_everyone()

@@ -78,6 +78,7 @@ class VllmEngine:
         self.flops_shape = flops.shape_of(skeleton)
         del skeleton
         self.seed = seed
+        self.dtype = dtype
         self._calls = 0
         self.llm = LLM(model=path, tokenizer=path, dtype=dtype, seed=seed, enable_prefix_caching=True,
                        max_model_len=max_model_len)

@@ -11,6 +11,8 @@ from rzoo.harness.registry import Registry
 
 REGISTRY = Registry("method")
 REGISTRY.add("grpo", "rzoo.methods.grpo", "R1-Zero GRPO: rule rewards (accuracy + format), group advantages, k3 KL")
+REGISTRY.add("kimi", "rzoo.methods.kimi", "Kimi k1.5: squared mirror-descent surrogate, token length penalty, "
+             "curriculum + prioritised sampling")
 REGISTRY.add("s1", "rzoo.methods.s1", "s1: SFT on reasoning traces (completion-only loss) + budget forcing (cap, Wait)")
 
 

@@ -63,10 +63,9 @@ PRESETS = {
     },
     "cpu": {
         "model": "testbed:no_chain", "train_data": "runsum:early_stop", "lr": 3e-3, "batch_size": 64,
-        "micro_batch_size": 64, "max_length": 128, "max_steps": 500, "bf16": False, "save_every": 250,
+        "micro_batch_size": 64, "max_length": 128, "max_steps": 500, "save_every": 250,
         "eval.task": ["runsum"], "eval.budgets": [2, 4, 8, 12, 16, 20], "eval.waits": [1, 2, 4],
         "eval.limit": None, "eval.shuffle": False, "eval.answer_tokens": 8, "eval.batch_size": 128,
-        "eval.dtype": "float32",
     },
 }
 

@@ -14,6 +14,7 @@ REGISTRY.add("aime24", "rzoo.tasks.aime24:TASK", "AIME 2024 I+II: 30 problems, i
 REGISTRY.add("aime25", "rzoo.tasks.aime25:TASK", "AIME 2025 I+II: 30 problems, integer answers")
 REGISTRY.add("amc23", "rzoo.tasks.amc23:TASK", "AMC 2023: 40 problems, numeric answers")
 REGISTRY.add("gsm8k", "rzoo.tasks.gsm8k:TASK", "GSM8K test: 1,319 grade-school word problems")
+REGISTRY.add("runsum", "rzoo.tasks.runsum:TASK", "the testbed: sum mod 10 of n digits; running sums buy accuracy")
 REGISTRY.add("gpqa_diamond", "rzoo.tasks.gpqa_diamond:TASK", "GPQA-Diamond: 198 four-option science questions")
 
 JSONL_PREFIX = "jsonl:"

@@ -16,7 +16,13 @@ NAMES = ["Ava", "Ben", "Chloe", "Dev", "Emma", "Finn", "Grace", "Hugo", "Iris", 
 ITEMS = ["apples", "marbles", "stickers", "books", "pencils", "cookies", "coins", "stamps", "cards", "shells"]
 
 
-def _one(rng: random.Random) -> tuple[str, int]:
+def _one(rng: random.Random) -> tuple[str, int, int]:
+    """(question, answer, steps): kinds 0-3 take one operation, kinds 4-5 two (the difficulty)."""
+    question, answer = _question(rng)
+    return question, answer, 2 if ("then" in question or "already had" in question) else 1
+
+
+def _question(rng: random.Random) -> tuple[str, int]:
     name, item = rng.choice(NAMES), rng.choice(ITEMS)
     kind = rng.randrange(6)
     a, b = rng.randint(2, 60), rng.randint(2, 40)
@@ -50,11 +56,11 @@ def generate(split: str, n: int, seed: int = 0) -> list[Problem]:
         exclude = {_one(train_rng)[0] for _ in range(100_000)}
     problems, seen = [], set()
     while len(problems) < n:
-        question, answer = _one(rng)
+        question, answer, steps = _one(rng)
         if question in exclude or question in seen:
             continue
         seen.add(question)
-        problems.append(Problem(f"arith-{split}-{len(problems)}", question, str(answer)))
+        problems.append(Problem(f"arith-{split}-{len(problems)}", question, str(answer), meta={"difficulty": steps}))
     return problems
 
 

@@ -3,26 +3,28 @@
 A problem is n digits (n in 2..10 by default; `n` is its difficulty); the answer is their sum mod 10.
 A short written chain of running sums solves it; a direct answer mostly cannot for larger n:
 
-    prompt   3 7 1 _ _ _ _ _ _ _ _ _ _ _       digit slots padded to a fixed count (14)
-    thinking 3 0 1                            running sums mod 10, one token each, space-separated
+    prompt    3 7 1 _ _ _ _ _ _ _ _ _ _ _      14 digit slots, padded: one token each (" 3", " _")
+    thinking  3 0 1                           running sums mod 10, one token each (" 3")
     answer   \\boxed{1}
 
 Why this shape (learnability is a design constraint): chain step i reads digit i at a fixed offset,
-because the prompt always has the same number of slots and steps and slots are both one token plus a
-separator. A 2-layer 0.4M-parameter Llama learns it in a few hundred steps; digits at a varying
-offset were not learned in 2,500 (see the s1 issue). Everything that lengthens or shortens a chain
-keeps that offset:
-- a re-check step runs into the padding slots, where "_" adds 0, so it repeats the final sum;
-- "Wait" (s1's extension) is one token that takes a separator's place, so the next step still finds
-  its digit; the end-of-thinking delimiter `\\n</think>` is also one token in a separator's place.
+because the prompt always has the same number of slots and a slot and a step are one token each
+(the space is part of the digit's token). Measured with the testbed model: this layout is learned
+(teacher-forced digit accuracy 1.0) by step ~700 of batch 64, while the same chain with the space as a
+separate token stayed at 0.33 after 1,000 steps; digits at a varying offset were not learned in
+2,500 steps (the s1 issue). What lengthens a chain keeps the offset: a re-check step runs into the
+padding slots, where "_" adds 0, so it repeats the final sum. "Wait" (s1's extension) is one token
+and does take a slot: after it, each step reads its digit one slot further back, which the
+`early_stop` traces teach (they contain Waits mid-chain).
 
 Trace variants from one generator (`examples(variant)`), for the methods that build on the testbed:
 - `minimal`: the n running sums (the testbed model's first build).
 - `redundant`: the minimal chain followed by 1-4 re-checks of the final sum (what Kimi's length
   penalty and CoT-Valve compress).
 - `early_stop`: half the chains stop after a random m < n steps and answer their partial sum (a
-  guess); a quarter of the others stop, write "Wait" and go on (the self-correction s1K's traces are
-  full of) -- what s1's SFT data and budget forcing work with.
+  guess); half of the others stop, write "Wait" and go on (the self-correction s1K's traces are full
+  of), a third of those with a second "Wait" after the last step and one re-check -- what s1's SFT
+  data and budget forcing work with.
 - `no_chain`: no thinking at all, the answer directly (latent recurrence).
 A fifth of the examples end with the forced close's cue (`Final Answer:\\boxed{..}`), so the model
 answers after budget forcing the way it answers after its own close.
@@ -58,7 +60,11 @@ def split_of(digits: str) -> str:
 
 
 def prompt_text(digits: str) -> str:
-    return " ".join(list(digits) + [PAD] * (SLOTS - len(digits)))
+    return "".join(" " + c for c in list(digits) + [PAD] * (SLOTS - len(digits)))
+
+
+def chain(sums: list[str]) -> str:
+    return "".join(" " + s for s in sums)
 
 
 def running_sums(digits: str) -> list[int]:
@@ -101,17 +107,19 @@ def trace(problem: Problem, variant: str, rng: random.Random) -> tuple[str, str]
     sums = [str(s) for s in running_sums(problem.meta["digits"])]
     answer = sums[-1]
     if variant == "minimal":
-        thinking = " ".join(sums)
+        thinking = chain(sums)
     elif variant == "redundant":
-        thinking = " ".join(sums + [answer] * rng.randint(1, RECHECKS))
+        thinking = chain(sums + [answer] * rng.randint(1, RECHECKS))
     elif variant == "early_stop":
-        thinking = " ".join(sums)
+        thinking = chain(sums)
         if len(sums) > 1 and rng.random() < 0.5:  # stop early and guess the partial sum
             m = rng.randint(1, len(sums) - 1)
-            thinking, answer = " ".join(sums[:m]), sums[m - 1]
-        elif len(sums) > 1 and rng.random() < 0.5:  # stop, then "Wait" and go on (Wait takes a separator)
+            thinking, answer = chain(sums[:m]), sums[m - 1]
+        elif len(sums) > 1 and rng.random() < 0.5:  # stop, then "Wait" and go on
             m = rng.randint(1, len(sums) - 1)
-            thinking = " ".join(sums[:m]) + "Wait" + " ".join(sums[m:])
+            thinking = chain(sums[:m]) + "Wait" + chain(sums[m:])
+            if rng.random() < 1 / 3:  # and once more after the last step: a re-check
+                thinking += "Wait" + chain([answer])
     elif variant == "no_chain":
         thinking = ""
     else:

@@ -3,16 +3,18 @@
     harness eval model=testbed task=runsum eval.budgets=[4,8,12,16,20]
     harness train+eval method=kimi model=testbed:redundant ...
 
-`testbed` is a 2-layer Llama (hidden 128, 4 heads of 32, 0.43M parameters) with a character-level
-tokenizer from the `tokenizers` library (digits, printable ASCII, and one token each for `<think>`,
-`\\n</think>`, "Wait", "Final Answer:" and `\\boxed{`) and a chat template in the same thinking format
+`testbed` is a 2-layer Llama (hidden 128, 4 heads of 32, RoPE base 30, 0.44M parameters) with a
+character-level tokenizer from the `tokenizers` library (printable ASCII, a space + digit or "_" as one
+token, and one token each for `<think>`, `\\n</think>`, "Wait", "Final Answer:" and `\\boxed{`) and a
+chat template in the same thinking format
 as every other model, trained by the core SFT loop from random initialisation on the `runsum` task's
 traces. It is saved with `save_pretrained`, so generation, vLLM, evaluation and the leaderboard
 treat it like any model. `testbed:<variant>` is the same recipe on another trace variant
 (`redundant`, `early_stop`, `no_chain`; `testbed` = `testbed:minimal`).
 
 The build is deterministic by seed (fp32, one thread) and cached under `$RZOO_CACHE/models/` keyed by
-a hash of the recipe; ~1-2 minutes on one core.
+a hash of the recipe; ~2 minutes on one core. The small RoPE base and lr 3e-3 are measured choices:
+with them the chain is learned by step ~700; with RoPE base 10,000 or lr 1e-3 it had not been by 1,000.
 """
 from __future__ import annotations
 
@@ -27,7 +29,8 @@ CHAT_TEMPLATE = ("{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}<|
                  "{% if add_generation_prompt %}<|assistant|>{% endif %}")
 SPECIALS = ["<pad>", "<|end|>", "<unk>", "<|system|>", "<|user|>", "<|assistant|>"]
 WORDS = ["<think>", "</think>", "\n</think>", "Wait", "Final Answer:", "\\boxed{"]
-RECIPE_VERSION = 1  # bump when the code below changes what a build produces
+SLOT_CHARS = "0123456789_"
+RECIPE_VERSION = 3  # bump when the code below changes what a build produces
 
 
 @dataclass(frozen=True)
@@ -37,10 +40,16 @@ class Recipe:
     intermediate_size: int = 384
     num_hidden_layers: int = 2
     num_attention_heads: int = 4
-    max_steps: int = 700
+    rope_theta: float = 30.0
+    max_steps: int = 1500  # the cosine schedule's length; chain variants stop once converged
+    min_steps: int = 300
+    converged: float = 0.99  # validation accuracy on chain digits (teacher-forced) that ends training
+    fixed_steps: int = 600  # no_chain has no chain to converge on: a fixed length
     batch_size: int = 64
     lr: float = 3e-3
-    warmup_ratio: float = 0.05
+    weight_decay: float = 0.1
+    adam_beta2: float = 0.95
+    warmup_steps: int = 40
     seed: int = 0
 
     def key(self) -> str:
@@ -54,8 +63,9 @@ def build_tokenizer():
     from transformers import PreTrainedTokenizerFast
 
     chars = [chr(i) for i in range(32, 127)] + ["\n"]
-    vocab = {tok: i for i, tok in enumerate(SPECIALS + WORDS + chars)}
-    core = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token="<unk>"))
+    slots = [" " + c for c in SLOT_CHARS]  # a slot (or a chain step) is one token: the space is part of it
+    vocab = {tok: i for i, tok in enumerate(SPECIALS + WORDS + chars + slots)}
+    core = Tokenizer(models.BPE(vocab=vocab, merges=[(" ", c) for c in SLOT_CHARS], unk_token="<unk>"))
     core.decoder = decoders.Fuse()
     core.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in SPECIALS])
     core.add_tokens([AddedToken(t, special=False, normalized=False) for t in WORDS])
@@ -74,6 +84,7 @@ def build_untrained(tokenizer, recipe: Recipe):
         vocab_size=len(tokenizer), hidden_size=recipe.hidden_size, intermediate_size=recipe.intermediate_size,
         num_hidden_layers=recipe.num_hidden_layers, num_attention_heads=recipe.num_attention_heads,
         num_key_value_heads=recipe.num_attention_heads, max_position_embeddings=256, tie_word_embeddings=True,
+        rope_theta=recipe.rope_theta,
         bos_token_id=None, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
     )
     return LlamaForCausalLM(config)
@@ -95,17 +106,20 @@ def train(recipe: Recipe, out_dir: Path, progress: bool = True) -> Path:
     init = work / "init"
     build_untrained(tokenizer, recipe).save_pretrained(init)
     tokenizer.save_pretrained(init)
+    chain = recipe.variant != "no_chain"
+    steps = recipe.max_steps if chain else recipe.fixed_steps
     cfg = SFTConfig(model=str(init), train_data=f"runsum:{recipe.variant}", seed=recipe.seed, lr=recipe.lr,
-                    weight_decay=0.0, warmup_ratio=recipe.warmup_ratio, lr_schedule="cosine", bf16=False,
+                    weight_decay=recipe.weight_decay, adam_beta2=recipe.adam_beta2,
+                    warmup_ratio=recipe.warmup_steps / steps, lr_schedule="cosine", dtype="float32",
                     batch_size=recipe.batch_size, micro_batch_size=recipe.batch_size, max_length=128,
-                    max_steps=recipe.max_steps, save_every=0)
+                    max_steps=steps, save_every=0)
     run = Run(work / "run")
     run.path.mkdir(parents=True)
     atomic_write_json(run.path / "config.json", {"recipe": asdict(recipe)})
     data = TASK.examples(recipe.variant, split="train", seed=recipe.seed)
     ctx = TrainContext("testbed", run, ResolvedModel(str(init), str(init), "scratch"), data,
                        {"recipe": asdict(recipe)}, progress=progress)
-    checkpoint = SFTTrainer(cfg, ctx).fit()
+    checkpoint = SFTTrainer(cfg, ctx, stop=_converged(recipe, tokenizer) if chain else None).fit()
     shutil.copy(run.path / "train.jsonl", checkpoint / "train.jsonl")
     tmp = out_dir.with_name(out_dir.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -115,6 +129,45 @@ def train(recipe: Recipe, out_dir: Path, progress: bool = True) -> Path:
     os.replace(tmp, out_dir)
     shutil.rmtree(work, ignore_errors=True)
     return out_dir
+
+
+def chain_accuracy(model, tokenizer, rows) -> float:
+    """Teacher-forced accuracy on the chain's step tokens (" 0".." 9") of tokenised examples."""
+    import torch
+
+    from rzoo.harness.sft import collate
+
+    steps = set(tokenizer.convert_tokens_to_ids([" " + d for d in "0123456789"]))
+    ids, attn, cmask = collate(rows, tokenizer.pad_token_id)
+    with torch.no_grad():
+        pred = model(input_ids=ids, attention_mask=attn).logits[:, :-1].argmax(-1)
+    target = ids[:, 1:]
+    chain = cmask[:, 1:].bool() & torch.isin(target, torch.tensor(sorted(steps)))
+    return float((pred[chain] == target[chain]).float().mean())
+
+
+def _converged(recipe: Recipe, tokenizer):
+    """A stop rule for the SFT loop: every 50 steps from `min_steps`, the chain accuracy on 256 validation
+    problems' minimal traces; stop at `recipe.converged`. (Grokking-like: the chain is learned abruptly,
+    after 400-800 steps depending on the seed.)"""
+    from rzoo.harness import thinking as T
+    from rzoo.harness.sft import tokenize
+
+    from .runsum import TASK
+
+    fmt = T.ThinkingFormat.detect(tokenizer)
+    rows = [tokenize(tokenizer, ex, fmt, 128) for ex in TASK.examples("minimal", split="validation").examples]
+
+    def stop(trainer, step: int, row: dict) -> bool:
+        if step < recipe.min_steps or step % 50:
+            return False
+        model = trainer.accelerator.unwrap_model(trainer.model)
+        model.eval()
+        row["validation_chain_accuracy"] = acc = chain_accuracy(model, tokenizer, rows)
+        model.train()
+        return acc >= recipe.converged
+
+    return stop
 
 
 def build(variant: str = "minimal", progress: bool = True, **overrides):

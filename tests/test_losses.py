@@ -119,3 +119,96 @@ def test_grpo_loss_matches_trl(trl_trainer, tokenizer):
     g_ours = torch.autograd.grad(ours, [p for p in model.parameters() if p.requires_grad][:3])
     for a, b in zip(g_ours, g_theirs):
         assert torch.allclose(a, b, rtol=1e-4, atol=1e-7)
+
+
+def _kimi_paper(logps, old, mask, rewards, tau):
+    """(1/|x|) sum_x (1/k) sum_j (r_j - r_bar - tau * sum_t (logp - old))^2, loops (the paper's r_bar practice)."""
+    P, G = len(rewards), len(rewards[0])
+    total = 0.0
+    for p in range(P):
+        r_bar = sum(rewards[p]) / G
+        for j in range(G):
+            i = p * G + j
+            ratio = sum((logps[i][t] - old[i][t]) for t in range(len(mask[i])) if mask[i][t])
+            total += (rewards[p][j] - r_bar - tau * ratio) ** 2 / G
+    return total / P
+
+
+def test_kimi_loss_matches_the_paper_and_its_gradient():
+    g = torch.Generator().manual_seed(1)
+    P, G, T = 3, 4, 7
+    logps = -torch.rand(P * G, T, generator=g, dtype=torch.float64) * 2
+    old = logps + (torch.rand(P * G, T, generator=g, dtype=torch.float64) - 0.5) * 0.3
+    mask = (torch.rand(P * G, T, generator=g) > 0.3).double()
+    rewards = torch.rand(P, G, generator=g, dtype=torch.float64)
+    tau = 0.3
+    adv = losses.kimi_mean_baseline(rewards)
+    leaf = logps.clone().requires_grad_(True)
+    loss, _ = losses.kimi_loss(leaf, old, None, adv, mask, tau=tau)
+    expected = _kimi_paper(logps.tolist(), old.tolist(), mask.tolist(), rewards.tolist(), tau)
+    assert loss.item() == pytest.approx(expected, rel=1e-9)
+    # the paper's gradient: (1/k) sum_j [ grad log pi(y_j) (r_j - r_bar) - (tau/2) grad (log pi/pi_i)^2 ], the
+    # ascent direction; per token of y_j it is (1/k)((r_j - r_bar) - tau * ratio_j), and autograd of the loss
+    # (averaged over prompts too) must be -2 tau / P times it
+    (grad,) = torch.autograd.grad(loss, leaf)
+    ratio = ((logps - old) * mask).sum(-1)
+    paper = ((adv - tau * ratio) / G).unsqueeze(1) * mask
+    assert torch.allclose(grad, -2 * tau / P * paper, atol=1e-6, rtol=0)
+    # at the rollout policy (ratio 0) it is a policy gradient with the mean-reward baseline
+    zero, _ = losses.kimi_loss(old.clone().requires_grad_(True), old, None, adv, mask, tau=tau)
+    assert zero.item() == pytest.approx((adv ** 2).mean().item())
+
+
+def test_kimi_logmeanexp_baseline_is_tau_log_z():
+    rewards = torch.tensor([[1.0, 0.0, 0.0, 1.0], [0.2, 0.2, 0.2, 0.2]])
+    tau = 0.5
+    adv = losses.kimi_logmeanexp_baseline(rewards, tau=tau)
+    z = torch.exp(rewards / tau).mean(1, keepdim=True)
+    assert torch.allclose(adv, (rewards - tau * torch.log(z)).reshape(-1), atol=1e-6)
+    assert torch.allclose(adv[4:], torch.zeros(4), atol=1e-7)  # equal rewards: log mean exp = the reward
+    # tau -> large: the log-mean-exp estimate tends to the mean reward (the paper's practice)
+    wide = losses.kimi_logmeanexp_baseline(rewards.double(), tau=1e4)
+    assert torch.allclose(wide, losses.kimi_mean_baseline(rewards.double()), atol=1e-4)
+
+
+def test_token_mean_aggregation_weights_micro_batches_by_tokens():
+    per_token = torch.rand(4, 5)
+    mask = torch.tensor([[1, 1, 1, 1, 1], [1, 0, 0, 0, 0], [1, 1, 0, 0, 0], [1, 1, 1, 0, 0]], dtype=torch.float)
+    agg = losses.AGGREGATIONS.get("token_mean")
+    whole = agg(per_token, mask)
+    parts = [agg(per_token[i:i + 2], mask[i:i + 2]) * agg.units(mask[i:i + 2]) / agg.units(mask) for i in (0, 2)]
+    assert torch.allclose(sum(parts), whole)
+    assert torch.allclose(whole, (per_token * mask).sum() / mask.sum())
+    seq = losses.AGGREGATIONS.get("seq_mean")
+    parts = [seq(per_token[i:i + 2], mask[i:i + 2]) * seq.units(mask[i:i + 2]) / seq.units(mask) for i in (0, 2)]
+    assert torch.allclose(sum(parts), seq(per_token, mask))
+
+
+def test_registries_bind_settings_from_the_config_and_can_be_extended():
+    from dataclasses import dataclass
+
+    from rzoo.harness.config import ConfigError
+
+    @dataclass
+    class Cfg:
+        clip_eps: float = 0.1
+        beta: float = 0.0
+        aggregation: str = "token_mean"
+
+    bound = losses.POLICY_LOSSES.bind("grpo", Cfg())
+    assert bound.keywords == {"clip_eps": 0.1, "beta": 0.0, "aggregation": "token_mean"}
+    with pytest.raises(ConfigError, match="needs a config field 'tau'"):
+        losses.POLICY_LOSSES.check_config("kimi", Cfg())
+
+    @losses.POLICY_LOSSES.register("test_only")
+    def test_only(logps, old, ref, adv, mask, *, scale):
+        return scale * logps.sum(), {}
+
+    try:
+        with pytest.raises(ValueError, match="twice"):
+            losses.POLICY_LOSSES.register("test_only")(test_only)
+        with pytest.raises(ConfigError, match="'scale'"):
+            losses.POLICY_LOSSES.check_config("test_only", Cfg())
+    finally:
+        losses.POLICY_LOSSES.remove("test_only")
+    assert "test_only" not in losses.POLICY_LOSSES.names()
