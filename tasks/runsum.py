@@ -21,10 +21,11 @@ Trace variants from one generator (`examples(variant)`), for the methods that bu
 - `minimal`: the n running sums (the testbed model's first build).
 - `redundant`: the minimal chain followed by 1-4 re-checks of the final sum (what Kimi's length
   penalty and CoT-Valve compress).
-- `early_stop`: half the chains stop after a random m < n steps and answer their partial sum (a
-  guess); half of the others stop, write "Wait" and go on (the self-correction s1K's traces are full
-  of), a third of those with a second "Wait" after the last step and one re-check -- what s1's SFT
-  data and budget forcing work with.
+- `early_stop`: a thinker with limited patience. A chain longer than 5 steps stops after 5 and
+  answers the partial sum (a guess) in 60% of the traces; in the other 40% it writes "Wait" there and
+  goes on to the end (the self-correction s1K's traces are full of). A finished chain is followed by
+  "Wait" and one re-check of the final sum in 30% of the traces. Greedy decoding of a model trained on
+  these stops at 5 steps; budget forcing's "Wait" (s1) makes it go on -- and RL can teach it to.
 - `no_chain`: no thinking at all, the answer directly (latent recurrence).
 A fifth of the examples end with the forced close's cue (`Final Answer:\\boxed{..}`), so the model
 answers after budget forcing the way it answers after its own close.
@@ -45,6 +46,7 @@ from .base import Task, TaskError, sha256_problems
 
 N_MIN, N_MAX = 2, 10
 RECHECKS = 4  # at most this many re-check steps in a redundant chain
+PATIENCE = 5  # early_stop traces: where a long chain stops (or writes "Wait")
 SLOTS = N_MAX + RECHECKS  # digit slots in every prompt
 PAD = "_"
 SIZES = {"train": 20000, "validation": 200, "test": 500}
@@ -112,14 +114,13 @@ def trace(problem: Problem, variant: str, rng: random.Random) -> tuple[str, str]
         thinking = chain(sums + [answer] * rng.randint(1, RECHECKS))
     elif variant == "early_stop":
         thinking = chain(sums)
-        if len(sums) > 1 and rng.random() < 0.5:  # stop early and guess the partial sum
-            m = rng.randint(1, len(sums) - 1)
-            thinking, answer = chain(sums[:m]), sums[m - 1]
-        elif len(sums) > 1 and rng.random() < 0.5:  # stop, then "Wait" and go on
-            m = rng.randint(1, len(sums) - 1)
-            thinking = chain(sums[:m]) + "Wait" + chain(sums[m:])
-            if rng.random() < 1 / 3:  # and once more after the last step: a re-check
-                thinking += "Wait" + chain([answer])
+        if len(sums) > PATIENCE:
+            if rng.random() < 0.6:  # stop at the limit of patience and guess the partial sum
+                thinking, answer = chain(sums[:PATIENCE]), sums[PATIENCE - 1]
+            else:  # "Wait", and go on
+                thinking = chain(sums[:PATIENCE]) + "Wait" + chain(sums[PATIENCE:])
+        if answer == sums[-1] and rng.random() < 0.3:  # a finished chain, re-checked once after "Wait"
+            thinking += "Wait" + chain([answer])
     elif variant == "no_chain":
         thinking = ""
     else:

@@ -8,9 +8,13 @@ character-level tokenizer from the `tokenizers` library (printable ASCII, a spac
 token, and one token each for `<think>`, `\\n</think>`, "Wait", "Final Answer:" and `\\boxed{`) and a
 chat template in the same thinking format
 as every other model, trained by the core SFT loop from random initialisation on the `runsum` task's
-traces. It is saved with `save_pretrained`, so generation, vLLM, evaluation and the leaderboard
-treat it like any model. `testbed:<variant>` is the same recipe on another trace variant
-(`redundant`, `early_stop`, `no_chain`; `testbed` = `testbed:minimal`).
+traces (`testbed` = `testbed:minimal`). It is saved with `save_pretrained`, so generation, vLLM,
+evaluation and the leaderboard treat it like any model. `testbed:<variant>` (`redundant`,
+`early_stop`, `no_chain`) is that model fine-tuned on another trace variant, again until the chain
+(here: with its "Wait"s) is learned on validation problems: the chain is learned once, from the
+minimal traces; trained from scratch on early-stopping traces it was not learned in 1,500 steps
+(validation chain accuracy 0.27). After a "Wait" each step reads its digit one slot further back; a
+fine-tune learns that in ~800 steps (measured: post-Wait step accuracy 0.05 -> 0.98).
 
 The build is deterministic by seed (fp32, one thread) and cached under `$RZOO_CACHE/models/` keyed by
 a hash of the recipe; ~2 minutes on one core. The small RoPE base and lr 3e-3 are measured choices:
@@ -30,7 +34,7 @@ CHAT_TEMPLATE = ("{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}<|
 SPECIALS = ["<pad>", "<|end|>", "<unk>", "<|system|>", "<|user|>", "<|assistant|>"]
 WORDS = ["<think>", "</think>", "\n</think>", "Wait", "Final Answer:", "\\boxed{"]
 SLOT_CHARS = "0123456789_"
-RECIPE_VERSION = 3  # bump when the code below changes what a build produces
+RECIPE_VERSION = 6  # bump when the code below changes what a build produces
 
 
 @dataclass(frozen=True)
@@ -44,7 +48,9 @@ class Recipe:
     max_steps: int = 1500  # the cosine schedule's length; chain variants stop once converged
     min_steps: int = 300
     converged: float = 0.99  # validation accuracy on chain digits (teacher-forced) that ends training
-    fixed_steps: int = 600  # no_chain has no chain to converge on: a fixed length
+    variant_steps: int = 1500  # fine-tuning from the minimal model: the schedule's length (converges earlier)
+    variant_lr: float = 2e-3
+    no_chain_steps: int = 300  # no chain to converge on: a fixed length
     batch_size: int = 64
     lr: float = 3e-3
     weight_decay: float = 0.1
@@ -90,8 +96,9 @@ def build_untrained(tokenizer, recipe: Recipe):
     return LlamaForCausalLM(config)
 
 
-def train(recipe: Recipe, out_dir: Path, progress: bool = True) -> Path:
-    """Build the tokenizer and a random model, SFT it on the recipe's traces, save to `out_dir`."""
+def train(recipe: Recipe, out_dir: Path, progress: bool = True, start: Path | None = None) -> Path:
+    """SFT on the recipe's traces and save to `out_dir`: from a random model with a new tokenizer (the
+    minimal variant, until the chain has converged), or from the model in `start` (other variants)."""
     from rzoo.harness.models import ResolvedModel
     from rzoo.harness.runstore import Run, atomic_write_json
     from rzoo.harness.sft import SFTTrainer
@@ -103,12 +110,16 @@ def train(recipe: Recipe, out_dir: Path, progress: bool = True) -> Path:
     work = out_dir.with_name(out_dir.name + ".build")
     shutil.rmtree(work, ignore_errors=True)
     tokenizer = build_tokenizer()
-    init = work / "init"
-    build_untrained(tokenizer, recipe).save_pretrained(init)
-    tokenizer.save_pretrained(init)
+    if start is None:
+        init = work / "init"
+        build_untrained(tokenizer, recipe).save_pretrained(init)
+        tokenizer.save_pretrained(init)
+    else:
+        init = start
     chain = recipe.variant != "no_chain"
-    steps = recipe.max_steps if chain else recipe.fixed_steps
-    cfg = SFTConfig(model=str(init), train_data=f"runsum:{recipe.variant}", seed=recipe.seed, lr=recipe.lr,
+    steps = recipe.max_steps if start is None else recipe.variant_steps if chain else recipe.no_chain_steps
+    cfg = SFTConfig(model=str(init), train_data=f"runsum:{recipe.variant}", seed=recipe.seed,
+                    lr=recipe.lr if start is None else recipe.variant_lr,
                     weight_decay=recipe.weight_decay, adam_beta2=recipe.adam_beta2,
                     warmup_ratio=recipe.warmup_steps / steps, lr_schedule="cosine", dtype="float32",
                     batch_size=recipe.batch_size, micro_batch_size=recipe.batch_size, max_length=128,
@@ -147,16 +158,16 @@ def chain_accuracy(model, tokenizer, rows) -> float:
 
 
 def _converged(recipe: Recipe, tokenizer):
-    """A stop rule for the SFT loop: every 50 steps from `min_steps`, the chain accuracy on 256 validation
-    problems' minimal traces; stop at `recipe.converged`. (Grokking-like: the chain is learned abruptly,
-    after 400-800 steps depending on the seed.)"""
+    """A stop rule for the SFT loop: every 50 steps from `min_steps`, the chain accuracy on the validation
+    problems' traces of the recipe's variant; stop at `recipe.converged`. (Grokking-like: the chain is
+    learned abruptly, after 400-800 steps depending on the seed.)"""
     from rzoo.harness import thinking as T
     from rzoo.harness.sft import tokenize
 
     from .runsum import TASK
 
     fmt = T.ThinkingFormat.detect(tokenizer)
-    rows = [tokenize(tokenizer, ex, fmt, 128) for ex in TASK.examples("minimal", split="validation").examples]
+    rows = [tokenize(tokenizer, ex, fmt, 128) for ex in TASK.examples(recipe.variant, split="validation").examples]
 
     def stop(trainer, step: int, row: dict) -> bool:
         if step < recipe.min_steps or step % 50:
@@ -183,9 +194,10 @@ def build(variant: str = "minimal", progress: bool = True, **overrides):
     out = cache_root() / "models" / f"testbed-{variant}-{recipe.key()}"
     marker = out / "rzoo_source.json"
     if not marker.exists():
-        print(f"[model] building the testbed model ({variant} traces, {recipe.max_steps} steps) into {out} (once)",
-              flush=True)
-        train(recipe, out, progress)
+        start = None if variant == "minimal" else Path(build("minimal", progress, **overrides).path)
+        what = "from scratch until the chain is learned" if start is None else "fine-tuning the minimal model"
+        print(f"[model] building the testbed model on {variant} traces ({what}) into {out} (once)", flush=True)
+        train(recipe, out, progress, start)
         atomic_write_json(marker, {"recipe": asdict(recipe), "version": RECIPE_VERSION})
     spec = "testbed" if variant == "minimal" else f"testbed:{variant}"
     return ResolvedModel(spec, str(out), f"testbed:{variant}:{recipe.key()}")
