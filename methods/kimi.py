@@ -69,8 +69,8 @@ class Config(RLConfig):
 PRESETS = {
     "paper": {"samples_per_prompt": 8, "temperature": 1.0},
     "cpu": {
-        "model": "testbed:redundant", "train_task": "runsum", "steps": 40, "prompts_per_step": 16,
-        "samples_per_prompt": 8, "max_thinking_tokens": 24, "answer_tokens": 6, "temperature": 1.0, "lr": 3e-4,
+        "model": "testbed:redundant", "train_task": "runsum", "steps": 60, "prompts_per_step": 16,
+        "samples_per_prompt": 8, "max_thinking_tokens": 24, "answer_tokens": 6, "temperature": 1.0, "lr": 1e-4,
         "generation_batch_size": 128, "micro_batch_size": 128, "save_every": 20, "length_penalty_warmup": 5,
         "eval.task": ["runsum"], "eval.budgets": [2, 4, 6, 8, 12, 16, 24], "eval.limit": None,
         "eval.shuffle": False, "eval.answer_tokens": 6, "eval.batch_size": 128,

@@ -48,14 +48,15 @@ def test_vllm_round_matches_hf(vllm_model_dir, tokenizer):
     from rzoo.harness import generation as G
     from rzoo.harness import models
     from rzoo.harness import thinking as T
+    from rzoo.harness.hf_engine import HFEngine
     from rzoo.harness.vllm_engine import VllmEngine
 
     prompts = [T.build_prompt(tokenizer, [{"role": "user", "content": f"What is {a} + {a}?"}]) for a in range(6)]
-    hf, _ = models.load(models.ResolvedModel(str(vllm_model_dir), str(vllm_model_dir), "local:test"), "float32")
-    engine = VllmEngine(str(vllm_model_dir), dtype="float32")
-    kw = dict(max_thinking_tokens=12, answer_tokens=6, sampling=G.Sampling(batch_size=8))
-    a = G.generate(hf, tokenizer, prompts, **kw)
-    b = G.generate(engine, tokenizer, prompts, **kw)
+    hf = HFEngine(*models.load(models.ResolvedModel(str(vllm_model_dir), str(vllm_model_dir), "local:test"), "float32"))
+    engine = VllmEngine(str(vllm_model_dir), tokenizer, dtype="float32")
+    sampling = G.Sampling(batch_size=8)
+    a = G.generate(hf, prompts, T.Budget(12, 6), sampling=sampling)
+    b = G.generate(engine, prompts, T.Budget(12, 6), sampling=sampling)
     same = sum(x.completion_ids == y.completion_ids for x, y in zip(a, b))
     assert same >= len(prompts) - 1, f"token-identical {same}/{len(prompts)}"
     for x, y in zip(a, b):
@@ -64,6 +65,29 @@ def test_vllm_round_matches_hf(vllm_model_dir, tokenizer):
                    (y.thinking_end, y.thinking_tokens, y.answer_tokens, y.sampled_mask)
         assert y.thinking_tokens <= 12
     # the sweep on vLLM: smaller budgets are cuts of the same generations
-    sweep = G.generate_sweep(engine, tokenizer, prompts, budgets=[4, 12], answer_tokens=6)
-    for x, y in zip(sweep[4], G.generate(engine, tokenizer, prompts, max_thinking_tokens=4, answer_tokens=6)):
+    swept = G.sweep(engine, prompts, T.Budget(12, 6), [4, 12])
+    for x, y in zip(swept[4], G.generate(engine, prompts, T.Budget(4, 6))):
         assert x.completion_ids == y.completion_ids
+
+
+@pytest.mark.skipif(not HAVE_VLLM, reason="needs vLLM (make vllm-setup; make test-vllm)")
+def test_testbed_curve_is_the_same_on_hf_and_vllm(runs_root):
+    """s1 issue: the same accuracy-vs-budget curve from both backends under greedy decoding, on the testbed
+    model (fp32), caps and Wait extensions together."""
+    import json
+
+    curves = {}
+    for backend in ("hf", "vllm"):
+        rc = main(["eval", "model=testbed:early_stop", "task=runsum", "eval.limit=none", "eval.answer_tokens=6",
+                   "eval.budgets=[2,4,6,8,16]", "eval.waits=[1,2]", f"eval.backend={backend}",
+                   "eval.dtype=float32", "--no-progress"])
+        assert rc == 0
+        run = sorted((runs_root / "eval").iterdir())[-1]
+        results = json.loads((run / "eval" / "runsum" / "results.json").read_text())
+        curves[backend] = [(r["budget"], r["waits"], r["accuracy"], r["thinking_tokens_mean"])
+                           for r in results["results"]]
+    n = 500
+    for h, v in zip(curves["hf"], curves["vllm"]):
+        assert h[:2] == v[:2]
+        assert abs(h[2] - v[2]) <= 2 / n, (h, v)  # at most two problems apart (numerics in near-ties)
+        assert abs(h[3] - v[3]) <= 0.05, (h, v)
