@@ -52,14 +52,20 @@ class RoundStop:
 
 
 def generation_config(sampling: Sampling, max_new_tokens: int, pad: int, eos: set[int]):
+    """Every parameter that shapes the distribution set explicitly, so that nothing from the model's own
+    `generation_config.json` (Qwen-style: top_k 20, repetition_penalty 1.05) or a library default applies:
+    RL's log-probs assume the full softmax at `temperature`."""
     from transformers import GenerationConfig
 
+    sample = sampling.temperature > 0
     return GenerationConfig(
         max_new_tokens=max_new_tokens,
-        do_sample=sampling.temperature > 0,
-        temperature=sampling.temperature if sampling.temperature > 0 else None,
-        top_p=sampling.top_p if sampling.temperature > 0 else None,
-        top_k=None,  # no top-k truncation: R1-Zero samples at temperature 1 from the full vocabulary
+        do_sample=sample,
+        temperature=sampling.temperature if sample else None,
+        top_p=sampling.top_p if sample else None,
+        top_k=0,  # off: R1-Zero samples at temperature 1 from the full vocabulary
+        min_p=None, typical_p=1.0, epsilon_cutoff=0.0, eta_cutoff=0.0,
+        repetition_penalty=1.0, no_repeat_ngram_size=0, encoder_repetition_penalty=1.0,
         pad_token_id=pad,
         eos_token_id=sorted(eos),
     )

@@ -139,15 +139,18 @@ class RLTrainer(Trainer):
                 p.requires_grad_(False)
 
     def after_prepare(self) -> None:
+        self.updates = 0  # optimiser updates so far (minibatches x rollouts)
         self.sampler = self.make_sampler(self.problems, self.rank_seed)
         self.fmt = T.ThinkingFormat.detect(self.tokenizer)
 
     def extra_state(self) -> dict:
         refreshed = self.ref_model is not None and self.ref_refreshed
-        return {"sampler": self.sampler.state_dict(), "ref": self.ref_model.state_dict() if refreshed else None}
+        return {"sampler": self.sampler.state_dict(), "ref": self.ref_model.state_dict() if refreshed else None,
+                "updates": self.updates}
 
     def load_extra_state(self, state: dict) -> None:
         self.sampler.load_state_dict(state["sampler"])
+        self.updates = state["updates"]
 
     # -- the steps --------------------------------------------------------------------------------
     def step_config(self, step: int):
@@ -227,14 +230,14 @@ class RLTrainer(Trainer):
                 for k, v in stats.items():
                     stats_acc.setdefault(k, []).append(v)
             grad_norm = self.optimizer_step()
-        if self.ref_model is not None and cfg.ref_refresh_steps and self._step % cfg.ref_refresh_steps == 0:
-            self.ref_model.load_state_dict(policy.state_dict())
-            self.ref_refreshed = True
+            self.updates += 1
+            if self.ref_model is not None and cfg.ref_refresh_updates and self.updates % cfg.ref_refresh_updates == 0:
+                self.ref_model.load_state_dict(policy.state_dict())
+                self.ref_refreshed = True
         return {"loss": sum(losses) / cfg.minibatches, "grad_norm": grad_norm,
                 **{k: _mean(v) for k, v in stats_acc.items()}}
 
     def train_step(self, step: int) -> dict:
-        self._step = step
         cfg = self.step_config(step)
         ro = self.rollout(step, cfg)
         rewards, terms = self.score(ro, step, cfg)

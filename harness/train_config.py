@@ -98,7 +98,8 @@ class RLConfig(RunSection, Optimiser, Rollout, ModelData):  # fields listed mode
     sampler: str = _f("shuffle", "problem sampler (registered name: harness/samplers.py SAMPLERS)")
     minibatches: int = _f(1, "optimiser updates per rollout: one inner epoch over this many random parts", ge=1)
     beta: float = _f(0.0, "KL coefficient against the reference model (0 = no reference)", ge=0)
-    ref_refresh_steps: int = _f(0, "replace the reference model with the policy every N rollouts (0 = never)", ge=0)
+    ref_refresh_updates: int = _f(0, "replace the reference model with the policy every N optimiser updates "
+                                     "(0 = never)", ge=0)
     entropy_coef: float = _f(0.0, "entropy bonus: subtract this x the aggregated token entropy from the loss", ge=0)
     reset_optimizer: bool = _f(False, "reset the optimiser state at the start of each rollout (Kimi k1.5)")
 

@@ -23,10 +23,10 @@ use_bias_correction_kl=False (TRL 1.16 multiplies the KL by the ratio, after Dee
 Departures from the paper, on purpose:
 - format reward: 0.5 for closing the thinking block + 0.5 for a `\\boxed{}` answer after it (paper:
   1/0 for the full `<think>/<answer>` template) -- a small model gets a gradient sooner.
-- completions are capped by a thinking budget plus an answer budget, with s1-style forced close
-  (the paper caps total length at 32,768 and scores what it gets; `force_close=false` does that).
-- one rollout of `prompts_per_step` x `samples_per_prompt`; the paper's 8,192-output rollout split
-  into 16 minibatches maps to `minibatches=16`.
+- completions are capped by a thinking budget plus an answer budget (the paper caps total length at
+  32,768); a truncated rollout scores 0 as in the paper (`force_close=false`), or, in the CPU preset,
+  is force-closed s1-style and answers.
+- the CPU preset clips at 0.2 (DeepSeekMath) instead of R1-Zero's 10 and updates twice per rollout.
 """
 from __future__ import annotations
 
@@ -45,26 +45,26 @@ NAME = "grpo"
 class Config(RLConfig):
     """R1-Zero GRPO. Defaults are the paper's (DeepSeek-R1 §2.2 / supplementary) unless the help says
     otherwise; `preset=cpu` (the default run) scales lengths and counts down."""
-    steps: int = _f(10000, "rollouts; the paper trains R1-Zero for ~10k steps (Fig. 1)", ge=1)
+    steps: int = _f(650, "rollouts; the paper's ~10,400 R1-Zero training steps (Fig. 1) count updates: 650 rollouts "
+                         "x 16 updates", ge=1)
+    prompts_per_step: int = _f(512, "questions per rollout (paper: 512, x 16 outputs = 8,192)", ge=1)
+    samples_per_prompt: int = _f(16, "G, outputs per question (paper: 16)", ge=2)
     max_thinking_tokens: int = _f(32000, "thinking budget per completion (paper: 32,768 total length)", ge=1)
     answer_tokens: int = _f(768, "answer budget after the thinking block (32,000 + 768 = 32,768)", ge=1)
     lr: float = _f(3e-6, "AdamW learning rate (paper: 3e-6)", gt=0, le=1)
     beta: float = _f(0.001, "KL coefficient, k3 estimator against the reference (paper: 0.001; TRL default 0)",
                      ge=0)
-    ref_refresh_steps: int = _f(400, "replace the reference model with the policy every N rollouts (paper: 400)",
-                                ge=0)
-    minibatches: int = _f(16, "updates per rollout, one inner epoch over this many parts (paper: 16)", ge=1)
+    ref_refresh_updates: int = _f(400, "replace the reference model with the policy every N optimiser updates "
+                                       "(paper: 400)", ge=0)
+    minibatches: int = _f(16, "updates per rollout, one inner epoch over this many parts (paper: 16, so 512 "
+                              "outputs per update)", ge=1)
+    force_close: bool = _f(False, "at the thinking budget: false = the rollout stays truncated and scores 0 (paper); "
+                                  "true = force-close and let it answer (s1)")
+    temperature: float = _f(1.0, "rollout sampling temperature (paper: 1)", gt=0, le=10)
     reward: str = _f("r1_zero", "reward function: r1_zero = accuracy + format (this file)")
-    clip_eps: float = _f(0.2, "PPO clip epsilon (not in the R1 text; 0.2 as DeepSeekMath's GRPO and TRL)", gt=0, lt=1)
+    clip_eps: float = _f(10.0, "clip ratio epsilon (paper, R1-Zero: 10; DeepSeekMath's GRPO and TRL: 0.2)", gt=0)
     accuracy_weight: float = _f(1.0, "weight of the accuracy reward (paper: rule rewards summed)", ge=0)
     format_weight: float = _f(1.0, "weight of the format reward (paper: rule rewards summed)", ge=0)
-
-    def validate(self) -> None:
-        super().validate()
-        if self.samples_per_prompt < 2:
-            from rzoo.harness.config import ConfigError
-
-            raise ConfigError("samples_per_prompt must be >= 2: GRPO normalises rewards within a group")
 
 
 # The default run on a 2-core CPU: SmolLM2-135M, ~4 minutes of training. The learning rate is raised
@@ -74,7 +74,8 @@ PRESETS = {
     "cpu": {
         "model": "testbed:early_stop", "train_task": "runsum", "steps": 30, "prompts_per_step": 16,
         "samples_per_prompt": 8, "max_thinking_tokens": 16, "answer_tokens": 6, "temperature": 1.0, "lr": 3e-4,
-        "minibatches": 2, "ref_refresh_steps": 0, "generation_batch_size": 128, "micro_batch_size": 128,
+        "minibatches": 2, "ref_refresh_updates": 0, "clip_eps": 0.2, "force_close": True,
+        "generation_batch_size": 128, "micro_batch_size": 128,
         "save_every": 10,
         "eval.task": ["runsum"], "eval.budgets": [2, 4, 6, 8, 12, 16], "eval.limit": None, "eval.shuffle": False,
         "eval.answer_tokens": 6, "eval.batch_size": 128,

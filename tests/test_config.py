@@ -52,6 +52,7 @@ def test_validation_errors():
 
     with pytest.raises(ConfigError, match="samples_per_prompt"):
         apply_overrides(Config(), {"samples_per_prompt": "1"})
+    assert apply_overrides(Config(), {"clip_eps": "10"}).clip_eps == 10.0  # R1-Zero's clip ratio is valid
 
 
 def test_numeric_fields_have_validated_ranges():
@@ -77,8 +78,8 @@ def test_help_lists_every_key_with_default_and_source():
     for key in valid_keys(Config()):
         assert f"  {key} " in text, key
     line = next(ln for ln in text.splitlines() if ln.strip().startswith("steps "))
-    assert "7" in line and "preset" in line  # the cpu preset's value, and where it comes from
-    line = next(ln for ln in text.splitlines() if ln.strip().startswith("clip_eps "))
+    assert "30" in line and "preset" in line  # the cpu preset value, and where it comes from
+    line = next(ln for ln in text.splitlines() if ln.strip().startswith("format_weight "))
     assert "grpo" in line  # declared by the method, not a shared section
     line = next(ln for ln in text.splitlines() if ln.strip().startswith("weight_decay "))
     assert "optimiser" in line
@@ -95,7 +96,7 @@ def test_parse_tokens_rejects_malformed_and_duplicates():
 def test_cli_resolve_presets_alias_and_errors():
     job = resolve("train+eval", ["method=grpo", "task=math500", "eval.budgets=[32,64]", "lr=1e-4"])
     assert job.config.lr == 1e-4
-    assert job.config.steps == 7  # cpu preset
+    assert job.config.steps == 30  # cpu preset
     assert job.eval.task == ["math500"] and job.eval.budgets == [32, 64]
     assert job.trains and job.evaluates and job.method == "grpo"
     paper = resolve("train", ["method=grpo", "preset=paper"])

@@ -99,7 +99,7 @@ def test_resume_continues_exactly(tiny_model_dir, runs_root, varying_task, tmp_p
 
     common = ["method=grpo", f"model={tiny_model_dir}", f"train_task={varying_task}", "prompts_per_step=2",
               "samples_per_prompt=4", "max_thinking_tokens=6", "answer_tokens=4", "temperature=1.0", "lr=1e-2",
-              "minibatches=2", "ref_refresh_steps=2", "--no-progress"]
+              "minibatches=2", "ref_refresh_updates=3", "--no-progress"]
     assert main(["train", *common, "steps=3"]) == 0
     (full,) = (runs_root / "grpo").iterdir()
     assert main(["train", *common, "steps=2"]) == 0
