@@ -201,8 +201,10 @@ def _print_table(summary: dict[str, list[dict]], label: str) -> None:
 
 def run_job(job: Job, progress: bool = True):
     """Execute a resolved job; returns the Run. Validates model and data before creating the run."""
+    from functools import partial
+
     from . import models
-    from .evaluate import evaluate, load_engine
+    from .evaluate import evaluate, evaluate_engines, load_engine
     from .runstore import Run, atomic_write_json
     from .trainer import TrainContext
 
@@ -239,6 +241,14 @@ def run_job(job: Job, progress: bool = True):
             info = {"spec": eval_model.spec, "source": eval_model.source, "base_model": resolved.source,
                     "method": job.method, "run": str(run.path)}
             summaries["eval"] = evaluate(load_engine(eval_model, ecfg), info, ecfg, tasks, run.path / "eval", progress)
+        stages = getattr(job.module, "stage_checkpoints", None) if job.trains else None
+        if job.evaluates and stages:  # each stage's checkpoint at the largest budget: one line on the board
+            top = {"budget": max(ecfg.budgets), "waits": None, "alpha": None, "recurrence": None, "knob": "stage"}
+            engines = [({"stage": k}, partial(load_engine, models.ResolvedModel(str(p), str(p), f"local:{p}"), ecfg))
+                       for k, p in stages(run.path)]
+            info = {"spec": "stages", "source": f"local:{run.path / 'stages'}", "base_model": resolved.source,
+                    "method": job.method, "run": str(run.path)}
+            evaluate_engines(engines, info, ecfg, tasks, run.path / "eval_stages", progress, [top])
         if "base" in summaries:
             _print_table(summaries["base"], "before training (base model)")
         if "eval" in summaries:

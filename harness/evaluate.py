@@ -127,7 +127,7 @@ def _generate(engine, prompts: list[str], cfg: EvalConfig, settings: list[dict],
     out, seconds = {}, {}
     if budgets:
         timings: dict[int, float] = {}
-        budget = Budget(top, cfg.answer_tokens, cfg.min_thinking_tokens, 0, cfg.force_close)
+        budget = Budget(top, cfg.answer_tokens, min(top, cfg.min_thinking_tokens), 0, cfg.force_close)
         if cfg.sweep:  # one generation at the largest budget, short answers below
             for b, completions in G.sweep(engine, prompts, budget, budgets, timings=timings, **common).items():
                 out[(b, None)], seconds[(b, None)] = completions, timings[b]
@@ -149,52 +149,76 @@ def evaluate(engine, model_info: dict, cfg: EvalConfig, tasks: list[TaskData], o
              progress: bool = True) -> dict[str, list[dict]]:
     """Evaluate one engine on loaded tasks at every setting; write `out_root/<task>/{samples.jsonl,
     results.json}`. Returns {task: [per-setting metrics]}."""
-    from . import thinking as T
+    return evaluate_engines([({}, lambda: engine)], model_info, cfg, tasks, out_root, progress)
 
-    settings = cfg.settings()
-    for name in ("alpha", "recurrence"):
-        if any(s[name] is not None for s in settings) and name not in engine.knobs:
-            raise ConfigError(f"eval: this model has no test-time knob {name!r} (it has: "
-                              f"{', '.join(sorted(engine.knobs)) or 'only budget and waits'})")
-    fmt = T.ThinkingFormat.detect(engine.tokenizer)
-    shape = engine.flops_shape
+
+def evaluate_engines(engines: list[tuple[dict, object]], model_info: dict, cfg: EvalConfig, tasks: list[TaskData],
+                     out_root: Path, progress: bool = True, settings: list[dict] | None = None) -> dict[str, list[dict]]:
+    """Evaluate several engines into one results file per task: `engines` is [(fixed knobs, make_engine)],
+    e.g. [({"stage": 1}, ...), ({"stage": 2}, ...)] for DeepScaleR's stage checkpoints, each evaluated at
+    `settings` (default: the config's) with the fixed knobs added to every row."""
+    settings = settings or cfg.settings()
+    per_task: dict[str, tuple[list, list]] = {td.name: ([], []) for td in tasks}
+    dtype = None
+    for fixed, make in engines:
+        engine = make()
+        dtype = engine.dtype
+        for name in ("alpha", "recurrence"):
+            if any(s[name] is not None for s in settings) and name not in engine.knobs:
+                raise ConfigError(f"eval: this model has no test-time knob {name!r} (it has: "
+                                  f"{', '.join(sorted(engine.knobs)) or 'only budget and waits'})")
+        for td in tasks:
+            samples, results = per_task[td.name]
+            _evaluate_task(engine, td, cfg, [{**s, **fixed} for s in settings], samples, results, progress)
+        del engine
     summary = {}
     for td in tasks:
-        if len(td.problems) < td.total:
-            how = f"a seeded subset (seed={cfg.seed})" if cfg.shuffle else "the first"
-            print(f"[eval] {td.name}: {how} {len(td.problems)}/{td.total} problems (eval.limit={cfg.limit}); "
-                  "eval.limit=none for all", flush=True)
-        prompts = [T.build_prompt(engine.tokenizer, td.task.messages(p), fmt) for p in td.problems]
-        samples, results = [], []
-        derived = cfg.sweep and len(set(cfg.budgets)) > 1
-        for (alpha, rec), group in itertools.groupby(settings, key=lambda s: (s["alpha"], s["recurrence"])):
-            group = list(group)
-            if alpha is not None:
-                engine.set_knob("alpha", alpha)
-            if rec is not None:
-                engine.set_knob("recurrence", rec)
-            by_setting, seconds = _generate(engine, prompts, cfg, group, fmt, progress)
-            for s in group:
-                completions = by_setting[(s["budget"], s["waits"])]
-                rows, result = _grade(td, completions, s, seconds[(s["budget"], s["waits"])], cfg, shape,
-                                      derived and s["budget"] != max(cfg.budgets) and not s["waits"])
-                results.append(result)
-                samples.extend(rows)
-                label = ", ".join(f"{k}={s[k]}" for k in ("budget", "waits", "alpha", "recurrence") if s[k] is not None)
-                print(f"[eval] {td.name} {label}: accuracy {result['accuracy']:.3f} ({result['n_problems']} problems "
-                      f"x k={cfg.k}), thinking tokens mean {result['thinking_tokens_mean']:.0f}, truncated "
-                      f"{result['truncation_rate']:.2f}, {result['seconds']:.0f}s", flush=True)
+        samples, results = per_task[td.name]
         out = out_root / td.name.replace(":", "_").replace("/", "_")
         atomic_write_jsonl(out / "samples.jsonl", samples)
         atomic_write_json(out / "results.json", {
             "task": td.name, "model": model_info, "seed": cfg.seed, "k": cfg.k, "limit": cfg.limit,
             "n_problems": len(td.problems), "n_problems_total": td.total, "backend": cfg.backend,
             "data": {"kind": td.source.kind, "location": td.source.location, "sha256": td.source.sha256},
-            "git_sha": git_sha(), "config": {k: v for k, v in vars(cfg).items()}, "dtype": engine.dtype,
+            "git_sha": git_sha(), "config": {k: v for k, v in vars(cfg).items()}, "dtype": dtype,
             "results": results,
         })
         summary[td.name] = results
     return summary
+
+
+def _evaluate_task(engine, td: TaskData, cfg: EvalConfig, settings: list[dict], samples: list, results: list,
+                   progress: bool) -> None:
+    """Generate and grade one task at every setting; append to `samples` and `results`."""
+    from . import thinking as T
+
+    fmt = T.ThinkingFormat.detect(engine.tokenizer)
+    shape = engine.flops_shape
+    if len(td.problems) < td.total:
+        how = f"a seeded subset (seed={cfg.seed})" if cfg.shuffle else "the first"
+        print(f"[eval] {td.name}: {how} {len(td.problems)}/{td.total} problems (eval.limit={cfg.limit}); "
+              "eval.limit=none for all", flush=True)
+    prompts = [T.build_prompt(engine.tokenizer, td.task.messages(p), fmt) for p in td.problems]
+    top = max(s["budget"] for s in settings)
+    derived = cfg.sweep and len({s["budget"] for s in settings}) > 1
+    for (alpha, rec), group in itertools.groupby(settings, key=lambda s: (s["alpha"], s["recurrence"])):
+        group = list(group)
+        if alpha is not None:
+            engine.set_knob("alpha", alpha)
+        if rec is not None:
+            engine.set_knob("recurrence", rec)
+        by_setting, seconds = _generate(engine, prompts, cfg, group, fmt, progress)
+        for s in group:
+            completions = by_setting[(s["budget"], s["waits"])]
+            rows, result = _grade(td, completions, s, seconds[(s["budget"], s["waits"])], cfg, shape,
+                                  derived and s["budget"] != top and not s["waits"])
+            results.append(result)
+            samples.extend(rows)
+            label = ", ".join(f"{k}={s[k]}" for k in ("stage", "budget", "waits", "alpha", "recurrence")
+                              if s.get(k) is not None)
+            print(f"[eval] {td.name} {label}: accuracy {result['accuracy']:.3f} ({result['n_problems']} problems "
+                  f"x k={cfg.k}), thinking tokens mean {result['thinking_tokens_mean']:.0f}, truncated "
+                  f"{result['truncation_rate']:.2f}, {result['seconds']:.0f}s", flush=True)
 
 
 def _grade(td: TaskData, completions, setting: dict, gen_seconds: float, cfg: EvalConfig, shape, derived: bool):

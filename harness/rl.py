@@ -10,8 +10,10 @@
     log       one `train.jsonl` row
 
 Hooks for the methods: group-aware rewards, a stateful problem sampler (`samplers.SAMPLERS`), an
-optimiser reset per rollout (`reset_optimizer`), and a per-step schedule (`schedule(cfg, step) -> cfg`,
-for staged context). Everything else (checkpoints, resume, progress) is `trainer.Trainer`'s.
+optimiser reset per rollout (`reset_optimizer`), and a per-step schedule for staged context:
+`schedule(cfg, step) -> cfg`, optionally with `before_step(trainer, step)`, `log(step) -> dict` (merged
+into the step's row) and `after_step(trainer, step)` (once the row is written). Everything else
+(checkpoints, resume, progress) is `trainer.Trainer`'s.
 """
 from __future__ import annotations
 
@@ -238,11 +240,20 @@ class RLTrainer(Trainer):
                 **{k: _mean(v) for k, v in stats_acc.items()}}
 
     def train_step(self, step: int) -> dict:
+        if hasattr(self.schedule, "before_step"):
+            self.schedule.before_step(self, step)
         cfg = self.step_config(step)
         ro = self.rollout(step, cfg)
         rewards, terms = self.score(ro, step, cfg)
         stats = self.update(ro, rewards, cfg)
-        return self.log_row(cfg, ro, rewards, terms, stats)
+        row = self.log_row(cfg, ro, rewards, terms, stats)
+        if hasattr(self.schedule, "log"):
+            row.update(self.schedule.log(step))
+        return row
+
+    def after_step(self, step: int) -> None:
+        if hasattr(self.schedule, "after_step"):
+            self.schedule.after_step(self, step)
 
     def log_row(self, cfg, ro: Rollout, rewards: torch.Tensor, terms: list[dict], stats: dict) -> dict:
         cs = ro.completions

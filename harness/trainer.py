@@ -123,6 +123,9 @@ class Trainer:
     def progress_line(self, row: dict) -> str:
         return f"loss {row.get('loss', float('nan')):.4f}"
 
+    def after_step(self, step: int) -> None:
+        """Called once the step's row is in train.jsonl (e.g. to keep a stage's checkpoint)."""
+
     def should_stop(self, step: int, row: dict) -> bool:
         """Stop before `total_steps()` (a convergence test); the checkpoint is then saved at `step`."""
         return False
@@ -222,6 +225,7 @@ class Trainer:
             log.append(row)
             if main:
                 self.run.write_train_log(log)
+            self.after_step(step)
             if self.ctx.progress and main and (step % every == 0 or step in (1, total)):
                 tqdm.write(f"[train] step {step}/{total}: {self.progress_line(row)}, {row['seconds']:.0f}s")
             if stop:

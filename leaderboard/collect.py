@@ -17,18 +17,18 @@ from pathlib import Path
 
 # Columns of the table `collect` returns, in order.
 COLUMNS = ["curve", "run", "run_dir", "role", "method", "model", "base_model", "task", "series", "knob",
-           "setting", "budget", "waits", "alpha", "recurrence", "accuracy", "ci_lo", "ci_hi",
+           "setting", "budget", "waits", "alpha", "recurrence", "stage", "accuracy", "ci_lo", "ci_hi",
            "thinking_tokens_mean", "flops_mean", "n_problems", "n_problems_total", "k", "date", "git_sha",
            "data_sha256", "results_file"]
 
-KNOB_NAMES = ("budget", "waits", "alpha", "recurrence")
-_SYMBOL = {"budget": "b", "waits": "w", "alpha": "α", "recurrence": "r"}
+KNOB_NAMES = ("budget", "waits", "alpha", "recurrence", "stage")
+_SYMBOL = {"budget": "b", "waits": "w", "alpha": "α", "recurrence": "r", "stage": "stage"}
 
 
 def setting_label(r: dict) -> str:
     """A short name for one test-time setting: `b=16`, `b=128 w=2`, `α=0.5 b=64`, `r=8 b=1`."""
     knob = r.get("knob") or "budget"
-    first = knob if knob in ("alpha", "recurrence") and r.get(knob) is not None else "budget"
+    first = knob if knob in ("alpha", "recurrence", "stage") and r.get(knob) is not None else "budget"
     order = [first] + [k for k in KNOB_NAMES if k != first]
     return " ".join(f"{_SYMBOL[k]}={r[k]:g}" if isinstance(r[k], float) else f"{_SYMBOL[k]}={r[k]}"
                     for k in order if r.get(k) is not None)
@@ -44,7 +44,7 @@ def series_of(r: dict) -> str:
     fixed = [f"{_SYMBOL[k]}={r[k]}" for k in ("budget", "waits") if r.get(k) is not None]
     return f"{_SYMBOL[knob]} @ {' '.join(fixed)}"
 
-ROLE_DIRS = {"eval": "trained", "eval_base": "base"}
+ROLE_DIRS = {"eval": "trained", "eval_base": "base", "eval_stages": "stages"}
 
 
 @dataclass
@@ -129,6 +129,8 @@ def curve_label(run: RunInfo, role: str, results: dict) -> str:
     when = run.date[5:]  # MM-DD HH:MM
     if role == "base":
         return f"{short_model(model.get('source') or model.get('spec'))} (base) {when}"
+    if role == "stages":
+        return f"{run.method} stages {when}"
     if run.method:
         return f"{run.method} {when}"
     return f"{short_model(model.get('source') or model.get('spec'))} {when}"

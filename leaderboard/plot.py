@@ -57,7 +57,7 @@ def _log_x(ax, values, engineering: bool) -> None:
     ax.xaxis.set_minor_formatter(NullFormatter())
 
 
-ROLE_STYLE = {"trained": ("-", "o"), "base": ("--", "s"), "eval": (":", "^")}
+ROLE_STYLE = {"trained": ("-", "o"), "base": ("--", "s"), "eval": (":", "^"), "stages": ("-.", "D")}
 
 
 def _point_label(row) -> str:
@@ -69,6 +69,8 @@ def _point_label(row) -> str:
         return f"α{row['alpha']:g}"
     if knob == "recurrence":
         return f"r{int(row['recurrence'])}"
+    if knob == "stage":
+        return f"stage {int(row['stage'])}"
     return f"{int(row['budget'])}"
 
 
@@ -103,6 +105,8 @@ def plot_curves(points, out_dir: Path | str, axis: str = "tokens") -> list[Path]
         part = data[data["task"] == task]
         names = sorted(part["curve"].unique())
         for j, (curve, line) in enumerate((c, part[part["curve"] == c]) for c in names):
+            if (line["knob"] == "stage").all():  # a stages line runs in stage order, not by x
+                line = line.sort_values("stage")
             nudge = 1.0 + 0.04 * (j - (len(names) - 1) / 2)
             x = line[column].astype(float).to_numpy() * nudge
             y = line["accuracy"].astype(float).to_numpy()

@@ -84,8 +84,8 @@ def _setting_order(row) -> tuple:
     def num(x) -> float:
         return 0.0 if x is None or x != x else float(x)  # None or NaN (pandas) -> 0
 
-    knob = row["knob"] if row["knob"] in ("alpha", "recurrence") else "budget"
-    rank = {"budget": 0, "alpha": 1, "recurrence": 2}[knob]
+    knob = row["knob"] if row["knob"] in ("alpha", "recurrence", "stage") else "budget"
+    rank = {"budget": 0, "alpha": 1, "recurrence": 2, "stage": 3}[knob]
     return (rank, num(row[knob]), num(row["budget"]), num(row["waits"]))
 
 

@@ -15,6 +15,9 @@ REGISTRY.add("aime25", "rzoo.tasks.aime25:TASK", "AIME 2025 I+II: 30 problems, i
 REGISTRY.add("amc23", "rzoo.tasks.amc23:TASK", "AMC 2023: 40 problems, numeric answers")
 REGISTRY.add("gsm8k", "rzoo.tasks.gsm8k:TASK", "GSM8K test: 1,319 grade-school word problems")
 REGISTRY.add("runsum", "rzoo.tasks.runsum:TASK", "the testbed: sum mod 10 of n digits; running sums buy accuracy")
+REGISTRY.add("math_train", "rzoo.tasks.math_train:TASK", "MATH train: 7,474 problems, levels 1-5 (training only)")
+REGISTRY.add("aime_train", "rzoo.tasks.aime_train:TASK", "AIME 1983-2023: 975 problems (training only)")
+REGISTRY.add("deepscaler_data", "rzoo.tasks.deepscaler_data:TASK", "DeepScaleR-Preview-Dataset, ~40K (hub; training only)")
 REGISTRY.add("gpqa_diamond", "rzoo.tasks.gpqa_diamond:TASK", "GPQA-Diamond: 198 four-option science questions")
 
 JSONL_PREFIX = "jsonl:"

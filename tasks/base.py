@@ -128,6 +128,7 @@ class Task:
     hub_split: str = "test"
     hub_config: str | None = None
     expected_size: int | None = None  # a loaded file of another size is an error
+    splits: tuple[str, ...] = ("test",)  # an evaluation set; a training set has ("train",)
     # False where the model's text may quote a question whose text must not be published (GPQA's
     # terms): the leaderboard then shows verdicts, letters and token counts but not the text
     publish_model_text: bool = True
@@ -157,8 +158,10 @@ class Task:
         raise NotImplementedError
 
     def load(self, data_dir: Path | None, split: str = "test") -> tuple[list[Problem], Source]:
-        if split != "test":
-            raise TaskError(f"{self.name} is an evaluation set with only a 'test' split, not {split!r}")
+        if split not in self.splits:
+            kind = "an evaluation set" if self.splits == ("test",) else "a training set"
+            raise TaskError(f"{self.name} is {kind} with split(s) {', '.join(self.splits)}, not {split!r}"
+                            + ("; train on math_train, aime_train or runsum" if kind == "an evaluation set" else ""))
         rows, source = self.rows(data_dir)
         problems = [self.problem(row, i, source.location) for i, row in enumerate(rows)]
         if not problems:
@@ -168,6 +171,15 @@ class Task:
         ids = [p.id for p in problems]
         if len(set(ids)) != len(ids):
             raise TaskError(f"{source.location}: problem ids are not unique")
+        if split == "train":  # never train on an evaluation problem
+            from .overlap import remove_overlaps
+
+            if isinstance(data_dir, Path):
+                data_dir = DataDir(data_dir, explicit=True)
+            problems, removed = remove_overlaps(problems, data_dir, self.name)
+            if removed:
+                source = Source(source.kind, f"{source.location} (minus {len(removed)} evaluation problems)",
+                                source.sha256)
         return problems, source
 
     def messages(self, problem: Problem) -> list[dict]:

@@ -43,9 +43,11 @@ def tiny_overrides(name: str, model_dir, varying: str, sft_file) -> list[str]:
     if isinstance(cfg, RLConfig):
         out += [f"train_task={varying}", "prompts_per_step=2", "samples_per_prompt=4", "max_thinking_tokens=6",
                 "answer_tokens=4", "temperature=1.0", "lr=1e-2", "generation_batch_size=8"]
+    if hasattr(cfg, "stage_steps"):  # staged context: two one-step stages
+        out += ["stage_steps=[1,1]", "stage_max_tokens=[4,6]", "stage_samples=[4,4]"]
     elif isinstance(cfg, SFTConfig):
         out += [f"train_data=jsonl:{sft_file}", "batch_size=2", "lr=1e-3", "max_length=64"]
-    return out + list(getattr(methods.get(name), "CONTRACT_OVERRIDES", []))
+    return out
 
 
 def _steps(name: str, n: int) -> str:

@@ -1,0 +1,183 @@
+"""DeepScaleR: GRPO with the context length staged 8K -> 16K -> 24K, each stage resuming the last.
+
+Reference: Luo et al., "DeepScaleR: Surpassing O1-Preview with a 1.5B Model by Scaling RL" (2025),
+agentica-project/rllm (`scripts/deepscaler/train/deepscaler_1.5b_{8k,16k,24k}.sh`, verl's GRPO).
+
+    stage 1: max response 8,192 tokens, 8 samples per prompt   (~1,040 steps)
+    stage 2: 16,384 tokens, 16 samples                         (~480 steps)
+    stage 3: 24,576 tokens, 16 samples                         (the rest)
+    GRPO, token-mean loss aggregation, KL 0.001 (low-variance k3), clip 0.2, entropy bonus 0.001,
+    lr 1e-6, 128 prompts per step, rollout temperature 0.6; reward 1 iff the answer is correct and the
+    thinking was closed (`</think>`), else 0; truncated responses score 0 (no forced answer).
+
+Run:  harness train+eval method=deepscaler                 (CPU preset: the testbed, stages 8/12/16 tokens)
+      harness train+eval method=deepscaler preset=paper     (R1-Distill-Qwen-1.5B on DeepScaleR-40K, GPUs)
+
+Users of the original run three scripts by hand and copy checkpoint paths between them; here the stages
+are one config and one run: a per-step schedule (`harness/rl.py`) switches the response length and the
+group size at each stage boundary, the optimiser state is reset there (each original stage starts a
+fresh trainer from the last checkpoint), and each stage's checkpoint, training log and config are kept
+in `stages/stage<k>/`. `resume=` works anywhere (the schedule is a function of the step). After
+training, every stage's checkpoint is evaluated at the largest budget (`eval_stages/`), so the
+leaderboard shows the stages as points on one line.
+
+Everything else is registered and shared: the `correct_and_closed` reward (harness/rewards.py), the
+`token_mean` aggregation (harness/losses.py), `entropy_coef`, `force_close=false`.
+
+Departures: the response length is a thinking budget plus a short answer budget (the original caps
+the whole response); the CPU preset starts from `testbed:early_stop` on the testbed with stages of
+8/12/16 thinking tokens, so that truncation binds in the first stage.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from rzoo.harness import rl
+from rzoo.harness.config import ConfigError
+from rzoo.harness.config import option as _f
+from rzoo.harness.runstore import atomic_write_json, atomic_write_jsonl
+from rzoo.harness.train_config import RLConfig
+
+NAME = "deepscaler"
+STAGES_DIR = "stages"
+
+
+@dataclass
+class Config(RLConfig):
+    """DeepScaleR-1.5B-Preview's recipe (rllm scripts); `preset=cpu` moves it to the testbed."""
+    model: str = _f("deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B", "base model (paper: R1-Distill-Qwen-1.5B)")
+    train_task: str = _f("deepscaler_data", "training problems (paper: the DeepScaleR-Preview 40K mix)")
+    stage_max_tokens: list[int] = _f([8192, 16384, 24576], "thinking budget of each stage (paper: max response "
+                                                           "length 8K, 16K, 24K)", ge=1)
+    stage_samples: list[int] = _f([8, 16, 16], "completions per prompt in each stage (paper: 8, 16, 16)", ge=2)
+    stage_steps: list[int] = _f([1040, 480, 230], "rollouts in each stage (paper: switches at ~1,040 and ~1,520; "
+                                                  "the last stage's length is ours)", ge=1)
+    steps: int = _f(1750, "total rollouts: must equal sum(stage_steps)", ge=1)
+    answer_tokens: int = _f(512, "answer budget after the thinking block (ours: the paper caps the whole response)",
+                            ge=1)
+    prompts_per_step: int = _f(128, "prompts per step (paper: 128)", ge=1)
+    lr: float = _f(1e-6, "AdamW learning rate (paper: 1e-6)", gt=0, le=1)
+    temperature: float = _f(0.6, "rollout temperature (paper: 0.6)", gt=0, le=10)
+    beta: float = _f(0.001, "KL coefficient, low-variance k3 (paper: 0.001)", ge=0)
+    clip_eps: float = _f(0.2, "clip ratio (paper: 0.2)", gt=0)
+    entropy_coef: float = _f(0.001, "entropy bonus (paper: 0.001)", ge=0)
+    aggregation: str = _f("token_mean", "loss aggregation (paper: verl's token-mean)")
+    reward: str = _f("correct_and_closed", "1 iff correct and the thinking was closed (paper: rllm's reward)")
+    force_close: bool = _f(False, "false: a truncated response is not force-closed and scores 0 (paper)")
+    reset_optimizer_per_stage: bool = _f(True, "fresh optimiser state at each stage (each original stage is a new "
+                                               "trainer started from the last checkpoint)")
+
+    def validate(self) -> None:
+        super().validate()
+        lengths = {len(self.stage_max_tokens), len(self.stage_samples), len(self.stage_steps)}
+        if len(lengths) != 1:
+            raise ConfigError("stage_max_tokens, stage_samples and stage_steps must have one entry per stage")
+        if self.steps != sum(self.stage_steps):
+            raise ConfigError(f"steps must equal sum(stage_steps) = {sum(self.stage_steps)}, got {self.steps}")
+
+
+PRESETS = {
+    "paper": {},
+    "cpu": {
+        "model": "testbed:early_stop", "train_task": "runsum", "stage_max_tokens": [8, 12, 16],
+        "stage_samples": [8, 8, 16], "stage_steps": [15, 15, 15], "steps": 45, "prompts_per_step": 16,
+        "answer_tokens": 6, "lr": 3e-4, "minibatches": 1, "generation_batch_size": 256,
+        "micro_batch_size": 128, "save_every": 5,
+        "eval.task": ["runsum"], "eval.budgets": [4, 8, 12, 16], "eval.limit": None, "eval.shuffle": False,
+        "eval.answer_tokens": 6, "eval.batch_size": 128,
+    },
+}
+
+
+def stage_of(cfg: Config, step: int) -> int:
+    """0-based stage of a 1-based step."""
+    end = 0
+    for k, n in enumerate(cfg.stage_steps):
+        end += n
+        if step <= end:
+            return k
+    return len(cfg.stage_steps) - 1
+
+
+class Stages:
+    """The per-step schedule and the stage boundaries (`rl.RLTrainer`'s schedule hooks)."""
+
+    def __init__(self, cfg: Config):
+        self.cfg = cfg
+        self.ends = [sum(cfg.stage_steps[:k + 1]) for k in range(len(cfg.stage_steps))]
+
+    def __call__(self, cfg: Config, step: int) -> Config:
+        k = stage_of(cfg, step)
+        return dataclasses.replace(cfg, max_thinking_tokens=cfg.stage_max_tokens[k],
+                                   samples_per_prompt=cfg.stage_samples[k])
+
+    def before_step(self, trainer, step: int) -> None:
+        starts = [1] + [end + 1 for end in self.ends[:-1]]
+        if step not in starts:
+            return
+        stage = starts.index(step) + 1
+        if trainer.accelerator.is_main_process:  # the weights this stage starts from (kept on disk: resumable)
+            atomic_write_json(trainer.run.path / STAGES_DIR / f"stage{stage}" / "start.json",
+                              {"step": step, "weights_sha256": weights_sha256(trainer.accelerator.unwrap_model(
+                                  trainer.model))})
+        if stage > 1 and self.cfg.reset_optimizer_per_stage:
+            trainer.reset_optimizer()
+
+    def log(self, step: int) -> dict:
+        return {"stage": stage_of(self.cfg, step) + 1}
+
+    def after_step(self, trainer, step: int) -> None:
+        k = stage_of(self.cfg, step)
+        if step == self.ends[k]:
+            save_stage(trainer, k + 1, step)
+
+
+def save_stage(trainer, stage: int, step: int) -> Path:
+    """Keep stage `stage`'s checkpoint, its slice of the training log and its config under stages/."""
+    from rzoo.harness.trainer import save_checkpoint
+
+    cfg = trainer.cfg
+    out = trainer.run.path / STAGES_DIR / f"stage{stage}"
+    if trainer.accelerator.is_main_process:
+        start = sum(cfg.stage_steps[:stage - 1]) + 1
+        log = [r for r in trainer.run.train_log() if start <= r["step"] <= step]
+        meta = {"method": NAME, "stage": stage, "steps": [start, step], "config": trainer.ctx.job,
+                "max_thinking_tokens": cfg.stage_max_tokens[stage - 1],
+                "samples_per_prompt": cfg.stage_samples[stage - 1], "base_model": trainer.base_model_info(),
+                "dtype": trainer.dtype,
+                "start_weights_sha256": json.loads((out / "start.json").read_text())["weights_sha256"],
+                "weights_sha256": weights_sha256(trainer.accelerator.unwrap_model(trainer.model))}
+        save_checkpoint(trainer.accelerator.unwrap_model(trainer.model), trainer.tokenizer, out / "checkpoint", meta)
+        atomic_write_jsonl(out / "train.jsonl", log)
+        atomic_write_json(out / "config.json", meta)
+    return out
+
+
+def weights_sha256(model) -> str:
+    """A hash of every parameter's bytes, in name order (stage k+1 must start from stage k's weights)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def stage_checkpoints(run_path: Path) -> list[tuple[int, Path]]:
+    """(stage, checkpoint folder) of a finished run, for the stages' evaluation."""
+    out = []
+    for folder in sorted((Path(run_path) / STAGES_DIR).glob("stage*/checkpoint")):
+        meta = json.loads((folder / "method.json").read_text(encoding="utf-8"))
+        out.append((int(meta["stage"]), folder))
+    return sorted(out)
+
+
+def train(cfg: Config, ctx):
+    if not ctx.resume:
+        shutil.rmtree(ctx.run.path / STAGES_DIR, ignore_errors=True)
+    return rl.train(cfg, ctx, schedule=Stages(cfg))

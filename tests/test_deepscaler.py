@@ -1,0 +1,75 @@
+"""DeepScaleR's stages: one run, each stage starting from the previous stage's final weights (hash
+check), every stage's checkpoint, log and config kept; a run killed in the middle of stage 2 resumes
+to the same result; each stage's checkpoint is evaluated as a point of one line."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from rzoo import tasks
+from rzoo.harness import trainer
+from rzoo.harness.cli import main
+
+
+@pytest.fixture()
+def varying_task():
+    tasks.REGISTRY.add("varying", "varying_task:TASK", "test-only: reward varies on a random model")
+    yield "varying"
+    tasks.REGISTRY.remove("varying")
+
+
+def _args(model, task):
+    return ["method=deepscaler", f"model={model}", f"train_task={task}", "stage_steps=[2,2,1]", "steps=5",
+            "stage_max_tokens=[3,5,7]", "stage_samples=[2,4,4]", "prompts_per_step=2", "answer_tokens=3",
+            "lr=1e-2", "save_every=1", "generation_batch_size=16", "seed=1"]
+
+
+def test_stages_chain_their_weights_and_resume_mid_stage(tiny_model_dir, runs_root, varying_task, monkeypatch):
+    assert main(["train", *_args(tiny_model_dir, varying_task), "--no-progress"]) == 0
+    (full,) = (runs_root / "deepscaler").iterdir()
+    metas = [json.loads((full / "stages" / f"stage{k}" / "config.json").read_text()) for k in (1, 2, 3)]
+    assert [m["steps"] for m in metas] == [[1, 2], [3, 4], [5, 5]]
+    for before, after in zip(metas, metas[1:]):
+        assert after["start_weights_sha256"] == before["weights_sha256"]  # stage k+1 starts from stage k
+    assert len({m["weights_sha256"] for m in metas}) == 3  # and each stage trained
+    for k, m in enumerate(metas, 1):
+        log = [json.loads(x) for x in (full / "stages" / f"stage{k}" / "train.jsonl").read_text().splitlines()]
+        assert [r["stage"] for r in log] == [k] * len(log)
+        assert {r["max_thinking_tokens"] for r in log} == {m["max_thinking_tokens"]}
+    # killed in the middle of stage 2, resumed: the same log and final weights
+    real = trainer.Trainer.fit
+
+    def crash_at_four(self):
+        step_fn = self.train_step
+        self.train_step = lambda step: (_ for _ in ()).throw(KeyboardInterrupt()) if step == 4 else step_fn(step)
+        return real(self)
+
+    monkeypatch.setattr(trainer.Trainer, "fit", crash_at_four)
+    with pytest.raises(KeyboardInterrupt):
+        main(["train", *_args(tiny_model_dir, varying_task), "--no-progress"])
+    monkeypatch.setattr(trainer.Trainer, "fit", real)
+    (part,) = [p for p in (runs_root / "deepscaler").iterdir() if p != full]
+    assert main(["train", f"resume={part}", "--no-progress"]) == 0
+    a = [json.loads(x) for x in (full / "train.jsonl").read_text().splitlines()]
+    b = [json.loads(x) for x in (part / "train.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in b] == [1, 2, 3, 4, 5]
+    for ra, rb in zip(a, b):
+        assert rb["loss"] == pytest.approx(ra["loss"], rel=1e-5, abs=1e-7) and rb["stage"] == ra["stage"]
+    final = lambda run: json.loads((run / "stages" / "stage3" / "config.json").read_text())["weights_sha256"]  # noqa
+    assert final(part) == final(full)
+
+
+def test_stage_checkpoints_are_evaluated_as_one_line(tiny_model_dir, runs_root, varying_task):
+    rc = main(["train+eval", *_args(tiny_model_dir, varying_task), "task=arith", "eval.limit=2",
+               "eval.budgets=[3,7]", "eval.baseline=false", "--no-progress"])
+    assert rc == 0
+    (run,) = (runs_root / "deepscaler").iterdir()
+    results = json.loads((run / "eval_stages" / "arith" / "results.json").read_text())
+    assert [(r["stage"], r["budget"], r["knob"]) for r in results["results"]] == [(1, 7, "stage"), (2, 7, "stage"),
+                                                                                  (3, 7, "stage")]
+    from rzoo.leaderboard.collect import collect
+
+    points = collect(runs_root)
+    stages = points[points["role"] == "stages"]
+    assert len(stages) == 3 and stages["curve"].nunique() == 1
