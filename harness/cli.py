@@ -6,6 +6,7 @@
     harness methods | harness tasks
     harness plot [--run RUN_DIR ...] [--out DIR]      accuracy vs thinking tokens / FLOPs
     harness leaderboard [--out DIR] [--screenshot PNG]
+    harness export CHECKPOINT --alpha A --out DIR     merge a LoRA checkpoint (CoT-Valve) at scale A
 
 Overrides are `key=value` tokens converted by the config dataclass's field types. Nothing heavy is
 imported until a command runs (`harness --help` does not import torch).
@@ -81,6 +82,16 @@ def _leaderboard_command(args) -> int:
     return 0
 
 
+def _export_command(args) -> int:
+    """`harness export CHECKPOINT --alpha A --out DIR`: merged weights at one alpha."""
+    if len(args.overrides) != 1 or args.alpha is None or not args.out:
+        raise ConfigError("usage: harness export CHECKPOINT --alpha A --out DIR")
+    from .models import export_merged
+
+    print(f"[export] {export_merged(args.overrides[0], args.alpha, args.out)} (alpha={args.alpha:g})")
+    return 0
+
+
 def _tasks_command(words: list[str]) -> int:
     """`harness tasks` lists tasks; `harness tasks show NAME` prints its prompt template."""
     from rzoo import tasks
@@ -110,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         prog="harness", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Train reasoning models with published recipes; evaluate accuracy against thinking tokens.")
     parser.add_argument("command", nargs="?",
-                        choices=["train", "eval", "train+eval", "methods", "tasks", "plot", "leaderboard"])
+                        choices=["train", "eval", "train+eval", "methods", "tasks", "plot", "leaderboard", "export"])
     parser.add_argument("overrides", nargs="*", help="key=value overrides")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.add_argument("--runs", metavar="DIR", help="plot/leaderboard: runs root (default $RZOO_RUNS or ./runs)")
@@ -119,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run", metavar="RUN_DIR", action="append", help="plot: only these runs (repeatable)")
     parser.add_argument("--screenshot", metavar="PNG", help="leaderboard: also save a headless-Chromium "
                                                             "screenshot of the index page")
+    parser.add_argument("--alpha", type=float, help="export: the LoRA scale to merge at (CoT-Valve's alpha)")
     if not argv or argv[0] in ("-h", "--help"):
         parser.print_help()
         return 0
@@ -142,6 +154,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "tasks":
             return _tasks_command(args.overrides)
+        if args.command == "export":
+            return _export_command(args)
         given = [f"--{n}" for n in ("runs", "out", "run", "screenshot") if getattr(args, n)]
         if args.command not in ("plot", "leaderboard") and given:
             raise ConfigError(f"{', '.join(given)} belong to harness plot / leaderboard, not {args.command}")

@@ -26,7 +26,7 @@ def register(name: str, supported: Callable, apply_fn: Callable) -> None:
     ENGINE_KNOBS[name] = (supported, apply_fn)
 
 
-def _lora_layers(model):
+def lora_layers(model):
     try:
         from peft.tuners.lora import LoraLayer
     except ImportError:
@@ -35,7 +35,7 @@ def _lora_layers(model):
 
 
 def _set_alpha(engine, value: float) -> None:
-    for layer in _lora_layers(engine.model):
+    for layer in lora_layers(engine.model):
         for adapter in layer.active_adapters:
             layer.set_scale(adapter, float(value))
 
@@ -44,7 +44,7 @@ def _set_recurrence(engine, value: int) -> None:
     engine.generate_kwargs["num_steps"] = int(value)
 
 
-register("alpha", lambda model: bool(_lora_layers(model)), _set_alpha)
+register("alpha", lambda model: bool(lora_layers(model)), _set_alpha)
 register("recurrence", lambda model: bool(getattr(model, "supports_recurrence", False)), _set_recurrence)
 
 

@@ -175,3 +175,36 @@ def load(resolved: ResolvedModel, dtype: str = "auto", device: str | None = None
         tokenizer.pad_token = tokenizer.eos_token
     model = AutoModelForCausalLM.from_pretrained(resolved.path, dtype=torch_dtype).to(device)
     return model, tokenizer
+
+
+def export_merged(checkpoint: str | Path, alpha: float, out: str | Path) -> Path:
+    """Merge a LoRA checkpoint (peft format) into its base at scale `alpha`: weights W + alpha * (B A) *
+    lora_alpha / r, saved (with the tokenizer) as a plain model that `AutoModelForCausalLM` and vLLM load.
+    Written to a temp folder and renamed."""
+    import torch
+    from peft import PeftConfig, PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from .knobs import lora_layers
+
+    checkpoint, out = Path(checkpoint), Path(out)
+    if not (checkpoint / "adapter_config.json").is_file():
+        raise ModelError(f"{checkpoint}: not an adapter checkpoint (no adapter_config.json); nothing to merge")
+    base_path = PeftConfig.from_pretrained(checkpoint).base_model_name_or_path
+    base = AutoModelForCausalLM.from_pretrained(base_path, dtype=torch.float32)
+    model = PeftModel.from_pretrained(base, checkpoint)
+    for layer in lora_layers(model):
+        for name in layer.active_adapters:
+            layer.set_scale(name, float(alpha))
+    merged = model.merge_and_unload()
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    merged.save_pretrained(tmp)
+    AutoTokenizer.from_pretrained(checkpoint).save_pretrained(tmp)
+    meta_path = checkpoint / "method.json"
+    meta = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.is_file() else {}
+    atomic_write_json(tmp / "method.json", {**meta, "merged_from": str(checkpoint.resolve()), "alpha": float(alpha)})
+    if out.exists():
+        shutil.rmtree(out)
+    os.replace(tmp, out)
+    return out

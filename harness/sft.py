@@ -1,5 +1,9 @@
 """The shared SFT loop (s1, CoT-Valve, the testbed model): cross-entropy on completion tokens only.
 
+Optional, for adapter methods (CoT-Valve): `adapter` (a peft `LoraConfig`) trains a LoRA on the frozen
+base; an example's `meta["adapter_scale"]` sets the LoRA scale its loss is computed at (CoT-Valve++'s
+beta); `meta["round"]` orders the data in rounds, the steps split evenly between them (CoT-Valve+P).
+
 Each example is a chat prompt (the chat template + the pre-filled thinking opening, exactly what
 generation sees) and a completion: `{thinking}\\n</think>\\n\\n{answer}` + end-of-turn (the model's own
 thinking format). The loss is the mean over every completion token of the batch of -log p(token);
@@ -58,10 +62,11 @@ def collate(rows: list[tuple[list[int], list[int]]], pad_id: int) -> tuple[torch
 class SFTTrainer(Trainer):
     """`stop(trainer, step, row) -> bool`, if given, may end training early (and add to the row)."""
 
-    def __init__(self, cfg, ctx, stop=None):
+    def __init__(self, cfg, ctx, stop=None, adapter=None, examples=None):
         super().__init__(cfg, ctx)
         self.stop = stop
-        examples = list(ctx.data.examples)
+        self.adapter = adapter
+        examples = list(ctx.data.examples if examples is None else examples)
         random.Random(f"sft-subset-{cfg.seed}").shuffle(examples)
         self.examples = examples[:cfg.limit] if cfg.limit else examples
         if not self.examples:
@@ -72,42 +77,77 @@ class SFTTrainer(Trainer):
             return self.cfg.max_steps
         return max(1, math.ceil(self.cfg.epochs * len(self.examples) / self.cfg.batch_size))
 
+    def build(self) -> None:
+        if self.adapter is None:
+            return
+        from peft import PeftModel, get_peft_model
+
+        if self.state:  # resume: the base plus the adapter as last saved, trainable
+            self.model = PeftModel.from_pretrained(self.model, str(self.run.checkpoint_dir), is_trainable=True)
+        else:
+            self.model = get_peft_model(self.model, self.adapter)
+
     def after_prepare(self) -> None:
         self.fmt = T.ThinkingFormat.detect(self.tokenizer)
         self.rows = [tokenize(self.tokenizer, ex, self.fmt, self.cfg.max_length) for ex in self.examples]
+        self.scales = [float(ex.meta.get("adapter_scale", 1.0)) for ex in self.examples]
+        rounds = sorted({ex.meta.get("round", 1) for ex in self.examples})
+        self.rounds = [[i for i, ex in enumerate(self.examples) if ex.meta.get("round", 1) == r] for r in rounds]
         self.rng = random.Random(self.rank_seed)
         self.order: list[int] = []
         self.epoch = 0
+        self.round = 0
 
     def extra_state(self) -> dict:
-        return {"order": list(self.order), "data_rng": self.rng.getstate(), "epoch": self.epoch}
+        return {"order": list(self.order), "data_rng": self.rng.getstate(), "epoch": self.epoch, "round": self.round}
 
     def load_extra_state(self, state: dict) -> None:
-        self.order, self.epoch = list(state["order"]), state["epoch"]
+        self.order, self.epoch, self.round = list(state["order"]), state["epoch"], state["round"]
         self.rng.setstate(state["data_rng"])
+
+    def _set_scale(self, scale: float) -> None:
+        from .knobs import lora_layers
+
+        for layer in lora_layers(self.model):
+            for name in layer.active_adapters:
+                layer.set_scale(name, scale)
 
     def train_step(self, step: int) -> dict:
         cfg = self.cfg
+        # rounds (CoT-Valve+P): round r owns an equal share of the steps and draws from its own examples
+        round_now = min(len(self.rounds) - 1, (step - 1) * len(self.rounds) // self.total_steps())
+        if round_now != self.round:
+            self.round, self.order = round_now, []
+        pool = self.rounds[self.round]
         while len(self.order) < cfg.batch_size:
-            self.order += self.rng.sample(range(len(self.rows)), len(self.rows))
+            self.order += self.rng.sample(pool, len(pool))
             self.epoch += 1
         picked, self.order = self.order[:cfg.batch_size], self.order[cfg.batch_size:]
         self.model.train()
         self.optimizer.zero_grad(set_to_none=True)
-        batch = [self.rows[i] for i in picked]
-        n_tokens = sum(sum(m[1:]) for _, m in batch)  # completion tokens that get a loss (not the first position)
+        n_tokens = sum(sum(self.rows[i][1][1:]) for i in picked)  # completion tokens with a loss
         total = 0.0
         pad = self.tokenizer.pad_token_id
-        for i in range(0, len(batch), cfg.micro_batch_size):
-            ids, attn, cmask = (t.to(self.device) for t in collate(batch[i:i + cfg.micro_batch_size], pad))
-            with autocast(self.device, self.dtype):
-                logits = self.model(input_ids=ids, attention_mask=attn).logits
-            loss = completion_cross_entropy(logits, ids, cmask, reduction="sum") / max(n_tokens, 1)
-            self.accelerator.backward(loss)
-            total += float(loss.detach())
+        # one adapter scale per forward: group the batch by each example's scale (CoT-Valve++)
+        for scale in sorted({self.scales[i] for i in picked}):
+            group = [self.rows[i] for i in picked if self.scales[i] == scale]
+            if self.adapter is not None:
+                self._set_scale(scale)
+            for i in range(0, len(group), cfg.micro_batch_size):
+                ids, attn, cmask = (t.to(self.device) for t in collate(group[i:i + cfg.micro_batch_size], pad))
+                with autocast(self.device, self.dtype):
+                    logits = self.model(input_ids=ids, attention_mask=attn).logits
+                loss = completion_cross_entropy(logits, ids, cmask, reduction="sum") / max(n_tokens, 1)
+                self.accelerator.backward(loss)
+                total += float(loss.detach())
+        if self.adapter is not None:
+            self._set_scale(1.0)  # the saved adapter is Delta theta itself
         grad_norm = self.optimizer_step()
-        return {"loss": total, "grad_norm": grad_norm, "lr": self.scheduler.get_last_lr()[0],
-                "epoch": self.epoch, "completion_tokens": n_tokens}
+        row = {"loss": total, "grad_norm": grad_norm, "lr": self.scheduler.get_last_lr()[0],
+               "epoch": self.epoch, "completion_tokens": n_tokens}
+        if len(self.rounds) > 1:
+            row["round"] = self.round + 1
+        return row
 
     def progress_line(self, row: dict) -> str:
         return f"loss {row['loss']:.4f}, lr {row['lr']:.2e}, epoch {row['epoch']}"
@@ -116,6 +156,7 @@ class SFTTrainer(Trainer):
         return bool(self.stop and self.stop(self, step, row))
 
 
-def train(cfg, ctx):
-    """Run the SFT loop for a method's config; returns the checkpoint folder."""
-    return SFTTrainer(cfg, ctx).fit()
+def train(cfg, ctx, adapter=None, examples=None):
+    """Run the SFT loop for a method's config (optionally training a peft adapter, on prepared examples);
+    returns the checkpoint folder."""
+    return SFTTrainer(cfg, ctx, adapter=adapter, examples=examples).fit()

@@ -147,8 +147,10 @@ class Trainer:
         random.seed(self.rank_seed)
         torch.manual_seed(self.rank_seed)
         self.state = torch.load(self.run.path / STATE_FILE, weights_only=False) if ctx.resume else None
+        # a resumed run starts from its checkpoint; an adapter run loads the base and its adapter in build()
+        resume_full = self.state and not getattr(self, "adapter", None)
         start = (models.ResolvedModel(str(self.run.checkpoint_dir), str(self.run.checkpoint_dir), "resume")
-                 if self.state else ctx.model)
+                 if resume_full else ctx.model)
         self.model, self.tokenizer = models.load(start, dtype="float32", device=str(self.device))
         self.build()
         self.optimizer = self.make_optimizer()

@@ -13,6 +13,8 @@ REGISTRY = Registry("method")
 REGISTRY.add("grpo", "rzoo.methods.grpo", "R1-Zero GRPO: rule rewards (accuracy + format), group advantages, k3 KL")
 REGISTRY.add("kimi", "rzoo.methods.kimi", "Kimi k1.5: squared mirror-descent surrogate, token length penalty, "
              "curriculum + prioritised sampling")
+REGISTRY.add("cot_valve", "rzoo.methods.cot_valve", "CoT-Valve: a LoRA length direction scaled by alpha at inference "
+             "(++ and +P variants)")
 REGISTRY.add("deepscaler", "rzoo.methods.deepscaler", "DeepScaleR: GRPO with staged context (8K -> 16K -> 24K), "
              "token-mean loss, entropy bonus, correct-and-closed reward")
 REGISTRY.add("s1", "rzoo.methods.s1", "s1: SFT on reasoning traces (completion-only loss) + budget forcing (cap, Wait)")

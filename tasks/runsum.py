@@ -27,6 +27,8 @@ Trace variants from one generator (`examples(variant)`), for the methods that bu
   "Wait" and one re-check of the final sum in 30% of the traces. Greedy decoding of a model trained on
   these stops at 5 steps; budget forcing's "Wait" (s1) makes it go on -- and RL can teach it to.
 - `no_chain`: no thinking at all, the answer directly (latent recurrence).
+- `mixchain`: CoT-Valve's MixChain, chains of several lengths for the same question: the minimal chain
+  and the chain with 1..4 re-checks, five examples per problem (`meta`: `question`, `rechecks`).
 A fifth of the examples end with the forced close's cue (`Final Answer:\\boxed{..}`), so the model
 answers after budget forcing the way it answers after its own close.
 
@@ -50,7 +52,7 @@ PATIENCE = 5  # early_stop traces: where a long chain stops (or writes "Wait")
 SLOTS = N_MAX + RECHECKS  # digit slots in every prompt
 PAD = "_"
 SIZES = {"train": 20000, "validation": 200, "test": 500}
-VARIANTS = ("minimal", "redundant", "early_stop", "no_chain")
+VARIANTS = ("minimal", "redundant", "early_stop", "no_chain", "mixchain")
 FORCED_CUE = "Final Answer:"
 _BOX = re.compile(r"\\boxed\{([^{}]*)\}")
 
@@ -157,6 +159,12 @@ class RunSum(Task):
         rng = random.Random(f"runsum-traces-{variant}-{split}-{seed}")
         examples = []
         for p in problems:
+            if variant == "mixchain":
+                sums = [str(s) for s in running_sums(p.meta["digits"])]
+                for r in range(RECHECKS + 1):
+                    examples.append(Example(f"{p.id}-r{r}", self.messages(p), chain(sums + [sums[-1]] * r),
+                                            f"\\boxed{{{sums[-1]}}}", meta={**p.meta, "question": p.id, "rechecks": r}))
+                continue
             thinking, answer = trace(p, variant, rng)
             examples.append(Example(p.id, self.messages(p), thinking, answer, meta=dict(p.meta)))
         blob = "\n".join(f"{e.id}\t{e.thinking}\t{e.answer}" for e in examples).encode()

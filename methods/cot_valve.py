@@ -1,0 +1,118 @@
+"""CoT-Valve: a LoRA "length direction" Δθ, scaled by α at inference, so that θ + αΔθ writes shorter
+chains as α grows (α in (0, 1) interpolates, α > 1 extrapolates).
+
+Paper: Ma et al., "CoT-Valve: Length-Compressible Chain-of-Thought Tuning" (2025). The authors'
+training code is unreleased; every choice the paper leaves open is a config field whose help says
+"paper silent".
+
+    plain      Δθ = a LoRA fine-tuned on the short chains of MixChain (θ writes the long ones), loss at α = 1
+    ++         every chain of MixChain, the loss of a chain of length m computed at θ + β_q Δθ with
+               β_q = 1 - (m_q - m_min) / (m_max - m_min)   (m_min, m_max: that question's shortest and
+               longest chains -- the paper's scope of the min/max is not explicit: per question here)
+    +P         progressive: rounds over chains that get shorter round by round (the k-th longest chain
+               of each question in round k), the LoRA carried from round to round, loss at α = 1
+
+MixChain (long and short chains of the same questions): the testbed's `runsum:mixchain` (the minimal
+chain and 1-4 re-checks of it, five per question), or a user's JSONL of paired chains
+(`jsonl:<path>`, rows with question / thinking / answer; chains of one question share its text).
+
+Run:  harness train+eval method=cot_valve                  (CPU preset: the testbed, α swept 0..1.25)
+      harness train+eval method=cot_valve valve=plus_plus   (CoT-Valve++)
+      harness export <run>/checkpoint --alpha 0.5 --out merged/    (merged weights at one α)
+
+The checkpoint is peft's own format (the adapter, with its base named in adapter_config.json), which
+`AutoModelForCausalLM.from_pretrained` loads with the adapter applied. Evaluation sweeps α as a
+test-time knob (`eval.alphas`, `harness/knobs.py`: peft's `LoraLayer.set_scale`), each α a point on
+the accuracy-vs-thinking-tokens plot. The SFT loop, with LoRA and per-example adapter scales, is the
+core's (`harness/sft.py`); what is here is the data each variant trains on.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from rzoo.harness import sft
+from rzoo.harness.config import ConfigError
+from rzoo.harness.config import option as _f
+from rzoo.harness.registry import FunctionRegistry
+from rzoo.harness.train_config import SFTConfig
+
+NAME = "cot_valve"
+VALVES = FunctionRegistry("CoT-Valve variant")
+
+
+@dataclass
+class Config(SFTConfig):
+    """CoT-Valve. Defaults are the paper's QwQ setting (LoRA rank 2, alpha 8, lr 1e-5, weight decay 0.01,
+    at most 5 epochs) unless the help says otherwise; `preset=cpu` moves to the testbed."""
+    model: str = _f("Qwen/QwQ-32B-Preview", "base model θ, which writes the long chains (paper: QwQ-32B-Preview)")
+    train_data: str = _f("runsum:mixchain", "MixChain: chains of several lengths per question (runsum:mixchain; or "
+                                            "jsonl:<path> with question/thinking/answer rows)")
+    valve: str = _f("plain", "variant: plain, plus_plus (CoT-Valve++), plus_p (CoT-Valve+P) -- registered in this file")
+    lora_rank: int = _f(2, "LoRA rank (paper: 2)", ge=1)
+    lora_alpha: float = _f(8.0, "LoRA alpha (paper: 8)", gt=0)
+    lora_targets: list[str] = _f(["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+                                 "modules that get a LoRA (paper silent: every linear layer of the blocks)")
+    lr: float = _f(1e-5, "AdamW learning rate (paper: 1e-5)", gt=0, le=1)
+    weight_decay: float = _f(0.01, "AdamW weight decay (paper: 0.01)", ge=0, le=1)
+    epochs: float = _f(5.0, "passes over the data (paper: at most 5)", gt=0)
+
+    def validate(self) -> None:
+        super().validate()
+        if self.valve not in VALVES:
+            raise ConfigError(f"valve must be one of {', '.join(VALVES.names())}, got {self.valve!r}")
+
+
+PRESETS = {
+    "paper": {"eval.alphas": [0.0, 0.25, 0.5, 0.75, 1.0, 1.25]},
+    "cpu": {
+        "model": "testbed:redundant", "train_data": "runsum:mixchain", "lr": 2e-3, "batch_size": 64,
+        "micro_batch_size": 64, "max_length": 128, "max_steps": 150, "save_every": 50, "lora_rank": 2,
+        "eval.task": ["runsum"], "eval.budgets": [24], "eval.alphas": [0.0, 0.25, 0.5, 0.75, 1.0, 1.25],
+        "eval.limit": None, "eval.shuffle": False, "eval.answer_tokens": 6, "eval.batch_size": 128,
+    },
+}
+
+
+def mixchain(examples) -> dict[str, list]:
+    """Chains grouped by question (the question's text), shortest first by thinking length (characters)."""
+    groups: dict[str, list] = {}
+    for ex in examples:
+        key = ex.meta.get("question") or repr(ex.messages)
+        groups.setdefault(key, []).append(ex)
+    return {k: sorted(v, key=lambda e: len(e.thinking)) for k, v in groups.items()}
+
+
+@VALVES.register("plain")
+def plain(examples) -> list:
+    """The shortest chain of each question, loss at α = 1."""
+    return [chains[0] for chains in mixchain(examples).values()]
+
+
+@VALVES.register("plus_plus")
+def plus_plus(examples) -> list:
+    """Every chain, each at β_q = 1 - (m_q - m_min)/(m_max - m_min) of its question (1 where all are equal)."""
+    out = []
+    for chains in mixchain(examples).values():
+        lo, hi = len(chains[0].thinking), len(chains[-1].thinking)
+        for ex in chains:
+            beta = 1.0 if hi == lo else 1.0 - (len(ex.thinking) - lo) / (hi - lo)
+            out.append(replace(ex, meta={**ex.meta, "adapter_scale": beta}))
+    return out
+
+
+@VALVES.register("plus_p")
+def plus_p(examples) -> list:
+    """Round k trains on the k-th longest chain of each question: chains get shorter round by round."""
+    out = []
+    for chains in mixchain(examples).values():
+        for k, ex in enumerate(reversed(chains), 1):
+            out.append(replace(ex, meta={**ex.meta, "round": k}))
+    return out
+
+
+def train(cfg: Config, ctx):
+    from peft import LoraConfig
+
+    adapter = LoraConfig(r=cfg.lora_rank, lora_alpha=cfg.lora_alpha, target_modules=list(cfg.lora_targets),
+                         lora_dropout=0.0, bias="none", task_type="CAUSAL_LM")
+    return sft.train(cfg, ctx, adapter=adapter, examples=VALVES.get(cfg.valve)(ctx.data.examples))

@@ -1,0 +1,115 @@
+"""CoT-Valve: the variants' data (plain, ++'s beta, +P's rounds), the alpha knob, and the merged export:
+merged weights at alpha equal base + alpha * (B A) * scale (1e-6) and generate the adapter's tokens."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from rzoo.harness import generation as G
+from rzoo.harness import thinking as T
+from rzoo.harness.data import Example
+from rzoo.harness.hf_engine import HFEngine
+from rzoo.methods import cot_valve
+
+
+def _ex(q, thinking):
+    return Example(f"{q}-{len(thinking)}", [{"role": "user", "content": q}], thinking, "\\boxed{1}", meta={"question": q})
+
+
+def test_variants_prepare_mixchain():
+    data = [_ex("a", "x" * n) for n in (4, 12, 8)] + [_ex("b", "y" * n) for n in (3, 3)]
+    plain = cot_valve.plain(data)
+    assert sorted(len(e.thinking) for e in plain) == [3, 4]  # each question's shortest chain
+    betas = {(e.meta["question"], len(e.thinking)): e.meta["adapter_scale"] for e in cot_valve.plus_plus(data)}
+    assert betas[("a", 4)] == 1.0 and betas[("a", 12)] == 0.0 and betas[("a", 8)] == pytest.approx(0.5)
+    assert betas[("b", 3)] == 1.0  # equal lengths: all at 1
+    rounds = {(e.meta["question"], len(e.thinking)): e.meta["round"] for e in cot_valve.plus_p(data)}
+    assert rounds[("a", 12)] == 1 and rounds[("a", 8)] == 2 and rounds[("a", 4)] == 3  # shorter round by round
+
+
+@pytest.fixture(scope="module")
+def adapter_dir(tmp_path_factory, tiny_model_dir):
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(0)
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    model = get_peft_model(base, LoraConfig(r=2, lora_alpha=8, target_modules=["q_proj", "v_proj", "down_proj"],
+                                            lora_dropout=0.0))
+    with torch.no_grad():  # peft starts B at 0 (no change): give the direction a size
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.5)
+    out = tmp_path_factory.mktemp("adapter")
+    model.save_pretrained(out)
+    (out / "method.json").write_text(json.dumps({"method": "cot_valve"}))
+    from transformers import AutoTokenizer
+
+    AutoTokenizer.from_pretrained(tiny_model_dir).save_pretrained(out)
+    return out
+
+
+def test_merged_weights_are_base_plus_alpha_times_the_direction(adapter_dir, tiny_model_dir, tmp_path):
+    from safetensors.torch import load_file
+    from transformers import AutoModelForCausalLM
+
+    from rzoo.harness.models import export_merged
+
+    alpha = 0.5
+    out = export_merged(adapter_dir, alpha, tmp_path / "merged")
+    merged = AutoModelForCausalLM.from_pretrained(out)  # plain transformers
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir).state_dict()
+    lora = load_file(adapter_dir / "adapter_model.safetensors")
+    scale = 8 / 2  # lora_alpha / r
+    checked = 0
+    for key, weight in merged.state_dict().items():
+        a_key = f"base_model.model.{key.removesuffix('.weight')}.lora_A.weight"
+        if a_key not in lora:
+            assert torch.equal(weight, base[key]), key
+            continue
+        delta = lora[a_key.replace("lora_A", "lora_B")] @ lora[a_key]
+        assert torch.allclose(weight, base[key] + alpha * scale * delta, atol=1e-6), key
+        checked += 1
+    assert checked == 3 * 2  # three targets in each of two layers
+    assert json.loads((out / "method.json").read_text())["alpha"] == alpha
+
+
+def test_merged_model_generates_the_adapters_tokens_at_alpha(adapter_dir, tmp_path, tokenizer):
+    from transformers import AutoModelForCausalLM
+
+    from rzoo.harness.models import export_merged
+
+    prompts = [T.build_prompt(tokenizer, [{"role": "user", "content": f"{i} plus {i}?"}]) for i in range(4)]
+    budget = T.Budget(10, 6)
+    adapted = HFEngine(AutoModelForCausalLM.from_pretrained(adapter_dir).eval(), tokenizer)
+    assert "alpha" in adapted.knobs
+    for alpha in (0.0, 0.75):
+        adapted.set_knob("alpha", alpha)
+        merged = HFEngine(AutoModelForCausalLM.from_pretrained(export_merged(adapter_dir, alpha, tmp_path / f"m{alpha}"))
+                          .eval(), tokenizer)
+        a = G.generate(adapted, prompts, budget)
+        b = G.generate(merged, prompts, budget)
+        assert [c.completion_ids for c in a] == [c.completion_ids for c in b]
+    base = HFEngine(AutoModelForCausalLM.from_pretrained(
+        json.loads((adapter_dir / "adapter_config.json").read_text())["base_model_name_or_path"]).eval(), tokenizer)
+    adapted.set_knob("alpha", 0.0)  # alpha 0 is the base model
+    assert [c.completion_ids for c in G.generate(adapted, prompts, budget)] == \
+           [c.completion_ids for c in G.generate(base, prompts, budget)]
+
+
+@pytest.mark.parametrize("valve", ["plus_plus", "plus_p"])
+def test_variants_train(valve, tiny_model_dir, runs_root, tmp_path):
+    from rzoo.harness.cli import main
+
+    path = tmp_path / "mix.jsonl"
+    rows = [{"question": f"q{i}", "thinking": "x " * n, "answer": "\\boxed{1}"} for i in range(3) for n in (2, 5, 9)]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert main(["train", "method=cot_valve", f"model={tiny_model_dir}", f"valve={valve}", f"train_data=jsonl:{path}",
+                 "max_steps=3", "batch_size=3", "lr=1e-3", "max_length=64", "--no-progress"]) == 0
+    (run,) = (runs_root / "cot_valve").iterdir()
+    assert (run / "checkpoint" / "adapter_config.json").is_file()
+    log = [json.loads(x) for x in (run / "train.jsonl").read_text().splitlines()]
+    if valve == "plus_p":
+        assert [r["round"] for r in log] == [1, 2, 3]
