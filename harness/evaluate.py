@@ -35,6 +35,9 @@ class EvalConfig:
                               "'Wait' up to N times; one result per N (same curve as the budgets)", ge=1)
     alphas: list[float] = _f([], "CoT-Valve: scale the LoRA length direction by each alpha (adapter checkpoints)")
     recurrence: list[int] = _f([], "recurrent-depth models: core iterations, one result each", ge=1)
+    exit_kl: float | None = _f(None, "recurrent-depth models: exit a token's iterations once the KL between two "
+                                     "successive iterations' outputs is below this (none: the model's config; 0: off)",
+                               ge=0)
     k: int = _f(1, "samples per problem (accuracy is avg@k)", ge=1)
     limit: int | None = _f(None, "evaluate the first N problems of each task; none = all", ge=1)
     shuffle: bool = _f(False, "with limit: take the N after a shuffle seeded by eval.seed")
@@ -193,7 +196,6 @@ def _evaluate_task(engine, td: TaskData, cfg: EvalConfig, settings: list[dict], 
     from . import thinking as T
 
     fmt = T.ThinkingFormat.detect(engine.tokenizer)
-    shape = engine.flops_shape
     if len(td.problems) < td.total:
         how = f"a seeded subset (seed={cfg.seed})" if cfg.shuffle else "the first"
         print(f"[eval] {td.name}: {how} {len(td.problems)}/{td.total} problems (eval.limit={cfg.limit}); "
@@ -207,11 +209,16 @@ def _evaluate_task(engine, td: TaskData, cfg: EvalConfig, settings: list[dict], 
             engine.set_knob("alpha", alpha)
         if rec is not None:
             engine.set_knob("recurrence", rec)
+            if cfg.exit_kl is not None:
+                engine.generate_kwargs["exit_kl"] = cfg.exit_kl
+        engine.reset_stats()
         by_setting, seconds = _generate(engine, prompts, cfg, group, fmt, progress)
+        shape = engine.flops_shape  # a recurrent model's: at the iterations it actually ran (early exit included)
         for s in group:
             completions = by_setting[(s["budget"], s["waits"])]
             rows, result = _grade(td, completions, s, seconds[(s["budget"], s["waits"])], cfg, shape,
                                   derived and s["budget"] != top and not s["waits"])
+            result.update(engine.stats())
             results.append(result)
             samples.extend(rows)
             label = ", ".join(f"{k}={s[k]}" for k in ("stage", "budget", "waits", "alpha", "recurrence")

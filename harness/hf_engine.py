@@ -84,8 +84,9 @@ def slice_cache(cache, rows, length: int):
     new.layers = []
     for layer in cache.layers:
         part = copy.copy(layer)
-        part.keys = layer.keys[rows, :, :length]  # (rows, heads, length, head_dim); indexing copies
-        part.values = layer.values[rows, :, :length]
+        if getattr(layer, "is_initialized", True) and layer.keys is not None:  # unused layers stay empty
+            part.keys = layer.keys[rows, :, :length]  # (rows, heads, length, head_dim); indexing copies
+            part.values = layer.values[rows, :, :length]
         new.layers.append(part)
     return new
 
@@ -155,9 +156,19 @@ class HFEngine:
 
     @property
     def flops_shape(self):
+        """The FLOPs shape; for a recurrent-depth model, at the mean iterations run since `reset_stats()`."""
         from . import flops
 
-        return flops.shape_of(self.model)
+        mean = self.model.mean_iterations() if hasattr(self.model, "mean_iterations") else None
+        return self.model.flops_shape_at(mean) if mean else flops.shape_of(self.model)
+
+    def reset_stats(self) -> None:
+        if hasattr(self.model, "reset_iterations"):
+            self.model.reset_iterations()
+
+    def stats(self) -> dict:
+        mean = self.model.mean_iterations() if hasattr(self.model, "mean_iterations") else None
+        return {"iterations_mean": mean} if mean is not None else {}
 
     def set_knob(self, name: str, value) -> None:
         from . import knobs

