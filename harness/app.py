@@ -122,12 +122,20 @@ def _resolve_resume(command: str, overrides: dict[str, str]) -> Job:
     """`resume=<run dir>`: the run's saved config, then any overrides (e.g. more steps)."""
     from .trainer import STATE_FILE
 
-    if command == "eval":
-        raise ConfigError("resume= continues a training run; harness eval takes model=<run>/checkpoint")
     path = Path(overrides.pop("resume")).expanduser()
-    if not (path / "config.json").is_file() or not (path / STATE_FILE).is_file():
-        raise ConfigError(f"resume={path}: not a resumable run folder (needs config.json and {STATE_FILE})")
+    if not (path / "config.json").is_file():
+        raise ConfigError(f"resume={path}: not a run folder (no config.json)")
     saved = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    if command == "eval" or saved.get("command") == "eval":
+        if command != "eval" or saved.get("command") != "eval":
+            raise ConfigError(f"resume={path}: a {saved.get('command')!r} run continues with harness "
+                              f"{saved.get('command')}, not {command}")
+        root_cfg, eval_cfg = EvalJob(**saved["config"]), EvalConfig(**saved["eval"])
+        root_over, eval_over = _split(overrides, valid_keys(root_cfg), valid_keys(eval_cfg))
+        return Job("eval", saved["preset"], apply_overrides(root_cfg, root_over), apply_overrides(eval_cfg, eval_over),
+                   resume=path)
+    if not (path / "checkpoint" / STATE_FILE).is_file():
+        raise ConfigError(f"resume={path}: not a resumable run folder (no {STATE_FILE}: it never saved a step)")
     name = overrides.pop("method", saved["method"])
     if name != saved["method"]:
         raise ConfigError(f"resume={path} is a {saved['method']!r} run, not {name!r}")
@@ -204,7 +212,7 @@ def run_job(job: Job, progress: bool = True):
     from functools import partial
 
     from . import models
-    from .evaluate import evaluate, evaluate_engines, load_engine
+    from .evaluate import evaluate_engines, load_engine
     from .runstore import Run, atomic_write_json
     from .trainer import TrainContext
 
@@ -212,35 +220,45 @@ def run_job(job: Job, progress: bool = True):
     resolved = models.resolve(cfg.model)  # fails before any run folder exists
     tasks = load_eval_tasks(ecfg) if job.evaluates else []
     train_data = load_train_data(cfg) if job.trains else None
+    from . import distributed
+
     models.set_cpu_threads()
+    distributed.init()  # under torchrun / accelerate launch: one process group for the whole job
+    main = distributed.rank_and_world()[0] == 0
     resolved_dict = job.to_dict()
     resolved_dict["model_source"] = resolved.source
-    print("[config] " + json.dumps(resolved_dict, indent=2, default=str), flush=True)
+    if main:
+        print("[config] " + json.dumps(resolved_dict, indent=2, default=str), flush=True)
     if job.resume:
         run = Run(job.resume)
-        atomic_write_json(run.path / "config.json", resolved_dict)
-        run.set_status("running")
-        print(f"[run] resuming {run.path}", flush=True)
-    else:
-        run = Run.create(job.method or "eval", resolved_dict, config_hash(cfg))
-        print(f"[run] {run.path}", flush=True)
+        if main:
+            atomic_write_json(run.path / "config.json", resolved_dict)
+            run.set_status("running")
+            print(f"[run] resuming {run.path}", flush=True)
+    else:  # one run folder, made by the main process, whatever the number of processes
+        path = Run.create(job.method or "eval", resolved_dict, config_hash(cfg)).path if main else None
+        run = Run(distributed.broadcast(path))
+        if main:
+            print(f"[run] {run.path}", flush=True)
     try:
         summaries = {}
-        if job.evaluates and job.trains and ecfg.baseline and not (run.path / "eval_base").is_dir():
+        if job.evaluates and job.trains and ecfg.baseline and not _finished(run.path / "eval_base", tasks):
             info = {"spec": resolved.spec, "source": resolved.source, "role": "base"}
-            summaries["base"] = evaluate(load_engine(resolved, ecfg), info, ecfg, tasks, run.path / "eval_base",
-                                         progress)
+            summaries["base"] = evaluate_engines([({}, partial(load_engine, resolved, ecfg))], info, ecfg, tasks,
+                                                 run.path / "eval_base", progress)
         eval_model = resolved
         if job.trains:
             ctx = TrainContext(job.method, run, resolved, train_data, resolved_dict, progress, bool(job.resume))
             job.module.train(cfg, ctx)
-            print(f"[train] checkpoint: {run.checkpoint_dir}", flush=True)
+            if main:
+                print(f"[train] checkpoint: {run.checkpoint_dir}", flush=True)
             eval_model = models.ResolvedModel(str(run.checkpoint_dir), str(run.checkpoint_dir),
                                               f"local:{run.checkpoint_dir}")
-        if job.evaluates:
+        if job.evaluates and not _finished(run.path / "eval", tasks):
             info = {"spec": eval_model.spec, "source": eval_model.source, "base_model": resolved.source,
                     "method": job.method, "run": str(run.path)}
-            summaries["eval"] = evaluate(load_engine(eval_model, ecfg), info, ecfg, tasks, run.path / "eval", progress)
+            summaries["eval"] = evaluate_engines([({}, partial(load_engine, eval_model, ecfg))], info, ecfg, tasks,
+                                                 run.path / "eval", progress)
         stages = getattr(job.module, "stage_checkpoints", None) if job.trains else None
         if job.evaluates and stages:  # each stage's checkpoint at the largest budget: one line on the board
             top = {"budget": max(ecfg.budgets), "waits": None, "alpha": None, "recurrence": None, "knob": "stage"}
@@ -249,11 +267,13 @@ def run_job(job: Job, progress: bool = True):
             info = {"spec": "stages", "source": f"local:{run.path / 'stages'}", "base_model": resolved.source,
                     "method": job.method, "run": str(run.path)}
             evaluate_engines(engines, info, ecfg, tasks, run.path / "eval_stages", progress, [top])
-        if "base" in summaries:
+        if not main:
+            summaries = {}
+        if "base" in summaries and summaries["base"]:
             _print_table(summaries["base"], "before training (base model)")
-        if "eval" in summaries:
+        if summaries.get("eval"):
             _print_table(summaries["eval"], "after training" if job.trains else "results")
-        log = run.train_log()
+        log = run.train_log() if main else []
         if log and "reward_mean" in log[0]:
             first, last = log[0], log[-1]
             print(f"\n[train] reward {first['reward_mean']:.3f} (step 1) -> {last['reward_mean']:.3f} "
@@ -261,14 +281,24 @@ def run_job(job: Job, progress: bool = True):
         elif log:
             print(f"\n[train] loss {log[0]['loss']:.4f} (step 1) -> {log[-1]['loss']:.4f} (step {log[-1]['step']}); "
                   f"see {run.path / 'train.jsonl'}")
-        run.set_status("done")
+        if main:
+            run.set_status("done")
     except BaseException as e:
-        run.set_status("failed", error=f"{type(e).__name__}: {e}")
+        if main:
+            run.set_status("failed", error=f"{type(e).__name__}: {e}")
         raise
-    print(f"[run] done: {run.path}")
-    if job.evaluates:
-        refresh_leaderboard(run.path.parent.parent)
+    if main:
+        print(f"[run] done: {run.path}")
+        if job.evaluates:
+            refresh_leaderboard(run.path.parent.parent)
     return run
+
+
+def _finished(folder: Path, tasks) -> bool:
+    """Every task evaluated into `folder` (results.json written, no journal of an interrupted evaluation)?"""
+    return all((folder / t.name.replace(":", "_").replace("/", "_") / "results.json").is_file()
+               and not list((folder / t.name.replace(":", "_").replace("/", "_")).glob("samples.partial.*"))
+               for t in tasks)
 
 
 def refresh_leaderboard(root) -> None:

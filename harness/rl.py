@@ -141,8 +141,12 @@ class RLTrainer(Trainer):
                 p.requires_grad_(False)
 
     def after_prepare(self) -> None:
+        if self.cfg.prompts_per_step % self.world:
+            raise ValueError(f"prompts_per_step ({self.cfg.prompts_per_step}) must be a multiple of the number of "
+                             f"processes ({self.world})")
         self.updates = 0  # optimiser updates so far (minibatches x rollouts)
-        self.sampler = self.make_sampler(self.problems, self.rank_seed)
+        # the sampler draws the global batch (the same on every process); each process rolls out its share
+        self.sampler = self.make_sampler(self.problems, self.cfg.seed)
         self.fmt = T.ThinkingFormat.detect(self.tokenizer)
 
     def extra_state(self) -> dict:
@@ -161,7 +165,8 @@ class RLTrainer(Trainer):
 
     def rollout(self, step: int, cfg) -> Rollout:
         t0 = time.time()
-        indices = self.sampler.draw(cfg.prompts_per_step, step)
+        drawn = self.sampler.draw(cfg.prompts_per_step, step)
+        indices = drawn[self.rank::self.world]
         problems = [self.problems[i] for i in indices]
         policy = self.accelerator.unwrap_model(self.model)
         policy.eval()
@@ -185,7 +190,13 @@ class RLTrainer(Trainer):
         rewards = torch.tensor([t["total"] for t in terms], dtype=torch.float32).view(len(ro.problems), -1)
         success = [_mean([t.get("accuracy", t["total"]) for t in terms[p * G_:(p + 1) * G_]])
                    for p in range(len(ro.problems))]
-        self.sampler.update(ro.indices, success)
+        if self.world > 1:  # every process's sampler sees every problem's success
+            from accelerate.utils import gather_object
+
+            pairs = gather_object([(ro.indices, success)])
+            self.sampler.update([i for ix, _ in pairs for i in ix], [s for _, ss in pairs for s in ss])
+        else:
+            self.sampler.update(ro.indices, success)
         return rewards, terms
 
     def update(self, ro: Rollout, rewards: torch.Tensor, cfg) -> dict:

@@ -115,3 +115,14 @@ class Run:
     def train_log(self) -> list[dict]:
         path = self.path / "train.jsonl"
         return read_jsonl(path) if path.exists() else []
+
+
+def weights_sha256(model) -> str:
+    """A hash of every parameter's bytes, in name order."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()

@@ -93,7 +93,7 @@ class SFTTrainer(Trainer):
         self.scales = [float(ex.meta.get("adapter_scale", 1.0)) for ex in self.examples]
         rounds = sorted({ex.meta.get("round", 1) for ex in self.examples})
         self.rounds = [[i for i, ex in enumerate(self.examples) if ex.meta.get("round", 1) == r] for r in rounds]
-        self.rng = random.Random(self.rank_seed)
+        self.rng = random.Random(self.cfg.seed)  # the global batch order: the same on every process
         self.order: list[int] = []
         self.epoch = 0
         self.round = 0
@@ -122,10 +122,13 @@ class SFTTrainer(Trainer):
         while len(self.order) < cfg.batch_size:
             self.order += self.rng.sample(pool, len(pool))
             self.epoch += 1
-        picked, self.order = self.order[:cfg.batch_size], self.order[cfg.batch_size:]
+        batch, self.order = self.order[:cfg.batch_size], self.order[cfg.batch_size:]
+        picked = batch[self.rank::self.world]  # this process's share of the global batch
         self.model.train()
         self.optimizer.zero_grad(set_to_none=True)
-        n_tokens = sum(sum(self.rows[i][1][1:]) for i in picked)  # completion tokens with a loss
+        # the loss is a mean over the global batch's completion tokens; DDP averages gradients over processes,
+        # so each process's sum is scaled by world / global tokens (one process: exactly the mean)
+        n_tokens = sum(sum(self.rows[i][1][1:]) for i in batch) / self.world
         total = 0.0
         pad = self.tokenizer.pad_token_id
         # one adapter scale per forward: group the batch by each example's scale (CoT-Valve++)
@@ -144,7 +147,7 @@ class SFTTrainer(Trainer):
             self._set_scale(1.0)  # the saved adapter is Delta theta itself
         grad_norm = self.optimizer_step()
         row = {"loss": total, "grad_norm": grad_norm, "lr": self.scheduler.get_last_lr()[0],
-               "epoch": self.epoch, "completion_tokens": n_tokens}
+               "epoch": self.epoch, "completion_tokens": int(n_tokens * self.world)}  # loss: mean of the processes
         if len(self.rounds) > 1:
             row["round"] = self.round + 1
         return row

@@ -8,9 +8,10 @@ accelerate's: model and optimiser go through `Accelerator.prepare`, so DDP / FSD
 from `accelerate launch` configs, not from code here.
 
 Every `save_every` steps and at the end, the checkpoint (`save_pretrained` + tokenizer + method.json)
-and `trainer_state.pt` (optimiser, scheduler, step, RNG states, the loop's own state) are written
-atomically; `resume=True` continues from them, bit-for-bit the same steps as an uninterrupted run on
-the same machine.
+and `trainer_state.pt` (optimiser, scheduler, step, RNG states, the loop's own state) are written into a
+temp folder that is then renamed to `checkpoint/`: one rename commits both, so a process killed at any
+moment (SIGKILL included) leaves the previous pair intact. `resume=True` continues from them,
+bit-for-bit the same steps as an uninterrupted run on the same machine (tested with real kills).
 """
 from __future__ import annotations
 
@@ -51,26 +52,25 @@ def autocast(device: torch.device, dtype: str):
     return torch.autocast(device.type, dtype=getattr(torch, dtype))
 
 
-def save_checkpoint(model, tokenizer, out: Path, meta: dict) -> Path:
-    """HF save_pretrained + tokenizer + method.json, written to a temp folder and renamed."""
+def save_checkpoint(model, tokenizer, out: Path, meta: dict, state: dict | None = None, state_dict=None) -> Path:
+    """HF save_pretrained + tokenizer + method.json (+ trainer_state.pt), written to a temp folder and
+    renamed. `state_dict`: the full weights where the model is sharded (FSDP / ZeRO-3)."""
     tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp, safe_serialization=True)
+    model.save_pretrained(tmp, safe_serialization=True, **({"state_dict": state_dict} if state_dict else {}))
     tokenizer.save_pretrained(tmp)
     atomic_write_json(tmp / "method.json", meta)
+    if state is not None:
+        torch.save(state, tmp / STATE_FILE)
+    for f in tmp.iterdir():  # everything on disk before the rename commits it
+        with open(f, "rb") as fh:
+            os.fsync(fh.fileno())
     old = out.with_name(out.name + ".old")
     if out.exists():
         out.rename(old)
     tmp.rename(out)
     shutil.rmtree(old, ignore_errors=True)
     return out
-
-
-def save_state(path: Path, state: dict) -> None:
-    """torch.save to a temp file + rename: a crash mid-save leaves the previous state usable."""
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
 
 
 def lr_lambda(total_steps: int, warmup_ratio: float, schedule: str):
@@ -139,6 +139,7 @@ class Trainer:
         cfg, ctx = self.cfg, self.ctx
         self.accelerator = Accelerator(cpu=not torch.cuda.is_available())
         self.device = self.accelerator.device
+        self.rank, self.world = self.accelerator.process_index, self.accelerator.num_processes
         from . import precision
 
         self.dtype = precision.resolve(cfg.dtype, str(self.device))
@@ -146,7 +147,7 @@ class Trainer:
         self.rank_seed = cfg.seed + 1000 * self.accelerator.process_index
         random.seed(self.rank_seed)
         torch.manual_seed(self.rank_seed)
-        self.state = torch.load(self.run.path / STATE_FILE, weights_only=False) if ctx.resume else None
+        self.state = torch.load(self.run.checkpoint_dir / STATE_FILE, weights_only=False) if ctx.resume else None
         # a resumed run starts from its checkpoint; an adapter run loads the base and its adapter in build()
         resume_full = self.state and not getattr(self, "adapter", None)
         start = (models.ResolvedModel(str(self.run.checkpoint_dir), str(self.run.checkpoint_dir), "resume")
@@ -162,7 +163,8 @@ class Trainer:
         self.model, self.optimizer = self.accelerator.prepare(self.model, self.optimizer)
         self.after_prepare()
         if self.state:
-            torch.set_rng_state(self.state["torch_rng"])
+            ranks = self.state.get("ranks")  # each process's own RNG states (several processes)
+            torch.set_rng_state(ranks[self.rank]["torch_rng"] if ranks else self.state["torch_rng"])
             self.load_extra_state(self.state)
 
     def make_optimizer(self):
@@ -193,16 +195,42 @@ class Trainer:
         return {"spec": resolved.spec, "source": resolved.source, "train_data": source.location,
                 "train_data_sha256": source.sha256}
 
+    def full_state_dict(self):
+        """The whole model's weights on the main process: gathered where they are sharded (FSDP, ZeRO-3);
+        None where the model holds them itself. Every process must call it (a collective)."""
+        from accelerate.utils import DistributedType
+
+        if self.accelerator.distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED):
+            return self.accelerator.get_state_dict(self.model)
+        return None
+
     def save(self, step: int) -> None:
+        from accelerate.utils import gather_object
+
+        state_dict = self.full_state_dict()
+        ranks = gather_object([{"torch_rng": torch.get_rng_state()}]) if self.world > 1 else None
         if not self.accelerator.is_main_process:
             return
         meta = {"method": self.ctx.method, "config": self.ctx.job, "git_sha": git_sha(),
-                "base_model": self.base_model_info(), "step": step, "dtype": self.dtype}
-        save_checkpoint(self.accelerator.unwrap_model(self.model), self.tokenizer, self.run.checkpoint_dir, meta)
-        save_state(self.run.path / STATE_FILE, {
-            "step": step, "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-            "torch_rng": torch.get_rng_state(), **self.extra_state(),
-        })
+                "base_model": self.base_model_info(), "step": step, "dtype": self.dtype, "processes": self.world,
+                "weights_sha256_all_processes": getattr(self, "in_sync", None)}
+        state = {"step": step, "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                 "torch_rng": torch.get_rng_state(), "ranks": ranks, **self.extra_state()}
+        save_checkpoint(self.accelerator.unwrap_model(self.model), self.tokenizer, self.run.checkpoint_dir, meta,
+                        state, state_dict)
+
+    def reduce_row(self, row: dict) -> dict:
+        """Across processes: the mean of each number (every process holds an equal share of the batch)."""
+        if self.world == 1:
+            return row
+        from accelerate.utils import gather_object
+
+        rows = gather_object([row])
+        out = dict(rows[0])
+        for key, value in rows[0].items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and key != "step":
+                out[key] = sum(r[key] for r in rows) / len(rows)
+        return out
 
     def fit(self) -> Path:
         """Run (or resume) the loop to `total_steps()`; returns the checkpoint folder."""
@@ -218,7 +246,7 @@ class Trainer:
         every = max(1, total // 25)  # at most ~25 progress lines per run
         for step in bar:
             t0 = time.time()
-            row = {"step": step, **self.train_step(step)}
+            row = self.reduce_row({"step": step, **self.train_step(step)})
             row["seconds"] = time.time() - t0
             bad = [k for k in ("loss", "grad_norm") if k in row and not math.isfinite(row[k])]
             if bad:
@@ -236,6 +264,19 @@ class Trainer:
             if self.cfg.save_every and step % self.cfg.save_every == 0 and step < total:
                 self.save(step)
         self.accelerator.wait_for_everyone()
+        if self.world > 1:
+            self.check_in_sync()
         if first <= total:
             self.save(total)
         return self.run.checkpoint_dir
+
+    def check_in_sync(self) -> None:
+        """Several processes must end with identical weights (DDP keeps them so; a bug would not)."""
+        from accelerate.utils import gather_object
+
+        from .runstore import weights_sha256
+
+        digests = gather_object([weights_sha256(self.accelerator.unwrap_model(self.model))])
+        if len(set(digests)) != 1:
+            raise RuntimeError(f"processes ended with different weights: {digests}")
+        self.in_sync = digests[0]

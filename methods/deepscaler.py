@@ -39,7 +39,7 @@ from pathlib import Path
 from rzoo.harness import rl
 from rzoo.harness.config import ConfigError
 from rzoo.harness.config import option as _f
-from rzoo.harness.runstore import atomic_write_json, atomic_write_jsonl
+from rzoo.harness.runstore import atomic_write_json, atomic_write_jsonl, weights_sha256
 from rzoo.harness.train_config import RLConfig
 
 NAME = "deepscaler"
@@ -155,17 +155,6 @@ def save_stage(trainer, stage: int, step: int) -> Path:
         atomic_write_jsonl(out / "train.jsonl", log)
         atomic_write_json(out / "config.json", meta)
     return out
-
-
-def weights_sha256(model) -> str:
-    """A hash of every parameter's bytes, in name order (stage k+1 must start from stage k's weights)."""
-    import hashlib
-
-    h = hashlib.sha256()
-    for name, tensor in sorted(model.state_dict().items()):
-        h.update(name.encode())
-        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()
 
 
 def stage_checkpoints(run_path: Path) -> list[tuple[int, Path]]:
