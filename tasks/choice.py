@@ -69,15 +69,16 @@ def normalise(text: str) -> str:
 # ---------------------------------------------------------------------------------------------
 # letter lists
 
-# Words that may follow a bare capital option letter ("C because ..."); any other lower-case word
-# makes "A" / "I" an article or a pronoun ("A good choice", "I think").
+# Words that may follow a bare "A" or "I" as an option ("A because ..."); any other lower-case word
+# makes it an article or a pronoun ("A good choice", "I think").
 _FOLLOWERS = {"and", "or", "is", "are", "was", "were", "because", "since", "as", "would", "will", "should",
               "must", "seems", "looks", "not", "but", "nor", "which", "with", "from", "remains", "since",
               "then", "here", "there", "too", "also", "only", "instead", "rather", "over", "vs", "versus"}
 
-_ONE = re.compile(r"[ \t]*(?:(?:the\s+)?(?:option|choice|letter|answer)\s+)?(?P<open>[(\[])?[ \t]*"
+_ONE = re.compile(r"[ \t]*(?:(?i:the\s+)?(?i:option|choice|letter|answer)\s+)?(?P<open>[(\[])?[ \t]*"
                   r"(?P<l>[A-Za-z])(?:[ \t]*(?P<close>[)\]]))?")
-_SEP = re.compile(r"\s*(?:,\s*(?:and|or)\s+|,|/|&|\+|\band\b|\bor\b|\bas well as\b)\s*", re.IGNORECASE)
+_SEP = re.compile(r"\s*(?:,\s*(?:and|or)\s+|,|/|&|\+|\band\b|\bor(?:\s+(?:maybe|perhaps|possibly))?\b|\bas well as\b)"
+                  r"\s*", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -116,7 +117,7 @@ def _token(text: str, pos: int, lower_ok: bool) -> tuple[str, int, bool] | None:
         after[:1] in tuple(".,;:!?)]}\"'”’。，；：！？") or after == ""
     if letter.islower() and not bracketed and not standalone:
         return None  # "answer is a bit" (a lower-case word)
-    if not bracketed and not m.group("close"):
+    if not bracketed and not m.group("close") and letter in "AI":
         word = re.match(r"[ \t]+([a-z]+)", rest)
         if word and word.group(1) not in _FOLLOWERS:
             return None  # "A good idea", "I think"
@@ -148,7 +149,8 @@ _I = re.IGNORECASE
 _ANSWER_CUE = re.compile(
     r"(?:\b(?:final|correct|right|best|my|the)\s+)?\b(?:answer|choice|option|selection|response)s?\b"
     r"(?:\s+(?:is|would\s+be|will\s+be|should\s+be|must\s+be|has\s+to\s+be)|\s*[:=\-–—]|\s*is\s*:)+"
-    r"\s*(?:option|choice|letter)?"
+    r"\s*(?:(?:for\s+sure|definitely|clearly|certainly|probably|likely|obviously|indeed|therefore|thus)\s*,?\s*)?"
+    r"(?:option|choice|letter)?"
     r"|\banswer\s*(?=[(\[])"  # "Answer (C)"
     r"|\b(?:I\s+(?:would\s+|will\s+|'d\s+|'ll\s+)?|let'?s\s+)?(?:choose|chose|pick|select|go\s+with|opt\s+for)\b"
     r"\s*(?:option|choice|answer)?"
@@ -170,15 +172,17 @@ _ANSWER_CUE = re.compile(
 _CONCLUSION_CUE = re.compile(
     r"\b(?:so|thus|therefore|hence|consequently|leaving(?:\s+only)?|leaves(?:\s+only)?|left\s+with|"
     r"(?:left|remaining)(?:\s+(?:is|are))?|by\s+elimination|actually|instead|rather|wait|no|correction|I\s+mean|"
-    r"(?:must|has\s+to|would|should|will)\s+be|only|final(?:ly)?|then)\b[,:]?\s*"
+    r"(?:must|has\s+to|would|should|will)\s+be|only|final(?:ly)?|then|(?:I\s+)?(?:believe|think|guess|say)|"
+    r"clearly|obviously|definitely|certainly|corresponds\s+to|matches|consistent\s+with|agrees\s+with)\b[,:]?\s*"
     r"(?:it\s*'?s|it\s+is|it\s+must\s+be|we\s+get|the\s+answer\s+is)?\s*(?:option|choice)?\s*", _I)
 _VERDICT_AFTER = re.compile(
-    r"\s*(?:is|would\s+be|must\s+be|seems|appears)\s+(?:the\s+)?(?:correct|right|best|true|answer|valid|one)\b"
+    r"\s*(?:is|are|must\s+be|seems|appears)\s+(?:the\s+)?(?:correct|right|best|true|answer|valid|one)\b"
     r"|\s+(?:remains|is\s+left|is\s+the\s+only\s+(?:one|option)|is\s+what\s+remains)\b", _I)
 _NEGATION_BEFORE = re.compile(
     r"\b(?:not|n't(?:\s+be)?|isn't|cannot\s+be|can't\s+be|rule\s+out|ruled\s+out|ruling\s+out|"
     r"eliminate|eliminated|eliminating|excluding|exclude|except|rather\s+than|instead\s+of|other\s+than|"
-    r"neither|nor|reject|rejecting)\s*(?:option|choice|answer)?\s*", _I)
+    r"neither|nor|reject|rejecting|non|nicht|pas|no\s+es|não\s+é)\s*(?:option|choice|answer)?\s*"
+    r"|(?:不是|并非|並非|不选|不選|排除)\s*", _I)
 _NEGATION_AFTER = re.compile(
     r"\s*(?:is|are|was|were|seems?|looks?|appears?)\s+(?:also\s+|clearly\s+|definitely\s+|therefore\s+|"
     r"all\s+|both\s+)?(?:wrong|incorrect|false|out|invalid|not|too|eliminated|ruled\s+out|impossible|"
@@ -200,12 +204,15 @@ def _statements(text: str) -> tuple[list[_Statement], list[tuple[int, str]]]:
         found = _letter_list(text, m.end())
         if found:
             negated.extend((m.start(), letter) for letter in found.letters)
+    covered = 0  # letters already read as part of a list ("(A) and (C) are correct") start no new one
     for pos in range(len(text)):
-        if text[pos] in LETTERS or text[pos] in "([":
+        if pos >= covered and (text[pos] in LETTERS or text[pos] in "(["):
             found = _token(text, pos, lower_ok=False)
             if found is None or (pos > 0 and text[pos - 1] in "(["):
                 continue
             listed = _letter_list(text, pos)
+            if listed:
+                covered = listed.end
             if listed and _NEGATION_AFTER.match(text, listed.end):
                 negated.extend((pos, letter) for letter in listed.letters)
             elif listed and _VERDICT_AFTER.match(text, listed.end):
@@ -238,7 +245,7 @@ def _box_statements(text: str) -> list[_Statement]:
 
 
 # A first line that opens with an option letter: "C", "(C) 42", "C) 42", "C. because ...", "B:".
-_OPENING = re.compile(r"\s*(?:[(\[]\s*([A-J])\s*[)\]]|([A-J])\s*(?:[.:)]|$))", re.MULTILINE)
+_OPENING = re.compile(r"\s*(?:[(\[]\s*([A-J])\s*[)\]]|([A-J])\s*(?:[.:)。，、]|$|(?=[^\x00-\x7f])))")
 
 
 def choice_letter(answer_text: str, letters: str = LETTERS) -> str | None:

@@ -31,7 +31,7 @@ from functools import lru_cache
 
 from . import timelimit
 from .choice import choice_letter  # noqa: F401 - re-exported: graders live behind one module
-from .math_answer import answer_span, decimal_comma, final_box_run, join_thousands
+from .math_answer import answer_spans, decimal_comma, final_box_run, join_thousands
 
 TIME_LIMIT_S = 5.0  # per grading call; measured ~1-2 ms typical, 0.6 s worst seen
 
@@ -128,11 +128,14 @@ def _verify(gold: list, pred: list) -> bool:
 def _math_verdict_unlimited(answer_text: str, gold: str) -> Verdict:
     pred_cfg, _ = _configs()
     g = read_gold(gold)
-    span = answer_span(answer_text)
-    text = join_thousands(span.text, plain_commas=not g.collection)
-    if g.single_number and span.source != "text":
-        text = decimal_comma(text)
-    pred = _parse(text, pred_cfg)
+    text, pred = "", []
+    for span in answer_spans(answer_text):  # the first span math-verify can read is the answer
+        text = join_thousands(span.text, plain_commas=not g.collection)
+        if g.single_number and span.source in ("boxed", "final-line"):
+            text = decimal_comma(text)
+        pred = _parse(text, pred_cfg)
+        if pred:
+            break
     if not pred:
         return Verdict(False, None)
     extracted = str(pred[-1]) if len(pred) > 1 else str(pred[0])
@@ -142,13 +145,24 @@ def _math_verdict_unlimited(answer_text: str, gold: str) -> Verdict:
         return Verdict(False, extracted)
     if _verify(g.parsed, pred):
         return Verdict(True, extracted)
+    # Second readings of number forms that only the pair decides, never of which span is the answer:
     if _PERCENT.search(text) or _PERCENT.search(g.text):
-        # MATH's convention: "12.5\%" answers a gold of 12.5 (math-verify reads it as 0.125 only)
+        # MATH's convention: "12.5\\%" answers a gold of 12.5 (math-verify reads it as 0.125 only)
         gold_plain = read_gold(_PERCENT.sub("", g.text))
         pred_plain = _parse(_PERCENT.sub("", text), pred_cfg)
         if gold_plain.parsed and pred_plain and _verify(gold_plain.parsed, pred_plain):
             return Verdict(True, extracted)
+    if decimal_comma(g.text) != g.text and _is_number(pred[0]):
+        # a gold written with a decimal comma ("1,22") against a single number: 1.22, not {1, 22}
+        if _verify(read_gold(decimal_comma(g.text)).parsed, pred):
+            return Verdict(True, extracted)
     return Verdict(False, extracted)
+
+
+def _is_number(value) -> bool:
+    import sympy
+
+    return isinstance(value, sympy.Number)
 
 
 _PERCENT = re.compile(r"\\?%|\s*\b(?:percent(?:age)?|pct)\b")

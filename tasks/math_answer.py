@@ -3,7 +3,9 @@
 math-verify finds and parses LaTeX well but decides three things in ways that mark right answers
 wrong (or wrong ones right), so they are decided here, in plain string code:
 
-1. Which span is the answer (`answer_span`), in this order of trust:
+1. Which span is the answer (`answer_spans`), in this order of trust:
+   - a final-answer statement after the last box ("The final answer is $10,455$"), when it states
+     something math-verify can read;
    - the final run of `\\boxed{}` / `\\fbox{}`: the last box, together with the boxes before it that
      only connectors separate (`,` `;` "and" "or" `\\quad`, `$`, a short `\\text{...}`, a label such as
      `x =`), so `\\boxed{1}, \\boxed{2}` is the answer "1, 2", while `\\boxed{3} ... wait ... \\boxed{4}`
@@ -78,14 +80,14 @@ _GAP = re.compile(
     r"(?:\s+|[,;&]|\$\$?|\\[()\[\]]|\\q?quad\b|\\[,;:! ]|~|\\\\"
     r"|\\(?:text|textnormal|mathrm|mbox)\s*\{(?:\s|[,;:]|(?i:and|or|for|parts?|respectively)\b|\(?[a-z]{1,3}\))*\}"
     r"|(?i:\band\b|\bor\b|\bas well as\b|\bet\b|\bund\b|\by\b)"
+    r"|(?!(?i:no|not|wait|actually|sorry|oops|hmm|but|instead|rather|correction|maybe|perhaps)\b)"
+    r"[A-Za-z]{1,12}(?=\s*(?:,|\band\b))"  # a unit before the connector: "\\boxed{1} papers and \\boxed{2}"
     r"|(?i:part\s*)?\(?[a-z]{1,3}\)[:.]?"  # part labels: (a), b), (ii)
     r"|\\?[A-Za-z]{1,6}(?:_\{?\w{1,4}\}?)?(?:\([^()]{0,8}\))?\s*=)*",  # labels: x =, a_{37} =, f(x) =
 )
 
 
-def final_box_run(text: str) -> list[str]:
-    """The contents of the final run of boxes that together state the answer (see module doc);
-    empty boxes are ignored. [] when there is no box."""
+def _final_run(text: str) -> list[Box]:
     found = [b for b in boxes(text) if b.content]
     if not found:
         return []
@@ -94,8 +96,15 @@ def final_box_run(text: str) -> list[str]:
         if not _GAP.fullmatch(text[prev.end:run[0].start]):
             break
         run.insert(0, prev)
+    return run
+
+
+def final_box_run(text: str) -> list[str]:
+    """The contents of the final run of boxes that together state the answer (see module doc);
+    empty boxes are ignored, a repeated box ("\\boxed{5} and \\boxed{5}") counts once. [] when
+    there is no box."""
     contents: list[str] = []
-    for b in run:  # a repeated box ("\\boxed{5} and \\boxed{5}") states one value
+    for b in _final_run(text):
         if b.content not in contents:
             contents.append(b.content)
     return contents
@@ -126,7 +135,7 @@ def bare_latex_final_line(text: str) -> str | None:
     if start is None:
         return None
     line = re.sub(r"\s+(?:and|or)\s+", ", ", line[start.start():].strip().strip(",;:"))
-    words = re.sub(r"\\[A-Za-z]+", " ", _TEXT_WRAP.sub(" ", line))
+    words = re.sub(r"\\(?:begin|end)\{\w+\*?\}|\\[A-Za-z]+", " ", _TEXT_WRAP.sub(" ", line))
     if not line or re.search(r"[A-Za-z]{3,}", words):
         return None
     return f"${line}$"
@@ -141,25 +150,42 @@ _LATEX_SEP = re.compile(r"\{,\}|,\\!\s*|\\,|\\!")
 _CHAIN = re.compile(r"(?<![\d.])(?<!\d,)\d+(?:(?:\{,\}|,\\!\s*|\\,|\\!|,)\d+)+(?!\d)(?!,\d)")
 _LATEX_THOUSANDS = re.compile(r"(?:\{,\}|,\\!\s*|\\,|\\!)(?=\d{3}(?!\d))")
 _THOUSANDS_FORM = re.compile(r"[1-9]\d{0,2}(?:,\d{3})+")
-_OPEN, _CLOSE = "([", ")]"
+_REACH = 80  # how far around a number its enclosing brackets are looked for
 
 
-def _bracket_depth(text: str, pos: int) -> int:
-    """How many brackets (`(`, `[`, `\\{`) are open at `pos` (plain braces are LaTeX grouping)."""
-    depth = 0
-    i = 0
-    while i < pos:
-        ch = text[i]
-        if ch == "\\" and text.startswith(("\\{", "\\}"), i):
-            depth += 1 if text[i + 1] == "{" else -1
-            i += 2
-            continue
-        if ch in _OPEN:
+def inside_brackets(text: str, start: int, end: int) -> bool:
+    """Is `text[start:end]` inside a bracket pair (`(..)`, `[..)`, `\\{..\\}`) of the same formula?
+    Looked for nearby only (same line, no `$` crossed), so one stray bracket far away does not count."""
+    def opener(i: int) -> bool:
+        return text[i] in "([" or (text[i] == "{" and i > 0 and text[i - 1] == "\\")
+
+    def closer(i: int) -> bool:
+        return text[i] in ")]" or (text[i] == "}" and i > 0 and text[i - 1] == "\\")
+
+    depth, found_open = 0, False
+    for i in range(start - 1, max(-1, start - 1 - _REACH), -1):
+        if text[i] in "$\n":
+            break
+        if closer(i):
             depth += 1
-        elif ch in _CLOSE:
+        elif opener(i):
+            if depth == 0:
+                found_open = True
+                break
             depth -= 1
-        i += 1
-    return max(depth, 0)
+    if not found_open:
+        return False
+    depth = 0
+    for i in range(end, min(len(text), end + _REACH)):
+        if text[i] in "$\n":
+            return False
+        if opener(i):
+            depth += 1
+        elif closer(i):
+            if depth == 0:
+                return True
+            depth -= 1
+    return False
 
 
 def join_thousands(text: str, plain_commas: bool = True) -> str:
@@ -169,7 +195,7 @@ def join_thousands(text: str, plain_commas: bool = True) -> str:
     def fix(m: re.Match) -> str:
         chain = m.group(0)
         if plain_commas and _THOUSANDS_FORM.fullmatch(_LATEX_SEP.sub(",", chain)) \
-                and _bracket_depth(text, m.start()) == 0:
+                and not inside_brackets(text, m.start(), m.end()):
             return re.sub(r"\D", "", chain)
         return _LATEX_THOUSANDS.sub("", chain)
 
@@ -201,15 +227,27 @@ def decimal_comma(span: str) -> str:
 @dataclass(frozen=True)
 class Span:
     text: str  # what math-verify parses
-    source: str  # "boxed", "final-line" or "text"
+    source: str  # "answer-after-box", "boxed", "final-line" or "text"
 
 
-def answer_span(answer_text: str) -> Span:
-    """The part of a reply that states the answer (module doc, point 1), ready for math-verify."""
-    run = final_box_run(answer_text)
+# A final-answer statement: "Final Answer: The final answer is $10,455$. I hope it is correct."
+_ANSWER_CUE = re.compile(r"(?i)\b(?:final\s+answer|the\s+answer|answer)\b\s*(?:is\b|:|=)")
+
+
+def answer_spans(answer_text: str) -> list[Span]:
+    """Where the answer may be, most trusted first (module doc, point 1); grading takes the first one
+    math-verify can read. A final-answer statement after the last box comes before the box (a reply
+    that boxes intermediate results, then states "The final answer is $10,455$")."""
+    spans: list[Span] = []
+    run = _final_run(answer_text)
     if run:
-        return Span(f"\\boxed{{{', '.join(run)}}}", "boxed")
+        cues = [m for m in _ANSWER_CUE.finditer(answer_text) if m.start() >= run[-1].end]
+        if cues:
+            spans.append(Span(answer_text[cues[-1].start():], "answer-after-box"))
+        spans.append(Span(f"\\boxed{{{', '.join(final_box_run(answer_text))}}}", "boxed"))
+        return spans
     line = bare_latex_final_line(answer_text)
     if line is not None:
-        return Span(line, "final-line")
-    return Span(answer_text, "text")
+        spans.append(Span(line, "final-line"))
+    spans.append(Span(answer_text, "text"))
+    return spans
