@@ -147,16 +147,25 @@ def _math_verdict_unlimited(answer_text: str, gold: str) -> Verdict:
         return Verdict(True, extracted)
     # Second readings of number forms that only the pair decides, never of which span is the answer:
     if _PERCENT.search(text) or _PERCENT.search(g.text):
-        # MATH's convention: "12.5\\%" answers a gold of 12.5 (math-verify reads it as 0.125 only)
-        gold_plain = read_gold(_PERCENT.sub("", g.text))
-        pred_plain = _parse(_PERCENT.sub("", text), pred_cfg)
-        if gold_plain.parsed and pred_plain and _verify(gold_plain.parsed, pred_plain):
-            return Verdict(True, extracted)
+        # MATH's convention, "12.5\\%" answers a gold of 12.5 (math-verify reads 0.125 only), and the
+        # fraction, "50\\%" answers 0.5 (spelt out: latex2sympy's reading of `\\%` varies with antlr)
+        for convert in (lambda t: _PERCENT.sub("", t), _percent_as_fraction):
+            gold_alt = read_gold(convert(g.text))
+            pred_alt = _parse(convert(text), pred_cfg)
+            if gold_alt.parsed and pred_alt and _verify(gold_alt.parsed, pred_alt):
+                return Verdict(True, extracted)
     if decimal_comma(g.text) != g.text and _is_number(pred[0]):
         # a gold written with a decimal comma ("1,22") against a single number: 1.22, not {1, 22}
         if _verify(read_gold(decimal_comma(g.text)).parsed, pred):
             return Verdict(True, extracted)
     return Verdict(False, extracted)
+
+
+_PERCENT_NUMBER = re.compile(r"(\d+(?:\.\d+)?)\s*(?:\\?%|\s*\b(?:percent(?:age)?|pct)\b)")
+
+
+def _percent_as_fraction(text: str) -> str:
+    return _PERCENT_NUMBER.sub(r"\\frac{\1}{100}", text)
 
 
 def _is_number(value) -> bool:
