@@ -158,7 +158,8 @@ class Task:
     hub_config: str | None = None
     expected_size: int | None = None  # a loaded file of another size is an error
     # False where the model's text may quote a question whose text must not be published (GPQA's
-    # terms): the leaderboard then shows verdicts, letters and token counts but not the text
+    # terms): the leaderboard then shows verdicts, letters and token counts but not the text. Pages
+    # decide by the data's identity, not this name alone (`withheld.py`).
     publish_model_text: bool = True
 
     def rows(self, data_dir: DataDir | Path | None) -> tuple[list[dict], Source]:
