@@ -11,8 +11,11 @@ core (`harness/*` otherwise) receives tasks and data as objects. Layers, top to 
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+import signal
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -199,8 +202,62 @@ def _print_table(summary: dict[str, list[dict]], label: str) -> None:
                   f"{r['truncation_rate']:>9.2f} {r['forced_rate']:>7.2f}")
 
 
+class Interrupted(KeyboardInterrupt):
+    """SIGTERM or SIGINT during a run, raised where the program is (a KeyboardInterrupt, so code that
+    already cleans up after Ctrl-C does the same here). Python's default for SIGTERM kills the process
+    with no cleanup at all, which left the run `running` in status.json forever."""
+
+    def __init__(self, signum: int):
+        self.signum = signum
+        self.name = signal.Signals(signum).name
+        super().__init__(f"interrupted by {self.name}")
+
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+@contextlib.contextmanager
+def signals_as_exceptions():
+    """SIGTERM and SIGINT raise `Interrupted` while the block runs (main thread only: elsewhere Python
+    cannot install handlers, and the main thread's own handlers apply); the previous handlers after."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def _raise(signum, frame):
+        raise Interrupted(signum)
+
+    previous = {sig: signal.signal(sig, _raise) for sig in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+@contextlib.contextmanager
+def _signals_held():
+    """Ignore further stop signals while a failed run's status is written (a second Ctrl-C must not
+    leave it `running`); restored after."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 def run_job(job: Job, progress: bool = True):
-    """Execute a resolved job; returns the Run. Validates model and data before creating the run."""
+    """Execute a resolved job; returns the Run. Validates model and data before creating the run.
+    SIGTERM / SIGINT mark the run `failed` (with the signal's name) and end it with `Interrupted`."""
+    with signals_as_exceptions():
+        return _run_job(job, progress)
+
+
+def _run_job(job: Job, progress: bool):
     from . import models
     from .evaluate import evaluate, load_engine
     from .runstore import Run, atomic_write_json
@@ -214,15 +271,16 @@ def run_job(job: Job, progress: bool = True):
     resolved_dict = job.to_dict()
     resolved_dict["model_source"] = resolved.source
     print("[config] " + json.dumps(resolved_dict, indent=2, default=str), flush=True)
-    if job.resume:
-        run = Run(job.resume)
-        atomic_write_json(run.path / "config.json", resolved_dict)
-        run.set_status("running")
-        print(f"[run] resuming {run.path}", flush=True)
-    else:
-        run = Run.create(job.method or "eval", resolved_dict, config_hash(cfg))
-        print(f"[run] {run.path}", flush=True)
+    run = None
     try:
+        if job.resume:
+            run = Run(job.resume)
+            atomic_write_json(run.path / "config.json", resolved_dict)
+            run.set_status("running")
+            print(f"[run] resuming {run.path}", flush=True)
+        else:
+            run = Run.create(job.method or "eval", resolved_dict, config_hash(cfg))
+            print(f"[run] {run.path}", flush=True)
         summaries = {}
         if job.evaluates and job.trains and ecfg.baseline and not (run.path / "eval_base").is_dir():
             info = {"spec": resolved.spec, "source": resolved.source, "role": "base"}
@@ -253,7 +311,12 @@ def run_job(job: Job, progress: bool = True):
                   f"see {run.path / 'train.jsonl'}")
         run.set_status("done")
     except BaseException as e:
-        run.set_status("failed", error=f"{type(e).__name__}: {e}")
+        if run is not None and (run.path / "status.json").exists():
+            with _signals_held():
+                if isinstance(e, Interrupted):
+                    run.set_status("failed", error=f"interrupted by {e.name}", signal=e.name)
+                else:
+                    run.set_status("failed", error=f"{type(e).__name__}: {e}")
         raise
     print(f"[run] done: {run.path}")
     if job.evaluates:

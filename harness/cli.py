@@ -164,9 +164,13 @@ def main(argv: list[str] | None = None) -> int:
             if args.overrides:
                 raise ConfigError(f"harness {args.command} takes options, not key=value: {' '.join(args.overrides)}")
             return (_plot_command if args.command == "plot" else _leaderboard_command)(args)
-        from .app import resolve, run_job
+        from .app import Interrupted, resolve, run_job
 
-        run_job(resolve(args.command, args.overrides), progress=not args.no_progress)
+        try:
+            run_job(resolve(args.command, args.overrides), progress=not args.no_progress)
+        except Interrupted as e:
+            print(f"harness: {e}; the run is marked failed", file=sys.stderr)
+            return 128 + e.signum  # the shell's convention for a process ended by a signal
         return 0
     except _user_errors() as e:
         if os.environ.get("RZOO_DEBUG"):
