@@ -334,6 +334,10 @@ def refresh_leaderboard(root) -> None:
     except (LeaderboardError, OSError, ValueError) as e:
         print(f"[leaderboard] not refreshed ({type(e).__name__}: {e}); run `harness leaderboard`", flush=True)
         return
+    except Exception as e:  # noqa: BLE001 - a finished run must not end in a traceback over its web page
+        print(f"[leaderboard] not refreshed (unexpected {type(e).__name__}: {e}); please report it, and run "
+              "`harness leaderboard` to retry", flush=True)
+        return
     print(f"[leaderboard] {index.as_uri()}", flush=True)
 
 

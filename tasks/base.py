@@ -49,6 +49,8 @@ def find_data_dir(configured: str | None = None) -> DataDir | None:
     for candidate in (configured, os.environ.get(DATA_ENV)):
         if candidate:
             path = Path(candidate).expanduser()
+            if path.exists() and not path.is_dir():
+                raise TaskError(f"data directory {str(path)!r} is a file, not a directory")
             if not path.is_dir():
                 raise TaskError(f"data directory {str(path)!r} does not exist")
             return DataDir(path.resolve(), explicit=True)

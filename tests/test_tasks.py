@@ -220,3 +220,13 @@ def test_bad_gpqa_file_is_a_one_line_error(tmp_path):
     with pytest.raises(TaskError, match="row 0 is not UTF-8") as info:
         tasks.get("gpqa_diamond").load(tmp_path)
     assert "\\xff" not in str(info.value)
+
+
+def test_data_dir_that_is_a_file_is_named_as_such(tmp_path):
+    from rzoo.tasks.base import find_data_dir
+
+    (tmp_path / "data.txt").write_text("x")
+    with pytest.raises(TaskError, match="is a file, not a directory"):
+        find_data_dir(str(tmp_path / "data.txt"))
+    with pytest.raises(TaskError, match="does not exist"):
+        find_data_dir(str(tmp_path / "nope"))
