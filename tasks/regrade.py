@@ -7,7 +7,8 @@ Each input line is a JSON object:
 
 - `answer` (string): the model's text after its thinking block (an unclosed thinking block is no
   answer; strip the block before grading).
-- `gold` (string, or a number for math): the reference answer; for `choice`, one letter A-J.
+- `gold` (string, or a number for math): the reference answer; for `choice`, one letter A-J (`(C)`
+  and `c` are read as C).
 - `kind`: `math` (math-verify plus this project's rules, `grading.py`) or `choice` (`choice.py`).
 - `options` (choice only): how many options the question has (2-10, default 10, A-J), or the
   letters themselves ("ABCD"); a letter beyond them is no answer.
@@ -95,8 +96,9 @@ def grade_row(row: dict, where: str) -> dict:
     if kind == "choice":
         letters = _options(row.get("options"), where)
         gold_letter = gold.strip().strip("()").upper()
-        if len(gold_letter) != 1 or gold_letter not in letters:
-            raise ValueError(f"{where}: a choice gold must be one of the letters {letters}, not {gold!r}")
+        if len(gold_letter) != 1 or gold_letter not in LETTERS:
+            raise ValueError(f"{where}: a choice gold must be one letter A-J, not {gold!r}")
+        # a gold beyond `options` is graded, not refused: no reply can then be correct
         extracted = choice_letter(answer, letters)
         out.update(correct=extracted == gold_letter, extracted=extracted)
     else:
