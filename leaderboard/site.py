@@ -51,14 +51,9 @@ def e(value) -> str:
     return html.escape("" if value is None else str(value), quote=True)
 
 
-def href(target: Path, page_dir: Path) -> str:
-    """A relative, URL-encoded link from a page to a file of the site (`#`, `?`, `%` and spaces in
-    names are characters of the name), so the site works wherever it is opened from."""
-    return url(os.path.relpath(target, page_dir).replace(os.sep, "/"))
-
-
 def url(relative: str) -> str:
-    """A relative path as a URL path (each component percent-encoded), escaped for an attribute."""
+    """A relative path of the site as a link: each component percent-encoded (`#`, `?`, `%` and spaces
+    in names are characters of the name) and escaped for an attribute."""
     return e(urllib.parse.quote(relative, safe="/"))
 
 
@@ -252,9 +247,10 @@ def _provenance_name(index: int, role: str, task: str) -> str:
     return f"results-{index}-{role}-{re.sub(r'[^A-Za-z0-9._-]+', '_', task)[:60]}.json"
 
 
-def run_html(run: RunInfo, page_dir: Path, train_figure: str | None, files: dict[str, str] | None = None,
+def run_html(run: RunInfo, train_figure: str | None, files: dict[str, str] | None = None,
              results: dict[Path, dict | None] | None = None, samples_of=None) -> str:
-    """One run's page. `files`: the site-relative copies of its provenance files (name -> href);
+    """One run's page (in `runs/`). `files`: its provenance files copied into the site (name -> link
+    relative to the page), so no link leaves the site;
     `results`: its results.json files as loaded (None: skipped); `samples_of(path)`: a samples.jsonl's
     checked rows, or None when it is not well formed."""
     from rzoo.tasks.withheld import publishes_model_text
@@ -442,8 +438,7 @@ def build(root: Path | str, out: Path | str | None = None) -> Path:
                                 train_figure = f"{slug}-training.svg"
                             except Exception as err:  # noqa: BLE001 - a figure, not the page
                                 runfiles.warn(f"training figure of {run.path} not drawn: {type(err).__name__}: {err}")
-                    # links are computed as if the page lived in `out`, where it will after the swap
-                    html_text = run_html(run, out / "runs", train_figure, files, results, samples_of)
+                    html_text = run_html(run, train_figure, files, results, samples_of)
                 except Exception as err:  # noqa: BLE001 - a run whose files defeat the checks gets a stub page
                     runfiles.warn(f"run page of {run.path} not built: {type(err).__name__}: {err}")
                     html_text = _unreadable_run_html(run, f"{type(err).__name__}: {err}")
