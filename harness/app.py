@@ -11,8 +11,11 @@ core (`harness/*` otherwise) receives tasks and data as objects. Layers, top to 
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+import signal
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -207,8 +210,62 @@ def _print_table(summary: dict[str, list[dict]], label: str) -> None:
                   f"{r['truncation_rate']:>9.2f} {r['forced_rate']:>7.2f}")
 
 
+class Interrupted(KeyboardInterrupt):
+    """SIGTERM or SIGINT during a run, raised where the program is (a KeyboardInterrupt, so code that
+    already cleans up after Ctrl-C does the same here). Python's default for SIGTERM kills the process
+    with no cleanup at all, which left the run `running` in status.json forever."""
+
+    def __init__(self, signum: int):
+        self.signum = signum
+        self.name = signal.Signals(signum).name
+        super().__init__(f"interrupted by {self.name}")
+
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+@contextlib.contextmanager
+def signals_as_exceptions():
+    """SIGTERM and SIGINT raise `Interrupted` while the block runs (main thread only: elsewhere Python
+    cannot install handlers, and the main thread's own handlers apply); the previous handlers after."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def _raise(signum, frame):
+        raise Interrupted(signum)
+
+    previous = {sig: signal.signal(sig, _raise) for sig in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+@contextlib.contextmanager
+def _signals_held():
+    """Ignore further stop signals while a failed run's status is written (a second Ctrl-C must not
+    leave it `running`); restored after."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 def run_job(job: Job, progress: bool = True):
-    """Execute a resolved job; returns the Run. Validates model and data before creating the run."""
+    """Execute a resolved job; returns the Run. Validates model and data before creating the run.
+    SIGTERM / SIGINT mark the run `failed` (with the signal's name) and end it with `Interrupted`."""
+    with signals_as_exceptions():
+        return _run_job(job, progress)
+
+
+def _run_job(job: Job, progress: bool):
     from functools import partial
 
     from . import models
@@ -229,18 +286,19 @@ def run_job(job: Job, progress: bool = True):
     resolved_dict["model_source"] = resolved.source
     if main:
         print("[config] " + json.dumps(resolved_dict, indent=2, default=str), flush=True)
-    if job.resume:
-        run = Run(job.resume)
-        if main:
-            atomic_write_json(run.path / "config.json", resolved_dict)
-            run.set_status("running")
-            print(f"[run] resuming {run.path}", flush=True)
-    else:  # one run folder, made by the main process, whatever the number of processes
-        path = Run.create(job.method or "eval", resolved_dict, config_hash(cfg)).path if main else None
-        run = Run(distributed.broadcast(path))
-        if main:
-            print(f"[run] {run.path}", flush=True)
+    run = None
     try:
+        if job.resume:
+            run = Run(job.resume)
+            if main:
+                atomic_write_json(run.path / "config.json", resolved_dict)
+                run.set_status("running")
+                print(f"[run] resuming {run.path}", flush=True)
+        else:  # one run folder, made by the main process, whatever the number of processes
+            path = Run.create(job.method or "eval", resolved_dict, config_hash(cfg)).path if main else None
+            run = Run(distributed.broadcast(path))
+            if main:
+                print(f"[run] {run.path}", flush=True)
         summaries = {}
         if job.evaluates and job.trains and ecfg.baseline and not _finished(run.path / "eval_base", tasks):
             info = {"spec": resolved.spec, "source": resolved.source, "role": "base"}
@@ -284,8 +342,12 @@ def run_job(job: Job, progress: bool = True):
         if main:
             run.set_status("done")
     except BaseException as e:
-        if main:
-            run.set_status("failed", error=f"{type(e).__name__}: {e}")
+        if main and run is not None and (run.path / "status.json").exists():
+            with _signals_held():
+                if isinstance(e, Interrupted):
+                    run.set_status("failed", error=f"interrupted by {e.name}", signal=e.name)
+                else:
+                    run.set_status("failed", error=f"{type(e).__name__}: {e}")
         raise
     if main:
         print(f"[run] done: {run.path}")
@@ -310,6 +372,10 @@ def refresh_leaderboard(root) -> None:
         index = build(root)
     except (LeaderboardError, OSError, ValueError) as e:
         print(f"[leaderboard] not refreshed ({type(e).__name__}: {e}); run `harness leaderboard`", flush=True)
+        return
+    except Exception as e:  # noqa: BLE001 - a finished run must not end in a traceback over its web page
+        print(f"[leaderboard] not refreshed (unexpected {type(e).__name__}: {e}); please report it, and run "
+              "`harness leaderboard` to retry", flush=True)
         return
     print(f"[leaderboard] {index.as_uri()}", flush=True)
 

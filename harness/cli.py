@@ -7,6 +7,7 @@
     harness plot [--run RUN_DIR ...] [--out DIR]      accuracy vs thinking tokens / FLOPs
     harness leaderboard [--out DIR] [--screenshot PNG]
     harness export CHECKPOINT --alpha A --out DIR     merge a LoRA checkpoint (CoT-Valve) at scale A
+    harness grade FILE.jsonl                          grade other tools' answers: one JSON line each
 
 Overrides are `key=value` tokens converted by the config dataclass's field types. Nothing heavy is
 imported until a command runs (`harness --help` does not import torch).
@@ -27,8 +28,9 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from rzoo.leaderboard.browser import BrowserError
     from rzoo.leaderboard.site import LeaderboardError
     from rzoo.tasks.base import TaskError
+    from rzoo.tasks.regrade import GradeInputError
 
-    return (ConfigError, UnknownName, ModelError, TaskError, LeaderboardError, BrowserError)
+    return (ConfigError, UnknownName, ModelError, TaskError, LeaderboardError, BrowserError, GradeInputError)
 
 
 EPILOG = """examples:
@@ -37,6 +39,7 @@ EPILOG = """examples:
   harness tasks show math500                         print a task's prompt template
   harness plot --run runs/grpo/<run> --out plots     curves of one run (base and trained)
   harness leaderboard --out site                     static site from every run under $RZOO_RUNS
+  harness grade answers.jsonl                        re-grade {"answer", "gold", "kind"} lines from any tool
 Run `harness <command> --help` (with method=NAME for training) for every key, its default and help."""
 
 
@@ -92,6 +95,16 @@ def _export_command(args) -> int:
     return 0
 
 
+def _grade_command(words: list[str]) -> int:
+    """`harness grade FILE.jsonl`: one JSON verdict line per input line (format: tasks/regrade.py)."""
+    from rzoo.tasks import regrade
+
+    if len(words) != 1:
+        raise ConfigError("usage: harness grade FILE.jsonl (one file, or - for standard input); each line "
+                          "{\"answer\": ..., \"gold\": ..., \"kind\": \"math\"|\"choice\", \"id\": ...}")
+    return regrade.run(words[0], sys.stdout, sys.stderr)
+
+
 def _tasks_command(words: list[str]) -> int:
     """`harness tasks` lists tasks; `harness tasks show NAME` prints its prompt template."""
     from rzoo import tasks
@@ -121,8 +134,10 @@ def main(argv: list[str] | None = None) -> int:
         prog="harness", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Train reasoning models with published recipes; evaluate accuracy against thinking tokens.")
     parser.add_argument("command", nargs="?",
-                        choices=["train", "eval", "train+eval", "methods", "tasks", "plot", "leaderboard", "export"])
-    parser.add_argument("overrides", nargs="*", help="key=value overrides")
+                        choices=["train", "eval", "train+eval", "methods", "tasks", "plot", "leaderboard", "export",
+                                 "grade"])
+    parser.add_argument("overrides", nargs="*", help="key=value overrides (grade: the JSONL file; export: the "
+                                                     "checkpoint)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.add_argument("--runs", metavar="DIR", help="plot/leaderboard: runs root (default $RZOO_RUNS or ./runs)")
     parser.add_argument("--out", metavar="DIR", help="plot/leaderboard: output folder (default <runs>/plots, "
@@ -159,13 +174,19 @@ def main(argv: list[str] | None = None) -> int:
         given = [f"--{n}" for n in ("runs", "out", "run", "screenshot") if getattr(args, n)]
         if args.command not in ("plot", "leaderboard") and given:
             raise ConfigError(f"{', '.join(given)} belong to harness plot / leaderboard, not {args.command}")
+        if args.command == "grade":
+            return _grade_command(args.overrides)
         if args.command in ("plot", "leaderboard"):
             if args.overrides:
                 raise ConfigError(f"harness {args.command} takes options, not key=value: {' '.join(args.overrides)}")
             return (_plot_command if args.command == "plot" else _leaderboard_command)(args)
-        from .app import resolve, run_job
+        from .app import Interrupted, resolve, run_job
 
-        run_job(resolve(args.command, args.overrides), progress=not args.no_progress)
+        try:
+            run_job(resolve(args.command, args.overrides), progress=not args.no_progress)
+        except Interrupted as e:
+            print(f"harness: {e}; the run is marked failed", file=sys.stderr)
+            return 128 + e.signum  # the shell's convention for a process ended by a signal
         return 0
     except _user_errors() as e:
         if os.environ.get("RZOO_DEBUG"):

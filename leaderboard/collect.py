@@ -10,10 +10,10 @@ results are skipped with a warning naming them, so one broken run does not hide 
 from __future__ import annotations
 
 import datetime as _dt
-import json
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from . import runfiles
 
 # Columns of the table `collect` returns, in order.
 COLUMNS = ["curve", "run", "run_dir", "role", "method", "model", "base_model", "task", "series", "knob",
@@ -21,7 +21,7 @@ COLUMNS = ["curve", "run", "run_dir", "role", "method", "model", "base_model", "
            "thinking_tokens_mean", "flops_mean", "n_problems", "n_problems_total", "k", "date", "git_sha",
            "data_sha256", "results_file"]
 
-KNOB_NAMES = ("budget", "waits", "alpha", "recurrence", "stage")
+KNOB_NAMES = runfiles.KNOB_NAMES
 _SYMBOL = {"budget": "b", "waits": "w", "alpha": "α", "recurrence": "r", "stage": "stage"}
 
 
@@ -76,20 +76,8 @@ def run_date(path: Path) -> str:
     return when.strftime("%Y-%m-%d %H:%M")
 
 
-def _warn(message: str) -> None:
-    print(f"[leaderboard] warning: {message}", file=sys.stderr)
-
-
-def _read_json(path: Path) -> dict | None:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as e:
-        _warn(f"skipping {path}: {e}")
-        return None
-    if not isinstance(data, dict):
-        _warn(f"skipping {path}: not a JSON object")
-        return None
-    return data
+def _read_json(path: Path, check=runfiles.check_config) -> dict | None:
+    return runfiles.read_json(path, check)
 
 
 def find_runs(root: Path | str) -> list[RunInfo]:
@@ -100,7 +88,7 @@ def find_runs(root: Path | str) -> list[RunInfo]:
         path = config_path.parent
         config = _read_json(config_path) or {}
         status_path = path / "status.json"
-        status = (_read_json(status_path) or {}) if status_path.exists() else {}
+        status = (_read_json(status_path, runfiles.check_status) or {}) if status_path.exists() else {}
         info = RunInfo(path, f"{path.parent.name}/{path.name}", config, status)
         for folder, role in ROLE_DIRS.items():
             for results in sorted((path / folder).glob("*/results.json")):
@@ -112,7 +100,7 @@ def find_runs(root: Path | str) -> list[RunInfo]:
 
 def short_model(spec: str | None) -> str:
     """A readable model name: the last path component of a hub id or folder."""
-    if not spec:
+    if not isinstance(spec, str) or not spec:  # None, or pandas' NaN for a missing value
         return "?"
     spec = spec.removeprefix("local:").rstrip("/")
     if spec.startswith("testbed:"):  # testbed:<variant>:<recipe hash>
@@ -125,7 +113,7 @@ def short_model(spec: str | None) -> str:
 
 def curve_label(run: RunInfo, role: str, results: dict) -> str:
     """Legend text for one curve: what was evaluated and when."""
-    model = results.get("model", {})
+    model = results.get("model") or {}
     when = run.date[5:]  # MM-DD HH:MM
     if role == "base":
         return f"{short_model(model.get('source') or model.get('spec'))} (base) {when}"
@@ -138,7 +126,7 @@ def curve_label(run: RunInfo, role: str, results: dict) -> str:
 
 def points_of(run: RunInfo, role: str, path: Path, results: dict) -> list[dict]:
     """The rows one results.json contributes (one per test-time setting)."""
-    model = results.get("model", {})
+    model = results.get("model") or {}
     label = curve_label(run, role, results)
     base = model.get("base_model") if role == "trained" else None
     out = []
@@ -162,29 +150,21 @@ def points_of(run: RunInfo, role: str, path: Path, results: dict) -> list[dict]:
 
 
 def load_results(path: Path) -> dict | None:
-    """A results.json, or None (with a warning) when it is not one."""
-    data = _read_json(path)
-    if data is None:
-        return None
-    if not isinstance(data.get("results"), list) or "task" not in data:
-        _warn(f"skipping {path}: no 'task' / 'results' list")
-        return None
-    for r in data["results"]:
-        if not isinstance(r, dict) or "budget" not in r or "accuracy" not in r:
-            _warn(f"skipping {path}: a result without 'budget' / 'accuracy'")
-            return None
-    return data
+    """A results.json, or None (with one warning naming it) when it is not a well-formed one."""
+    return runfiles.read_json(path, runfiles.check_results)
 
 
-def collect(root: Path | str, runs: list[RunInfo] | None = None):
-    """One row per (run, role, task, budget) under `root`, as a pandas DataFrame with `COLUMNS`."""
+def collect(root: Path | str, runs: list[RunInfo] | None = None, results: dict[Path, dict | None] | None = None):
+    """One row per (run, role, task, budget) under `root`, as a pandas DataFrame with `COLUMNS`.
+    `results`: results.json files already loaded (path -> content, None when skipped), so a bad file
+    is warned about once per build."""
     import pandas as pd
 
     runs = find_runs(root) if runs is None else runs
     rows = []
     for run in runs:
         for role, path in run.results:
-            data = load_results(path)
+            data = results[path] if results is not None and path in results else load_results(path)
             if data is not None:
                 rows.extend(points_of(run, role, path, data))
     # two runs started in the same minute would share a legend entry: tell them apart by folder hash

@@ -89,7 +89,8 @@ def plot_curves(points, out_dir: Path | str, axis: str = "tokens") -> list[Path]
         raise ValueError(f"axis must be one of {sorted(AXES)}, got {axis!r}")
     column, xlabel, stem = AXES[axis]
     data = points.dropna(subset=[column, "accuracy"])
-    data = data[np.isfinite(data[column].astype(float)) & (data[column].astype(float) > 0)]
+    data = data[np.isfinite(data[column].astype(float)) & (data[column].astype(float) > 0)
+                & np.isfinite(data["accuracy"].astype(float))]
     data = data.sort_values(["task", "curve", column])  # log axis: positive, finite x only
     if data.empty:
         raise ValueError(f"nothing to plot: no results with a positive {column}")
@@ -146,8 +147,11 @@ def plot_curves(points, out_dir: Path | str, axis: str = "tokens") -> list[Path]
 
 
 def _escape(text: str) -> str:
-    """Text for matplotlib with `$` shown as itself (not mathtext)."""
-    return str(text).replace("$", r"\$")
+    """Text for matplotlib shown as written: `$` not read as mathtext (an unpaired or odd one made the
+    whole figure fail), and a leading `_` kept (matplotlib hides legend entries whose label starts
+    with one)."""
+    text = str(text).replace("$", r"\$")
+    return " " + text if text.startswith("_") else text
 
 
 def plot_training(log: list[dict], stem: Path) -> list[Path]:

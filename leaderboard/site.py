@@ -7,26 +7,34 @@
   and 95% interval, date, and a link to the run's page (provenance: config, git sha, data sha256).
 - `runs/<run>.html`: the run's config, training curve, per-budget results, and a per-sample browser
   (problem id, the model's thinking and answer, verdict, tokens), filterable by budget and verdict.
+- `runs/<run>/`: copies of the run's provenance files (config, status, results, training log), so
+  every link stays inside the site and a copied site keeps working.
 
-No server, no network: every asset is a local file. Every string that came from a run (model text
-above all) goes through `html.escape`, so a model that writes `<script>` shows it as text. GPQA
-question text is never in a run folder to begin with, and GPQA model text (which may quote the
-question) is withheld: its samples show verdicts, letters and token counts only.
+No server, no network: every asset is a local file, every link relative and URL-encoded (a `#` in
+a folder name is a character of the name). Every string that came from a run (model text above all)
+goes through `html.escape`, so a model that writes `<script>` shows it as text. A run file that is
+not well formed is skipped with one warning naming it (`runfiles.py`); the rest is built. GPQA
+question text is never in a run folder to begin with, and model text is withheld unless the data is
+known not to be GPQA (`rzoo.tasks.withheld`): its samples show verdicts, letters and token counts only.
+Files get the permissions of the umask (not tempfile's 0600 / 0700), and builds into one folder take
+turns (a lock on its parent), so two at once never leave the site missing or a stale folder behind.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import html
 import json
 import os
+import re
 import shutil
 import tempfile
 import urllib.parse
 from pathlib import Path
 
-from rzoo.harness.runstore import atomic_write_text, read_jsonl
+from rzoo.harness.runstore import atomic_write_text, current_umask
 
-from . import plot
+from . import plot, runfiles
 from .collect import RunInfo, collect, find_runs, load_results, short_model
 
 MARKER = ".rzoo-leaderboard"  # marks a folder this module built, so rebuilding may replace it
@@ -43,9 +51,10 @@ def e(value) -> str:
     return html.escape("" if value is None else str(value), quote=True)
 
 
-def href(target: Path, page_dir: Path) -> str:
-    """A relative link from a page to a file, so the site works wherever it is opened from."""
-    return urllib.parse.quote(os.path.relpath(target, page_dir).replace(os.sep, "/"))
+def url(relative: str) -> str:
+    """A relative path of the site as a link: each component percent-encoded (`#`, `?`, `%` and spaces
+    in names are characters of the name) and escaped for an attribute."""
+    return e(urllib.parse.quote(relative, safe="/"))
 
 
 def page(title: str, body: str, depth: int) -> str:
@@ -58,6 +67,21 @@ def page(title: str, body: str, depth: int) -> str:
 
 def run_slug(run_id: str) -> str:
     return run_id.replace("/", "__")
+
+
+def run_slugs(runs: list[RunInfo]) -> dict[str, str]:
+    """A page name per run: `<kind>__<folder>`, made unique (also without regard to case, for
+    case-insensitive file systems) by a numeric suffix when two runs would share one."""
+    out, taken = {}, set()
+    for run in runs:
+        base = run_slug(run.id)
+        slug, n = base, 1
+        while slug.lower() in taken:
+            n += 1
+            slug = f"{base}-{n}"
+        taken.add(slug.lower())
+        out[run.id] = slug
+    return out
 
 
 def fmt(value, digits: int = 3) -> str:
@@ -113,7 +137,8 @@ def leaderboard_rows(points) -> tuple[list[str], list[dict]]:
     return settings, rows
 
 
-def index_html(points, runs: list[RunInfo], figures: dict[str, str], root: Path) -> str:
+def index_html(points, runs: list[RunInfo], figures: dict[str, str], root: Path,
+               slugs: dict[str, str] | None = None) -> str:
     settings, rows = leaderboard_rows(points)
     head = ["method", "model", "base model", "task", "n", *[f"acc@{b}" for b in settings], "best acc",
             "at setting", "thinking tokens", "95% CI", "date (UTC)", "run"]
@@ -133,11 +158,11 @@ def index_html(points, runs: list[RunInfo], figures: dict[str, str], root: Path)
             _cell(f"{fmt(r['best_ci'][0])}–{fmt(r['best_ci'][1])}" if r["best_ci"][0] is not None else None,
                   sort=r["best_ci"][0]),
             _cell(r["date"]),
-            f'<td><a href="runs/{e(run_slug(r["run"]))}.html">{e(r["run"])}</a>'
-            f'{" · " + e(str(r["git_sha"])[:8]) if r["git_sha"] else ""}</td>',
+            f'<td><a href="{url("runs/" + (slugs or {}).get(r["run"], run_slug(r["run"])) + ".html")}">{e(r["run"])}</a>'
+            f'{" · " + e(r["git_sha"][:8]) if isinstance(r["git_sha"], str) else ""}</td>',
         ]
         body_rows.append(f'<tr data-task="{e(r["task"])}">{"".join(cells)}</tr>')
-    imgs = "".join(f'<figure><img src="{e(src)}" alt="{e(alt)}"><figcaption>{e(alt)}</figcaption></figure>'
+    imgs = "".join(f'<figure><img src="{url(src)}" alt="{e(alt)}"><figcaption>{e(alt)}</figcaption></figure>'
                    for alt, src in figures.items())
     built = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     body = f"""<header><h1>Accuracy vs thinking tokens</h1>
@@ -217,48 +242,101 @@ def _samples_browser(task: str, samples: list[dict], show_text: bool, key: str) 
             f'<tbody>{"".join(trs)}</tbody></table>')
 
 
-def run_html(run: RunInfo, page_dir: Path, train_figure: str | None) -> str:
-    from rzoo import tasks as task_registry
+def _provenance_name(index: int, role: str, task: str) -> str:
+    """The site's copy of one results.json: a safe file name (the task may be `jsonl:/a/b.jsonl`)."""
+    return f"results-{index}-{role}-{re.sub(r'[^A-Za-z0-9._-]+', '_', task)[:60]}.json"
 
+
+def run_html(run: RunInfo, train_figure: str | None, files: dict[str, str] | None = None,
+             results: dict[Path, dict | None] | None = None, samples_of=None) -> str:
+    """One run's page (in `runs/`). `files`: its provenance files copied into the site (name -> link
+    relative to the page), so no link leaves the site;
+    `results`: its results.json files as loaded (None: skipped); `samples_of(path)`: a samples.jsonl's
+    checked rows, or None when it is not well formed."""
+    from rzoo.tasks.withheld import publishes_model_text
+
+    files = files or {}
+    samples_of = samples_of or (lambda path: runfiles.read_jsonl(path, runfiles.check_sample))
     status = run.status.get("state", "unknown")
     error = run.status.get("error")
+    links = " · ".join(f'<a href="{url(target)}">{e(name)}</a>' for name, target in files.items()
+                       if not name.startswith("results"))
     parts = [f"<header><p><a href=\"../index.html\">← leaderboard</a></p><h1>{e(run.id)}</h1>",
              f"<p>method <b>{e(run.method or 'eval')}</b> · started {e(run.date)} UTC · status "
              f"<b>{e(status)}</b>{(' · ' + e(error)) if error else ''}</p>",
-             f'<p>folder <a href="{href(run.path, page_dir)}">{e(run.path)}</a> · model source '
-             f"{e(run.config.get('model_source'))}</p></header>"]
+             f"<p>folder <code>{e(run.path)}</code> · model source {e(run.config.get('model_source'))}"
+             f"{' · ' + links if links else ''}</p></header>"]
     if train_figure:
-        parts.append(f'<section><h2>Training</h2><img src="{e(train_figure)}" alt="reward and completion length '
-                     f'per step"><p><a href="{href(run.path / "train.jsonl", page_dir)}">train.jsonl</a></p></section>')
-    for role, path in run.results:
-        data = load_results(path)
+        parts.append(f'<section><h2>Training</h2><img src="{url(train_figure)}" alt="reward and completion length '
+                     f'per step"></section>')
+    for index, (role, path) in enumerate(run.results):
+        data = results.get(path) if results is not None else load_results(path)
         if data is None:
             continue
         task = data["task"]
         label = "base model" if role == "base" else "evaluated model"
         src = data.get("data") or {}
         model = data.get("model") or {}
-        key = f"samples-{role}-{task}".replace(":", "_").replace("/", "_")
+        key = f"samples-{index}"  # unique on the page, whatever the task is called
+        copy = files.get(_provenance_name(index, role, task))
         parts.append(
             f"<section><h2>{e(task)} — {e(label)}</h2>"
             f"<p>model {e(model.get('source') or model.get('spec'))} · {e(data.get('n_problems'))} of "
             f"{e(data.get('n_problems_total'))} problems · k={e(data.get('k'))} · seed {e(data.get('seed'))} · "
             f"data {e(src.get('kind'))} {e(src.get('location'))} (sha256 {e(str(src.get('sha256'))[:12])}) · "
-            f"git {e(str(data.get('git_sha'))[:8])} · <a href=\"{href(path, page_dir)}\">results.json</a></p>"
+            f"git {e(str(data.get('git_sha'))[:8])}"
+            + (f' · <a href="{url(copy)}">results.json</a>' if copy else "") + "</p>"
             + _results_table(data))
         samples_path = path.parent / "samples.jsonl"
         if samples_path.is_file():
-            samples = read_jsonl(samples_path)
-            parts.append("<h3>Samples</h3>" + _samples_browser(task, samples,
-                                                                task_registry.publishes_model_text(task), key))
+            samples = samples_of(samples_path)
+            if samples is None:
+                parts.append('<p class="hint">samples.jsonl is not well formed; its samples are not shown.</p>')
+            else:
+                parts.append("<h3>Samples</h3>" + _samples_browser(task, samples, publishes_model_text(data, samples),
+                                                                    key))
         parts.append("</section>")
     config = json.dumps(run.config, indent=2, default=str)
     parts.append(f"<section><h2>Config</h2><pre class=\"config\">{e(config)}</pre></section>")
     return page(f"run {run.id}", "\n".join(parts), depth=1)
 
 
+def _unreadable_run_html(run: RunInfo, problem: str) -> str:
+    """The page of a run whose files could not be shown (the index still links to something)."""
+    body = (f"<header><p><a href=\"../index.html\">← leaderboard</a></p><h1>{e(run.id)}</h1></header>"
+            f"<p>This run's files could not be shown: {e(problem)}. See <code>{e(run.path)}</code>.</p>")
+    return page(f"run {run.id}", body, depth=1)
+
+
 # ---------------------------------------------------------------------------------------------
 # build
+
+
+@contextlib.contextmanager
+def _build_lock(out: Path):
+    """Builds into one folder take turns: an exclusive lock on the folder's parent (a directory can be
+    locked on Linux; no lock file is left behind). Where `fcntl` is missing, no lock."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX
+        yield
+        return
+    fd = os.open(out.parent, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _remove_stale(out: Path) -> None:
+    """Temp and old folders that a killed build left beside `out` (only ones this module made: they
+    carry the marker, or are empty). Called with the lock held, so no build is using them."""
+    for path in out.parent.iterdir():
+        if not path.name.startswith(f".{out.name}."):
+            continue
+        if path.is_dir() and not path.is_symlink() and ((path / MARKER).exists() or not any(path.iterdir())):
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def _prepare_out(out: Path) -> Path:
@@ -268,6 +346,14 @@ def _prepare_out(out: Path) -> Path:
                                "harness (no .rzoo-leaderboard marker); choose another --out")
     out.parent.mkdir(parents=True, exist_ok=True)
     return Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+
+
+def _apply_umask(folder: Path) -> None:
+    """Folders 0777 and files 0666 less the umask (mkdtemp made 0700, mkstemp 0600)."""
+    mask = current_umask()
+    for path in [folder, *folder.rglob("*")]:
+        if not path.is_symlink():
+            path.chmod((0o777 if path.is_dir() else 0o666) & ~mask)
 
 
 def _swap_in(tmp: Path, out: Path) -> None:
@@ -281,45 +367,86 @@ def _swap_in(tmp: Path, out: Path) -> None:
         shutil.rmtree(old)
 
 
+def _copy_provenance(run: RunInfo, folder: Path, results: dict[Path, dict | None]) -> dict[str, str]:
+    """Copies of a run's small provenance files in the site (samples stay out: they may be large,
+    and GPQA's may not be published); returns name -> link relative to the runs/ pages."""
+    folder.mkdir(parents=True, exist_ok=True)
+    files = {}
+    for name in ("config.json", "status.json", "train.jsonl"):
+        source = run.path / name
+        if source.is_file():
+            shutil.copyfile(source, folder / name)
+            files[name] = f"{folder.name}/{name}"
+    for index, (role, path) in enumerate(run.results):
+        data = results.get(path)
+        if data is not None:
+            name = _provenance_name(index, role, data["task"])
+            shutil.copyfile(path, folder / name)
+            files[name] = f"{folder.name}/{name}"
+    return files
+
+
 def build(root: Path | str, out: Path | str | None = None) -> Path:
     """Build the site for every run under `root` into `out` (default `<root>/leaderboard`); returns
-    the path of index.html."""
+    the path of index.html. Malformed run files are skipped with a warning each."""
     root = Path(root).resolve()
     out = Path(out).resolve() if out else root / "leaderboard"
     runs = [r for r in find_runs(root) if r.results or (r.path / "train.jsonl").exists()]
     if not runs:
         raise LeaderboardError(f"no runs with results or a training log under {root}")
-    points = collect(root, runs)
-    tmp = _prepare_out(out)
-    try:
-        (tmp / MARKER).write_text("built by `harness leaderboard`; rebuilding replaces this folder\n")
-        shutil.copytree(ASSETS, tmp / "assets")
-        figures = {}
-        if not points.empty:
-            for axis in plot.AXES:
+    results = {path: load_results(path) for run in runs for _, path in run.results}  # one warning per bad file
+    points = collect(root, runs, results)
+    samples_cache: dict[Path, list[dict] | None] = {}
+
+    def samples_of(path: Path):
+        if path not in samples_cache:
+            samples_cache[path] = runfiles.read_jsonl(path, runfiles.check_sample)
+        return samples_cache[path]
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with _build_lock(out):
+        _remove_stale(out)
+        tmp = _prepare_out(out)
+        try:
+            (tmp / MARKER).write_text("built by `harness leaderboard`; rebuilding replaces this folder\n")
+            shutil.copytree(ASSETS, tmp / "assets")
+            figures = {}
+            if not points.empty:
+                for axis in plot.AXES:
+                    try:
+                        files = plot.plot_curves(points, tmp / "assets", axis)
+                    except Exception as err:  # noqa: BLE001 - one figure must not cost the site; say so
+                        runfiles.warn(f"figure {axis!r} not drawn: {type(err).__name__}: {err}")
+                        continue
+                    svg = next(p for p in files if p.suffix == ".svg")
+                    figures[f"accuracy vs {'mean thinking tokens' if axis == 'tokens' else 'estimated FLOPs'}"] = \
+                        f"assets/{svg.name}"
+            pages = tmp / "runs"
+            pages.mkdir()
+            slugs = run_slugs(runs)
+            for run in runs:
+                slug = slugs[run.id]
                 try:
-                    files = plot.plot_curves(points, tmp / "assets", axis)
-                except ValueError:  # e.g. old results without FLOPs: skip that figure
-                    continue
-                svg = next(p for p in files if p.suffix == ".svg")
-                figures[f"accuracy vs {'mean thinking tokens' if axis == 'tokens' else 'estimated FLOPs'}"] = \
-                    f"assets/{svg.name}"
-        pages = tmp / "runs"
-        pages.mkdir()
-        for run in runs:
-            slug = run_slug(run.id)
-            train_figure = None
-            log_path = run.path / "train.jsonl"
-            if log_path.exists():
-                log = read_jsonl(log_path)
-                if log:
-                    plot.plot_training(log, pages / f"{slug}-training")
-                    train_figure = f"{slug}-training.svg"
-            # links are computed as if the page lived in `out`, where it will after the swap
-            atomic_write_text(pages / f"{slug}.html", run_html(run, out / "runs", train_figure))
-        atomic_write_text(tmp / "index.html", index_html(points, runs, figures, root))
-        _swap_in(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+                    files = _copy_provenance(run, pages / slug, results)
+                    train_figure = None
+                    log_path = run.path / "train.jsonl"
+                    if log_path.exists():
+                        log = runfiles.read_jsonl(log_path, runfiles.check_train_row)
+                        if log:
+                            try:
+                                plot.plot_training(log, pages / f"{slug}-training")
+                                train_figure = f"{slug}-training.svg"
+                            except Exception as err:  # noqa: BLE001 - a figure, not the page
+                                runfiles.warn(f"training figure of {run.path} not drawn: {type(err).__name__}: {err}")
+                    html_text = run_html(run, train_figure, files, results, samples_of)
+                except Exception as err:  # noqa: BLE001 - a run whose files defeat the checks gets a stub page
+                    runfiles.warn(f"run page of {run.path} not built: {type(err).__name__}: {err}")
+                    html_text = _unreadable_run_html(run, f"{type(err).__name__}: {err}")
+                atomic_write_text(pages / f"{slug}.html", html_text)
+            atomic_write_text(tmp / "index.html", index_html(points, runs, figures, root, slugs))
+            _apply_umask(tmp)
+            _swap_in(tmp, out)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
     return out / "index.html"

@@ -32,14 +32,6 @@ def get(name: str, question_field: str = "question", answer_field: str = "answer
     return REGISTRY.load(name)
 
 
-def publishes_model_text(name: str) -> bool:
-    """May pages show the model's text for this task? (False for GPQA: the text may quote a question.)
-    Names no longer registered (a removed or test-only task) default to True."""
-    if name.startswith(JSONL_PREFIX) or name not in REGISTRY.names():
-        return True
-    return bool(REGISTRY.load(name).publish_model_text)
-
-
 def load_examples(spec: str, data_dir=None):
     """SFT examples (`rzoo.harness.data.SFTData`) named by `spec`:
 

@@ -49,6 +49,8 @@ def find_data_dir(configured: str | None = None) -> DataDir | None:
     for candidate in (configured, os.environ.get(DATA_ENV)):
         if candidate:
             path = Path(candidate).expanduser()
+            if path.exists() and not path.is_dir():
+                raise TaskError(f"data directory {str(path)!r} is a file, not a directory")
             if not path.is_dir():
                 raise TaskError(f"data directory {str(path)!r} does not exist")
             return DataDir(path.resolve(), explicit=True)
@@ -73,27 +75,56 @@ def hub_reachable(hub_id: str) -> bool:
     return True
 
 
-def read_records(path: Path) -> list[dict]:
-    """Rows of a .json (list) or .jsonl file; a malformed row is an error naming file and line."""
+def check_data_file(path: Path) -> None:
+    """A one-line TaskError unless `path` is a readable file: missing, a directory and unreadable are
+    told apart (a directory was once reported as "not found")."""
+    path = Path(path)
+    if path.is_dir():
+        raise TaskError(f"data file {str(path)!r} is a directory, not a file")
     if not path.is_file():
         raise TaskError(f"data file {str(path)!r} not found")
-    text = path.read_text(encoding="utf-8")
+    if not os.access(path, os.R_OK):
+        raise TaskError(f"data file {str(path)!r} cannot be read (permission denied)")
+
+
+def decode_utf8(raw: bytes, path: Path | str) -> str:
+    """`raw` as UTF-8 text (a byte-order mark allowed), or a TaskError naming the file and line of
+    the first byte that is not UTF-8 (the text itself is never echoed: it may be a withheld question)."""
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = raw[:e.start].count(b"\n") + 1
+        raise TaskError(f"{path}:{line}: not UTF-8 text (byte 0x{raw[e.start]:02x}); save the file as UTF-8") \
+            from None
+
+
+def read_records(path: Path) -> list[dict]:
+    """Rows of a .json (list) or .jsonl file; a malformed row is an error naming file and line."""
+    check_data_file(path)
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as e:
+        raise TaskError(f"data file {str(path)!r} cannot be read ({e.strerror or type(e).__name__})") from None
+    text = decode_utf8(raw, path)
     if path.suffix == ".json":
         try:
             rows = json.loads(text)
         except json.JSONDecodeError as e:
-            raise TaskError(f"{path}: not valid JSON ({e})") from None
+            raise TaskError(f"{path}:{e.lineno}: not valid JSON ({e.msg})") from None
         if not isinstance(rows, list):
             raise TaskError(f"{path}: expected a JSON list of records")
-        return rows
-    rows = []
-    for lineno, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError as e:
-            raise TaskError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
+    else:
+        rows = []
+        for lineno, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as e:
+                raise TaskError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
+    for index, row in enumerate(rows):
+        if not isinstance(row, dict):
+            raise TaskError(f"{path}: row {index} is a {type(row).__name__}, not an object with fields")
     return rows
 
 
@@ -130,7 +161,8 @@ class Task:
     expected_size: int | None = None  # a loaded file of another size is an error
     splits: tuple[str, ...] = ("test",)  # an evaluation set; a training set has ("train",)
     # False where the model's text may quote a question whose text must not be published (GPQA's
-    # terms): the leaderboard then shows verdicts, letters and token counts but not the text
+    # terms): the leaderboard then shows verdicts, letters and token counts but not the text. Pages
+    # decide by the data's identity, not this name alone (`withheld.py`).
     publish_model_text: bool = True
 
     def rows(self, data_dir: DataDir | Path | None) -> tuple[list[dict], Source]:
@@ -142,8 +174,7 @@ class Task:
             data_dir.explicit or self.hub_id is None or not hub_reachable(self.hub_id))
         if use_local:
             path = data_dir.path / self.local_file
-            if not path.is_file():
-                raise TaskError(f"data file {str(path)!r} not found")
+            check_data_file(path)
             return self.read_local(path), Source("local", str(path), sha256_file(path))
         if self.hub_id is None:
             raise TaskError(f"task {self.name!r} has no hub dataset; set $RZOO_DATA or eval.data_dir")

@@ -37,8 +37,16 @@ class GpqaDiamond(Task):
     publish_model_text = False  # a model's thinking often restates the question
 
     def read_local(self, path: Path) -> list[dict]:
-        with gzip.open(path, "rt", encoding="utf-8", newline="") as fh:
-            return list(csv.DictReader(fh))
+        rows: list[dict] = []
+        try:
+            with gzip.open(path, "rt", encoding="utf-8", newline="") as fh:
+                for row in csv.DictReader(fh):
+                    rows.append(row)
+        except UnicodeDecodeError:
+            raise TaskError(f"{path}: row {len(rows)} is not UTF-8 text; expected the official UTF-8 CSV") from None
+        except (OSError, EOFError, csv.Error) as e:  # not gzip, truncated, or not CSV; the text is never echoed
+            raise TaskError(f"{path}: not a gzip-compressed CSV ({type(e).__name__})") from None
+        return rows
 
     def problem(self, row: dict, index: int, where: str) -> Problem:
         for key in ("Question", "Record ID", *OPTION_FIELDS):
@@ -60,9 +68,9 @@ class GpqaDiamond(Task):
         return 1.0 if self.grade(problem, answer_text).correct else 0.0
 
     def grade(self, problem: Problem, answer_text: str) -> Grade:
-        from .grading import choice_letter
+        from .choice import choice_letter
 
-        letter = choice_letter(answer_text)
+        letter = choice_letter(answer_text, LETTERS)  # "E" and beyond are no answer here
         return Grade(letter == problem.answer, letter)
 
 

@@ -1,19 +1,27 @@
 """Grading: one pure function per answer kind, used by evaluation and as the RL reward.
 
-`math_verdict(answer_text, gold)` reads the text after the thinking block only, with math-verify.
-Extraction order: the last `\\boxed{}` first, then a final-answer phrase, then the last expression
-(`LatexExtractionConfig(boxed_match_priority=0)` + `ExprExtractionConfig()`). The whole call runs
-under a time limit that works in any thread (`timelimit.py`; math-verify's own `signal.alarm`
-timeouts are switched off). A sympy-based second opinion (`sympy_verdict`) is computed alongside;
-evaluation counts and records where the two disagree.
+`math_verdict(answer_text, gold)` reads the text after the thinking block only. Which span states
+the answer, thousands separators and decimal commas are decided first (`math_answer.py`: the final
+run of boxes, then bare LaTeX on the final line, then the whole text); math-verify then parses that
+span (`LatexExtractionConfig(boxed_match_priority=0)` + `ExprExtractionConfig()`) and compares it
+with the gold. The whole call runs under a time limit that works in any thread (`timelimit.py`;
+math-verify's own `signal.alarm` timeouts are off), and it never raises: an answer or gold that
+breaks the parser or sympy is graded by exact normalised string, else incorrect. A sympy-based
+second opinion (`sympy_check.py`) is computed alongside; evaluation records where the two disagree.
 
-Known behaviour, by design or left alone (each has a case in `cases/math.jsonl`):
-- thousands separators `1\\,000`, `1{,}000`, `32,\\!348` are joined before parsing (math-verify
-  otherwise reads `1\\,000` as a product), and `\\%` is dropped (MATH's convention);
-- with several `\\boxed{}`, the last one is the answer (math-verify would join them into a tuple);
+Gold answers may be bare LaTeX (`\\frac{1}{2}`, MATH's `\\$32,\\!348`), LaTeX in `$...$`, or a text
+with boxes (a solution, `\\boxed{1}\\boxed{2}`), read with the same rules as answers.
+
+Known behaviour, by design (each has cases in `cases/math.jsonl`):
+- several boxes joined only by connectors are one answer (`\\boxed{1}, \\boxed{2}` is {1, 2}, which
+  matches a set, list or tuple gold and not a single number); boxes separated by anything else are
+  a correction and the last one wins;
+- the shape of the gold decides ambiguous number forms: against a list, tuple or interval gold a
+  plain comma between digits always separates elements; against a single number `1,22` is 1.22
+  and `12,345` is 12345; percentages compare either way (25\\% == 25 == 0.25, math-verify's rule);
 - floats are compared after rounding to 6 decimals (math-verify's default), so 0.333 != 1/3 but
   0.3333333 == 1/3;
-- letters (A-D) are not math: multiple choice uses `choice_letter`.
+- letters are not math: multiple choice uses `choice_letter` (`choice.py`).
 """
 from __future__ import annotations
 
@@ -22,6 +30,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from . import timelimit
+from .choice import choice_letter  # noqa: F401 - re-exported: graders live behind one module
+from .math_answer import answer_spans, decimal_comma, final_box_run, join_thousands
 
 TIME_LIMIT_S = 5.0  # per grading call; measured ~1-2 ms typical, 0.6 s worst seen
 
@@ -44,101 +54,138 @@ def _configs():
     math_verify.parser.TIMEOUT_WARNING_SHOWN = True
     math_verify.grader.TIMEOUT_WARNING_SHOWN = True
 
-    pred = [LatexExtractionConfig(boxed_match_priority=0), ExprExtractionConfig()]
-    gold = [LatexExtractionConfig(), ExprExtractionConfig()]
+    pred = (LatexExtractionConfig(boxed_match_priority=0), ExprExtractionConfig())
+    gold = (LatexExtractionConfig(), ExprExtractionConfig())
     return pred, gold
 
 
-_THOUSANDS = re.compile(r"(?<=\d)(?:\\,|\{,\}|,\\!|\\!|,)(?=\d{3}(?!\d))")
-
-
-def join_thousands(text: str) -> str:
-    """`1\\,000` / `1{,}000` / `32,\\!348` / `1,000` -> digits only (a comma before exactly three
-    digits is read as a separator; `(1,2)` and `1,23` are left alone)."""
-    previous = None
-    while previous != text:  # 1,000,000 needs two passes
-        previous, text = text, _THOUSANDS.sub("", text)
-    return text
-
-
-def _normalise_number_forms(text: str) -> str:
-    """Applied to gold and answer alike: thousands separators joined, `\\%` dropped."""
-    return join_thousands(text).replace("\\%", "")
-
-
-def _parse(text: str, config):
+def _parse(text: str, config) -> list:
     from math_verify import parse
 
-    return parse(text, extraction_config=config, parsing_timeout=None)
+    try:
+        return parse(text, extraction_config=config, parsing_timeout=None)
+    except Exception:  # noqa: BLE001 - latex2sympy / sympy raise anything on odd input; unparsed it is
+        return []
+
+
+@dataclass(frozen=True)
+class Gold:
+    text: str  # the gold as read (delimiters and boxes removed)
+    parsed: list  # math-verify's reading, [] when it has none
+    single_number: bool  # one number: decimal commas and plain thousands commas apply to the answer
+    collection: bool  # a list, tuple, set or interval: plain commas in the answer separate elements
+
+
+def _unwrap(gold: str) -> str:
+    """The gold's LaTeX without surrounding `$`, `$$`, `\\(..\\)`, `\\[..\\]`, or its final box run."""
+    gold = gold.strip()
+    run = final_box_run(gold)
+    if run:
+        return ", ".join(run)
+    for left, right in (("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]")):
+        inner = gold[len(left):-len(right)] if len(gold) > len(left) + len(right) else ""
+        if gold.startswith(left) and gold.endswith(right) and left not in inner and "$" not in inner:
+            return inner.strip()
+    return gold
 
 
 @lru_cache(maxsize=4096)
-def _parse_gold(gold: str):
-    """Gold answers are bare LaTeX (`\\frac{1}{2}`, `\\$32,\\!348`): read them as a boxed answer,
-    then in math mode, then as plain text; the first form that parses wins."""
+def read_gold(gold: str) -> Gold:
+    """Gold answers are read as a boxed answer, then in math mode, then as plain text; the first
+    form that parses wins. A gold with several `$...$` pieces ("$1$ and $2$") is read as written."""
+    import sympy
+
     _, gold_cfg = _configs()
-    gold = _normalise_number_forms(gold)
-    for text in (f"\\boxed{{{gold}}}", f"${gold}$", gold):
-        parsed = _parse(text, gold_cfg)
+    text = join_thousands(_unwrap(gold))
+    parsed: list = []
+    has_math_mode = re.search(r"(?<!\\)\$", text) is not None  # "$1$ and $2$" (not MATH's `\$5`)
+    tries = (text,) if has_math_mode else (f"\\boxed{{{text}}}", f"${text}$", text)
+    for attempt in tries:
+        parsed = _parse(attempt, gold_cfg)
         if parsed:
-            return parsed
-    return []
+            break
+    value = parsed[0] if parsed else None
+    single = isinstance(value, sympy.Number) or (
+        isinstance(value, sympy.Mul) and all(isinstance(a, sympy.Number) for a in value.args))  # 25\%
+    collection = isinstance(value, (sympy.Tuple, sympy.Set)) and not (
+        isinstance(value, sympy.FiniteSet) and len(value) == 1)
+    return Gold(text, parsed, bool(single), bool(collection))
 
 
 def _normalise(text: str) -> str:
     return "".join(text.split()).strip("$.").lower()
 
 
-def prepare_answer(answer_text: str) -> str:
-    """What math-verify reads: from the last `\\boxed` on (it otherwise joins several boxes into a
-    tuple), thousands separators joined, `\\%` dropped (MATH convention: 25\\% == 25)."""
-    last = answer_text.rfind("\\boxed")
-    if last > 0 and answer_text.count("\\boxed") > 1:
-        answer_text = answer_text[last:]
-    return _normalise_number_forms(answer_text)
+def _verify(gold: list, pred: list) -> bool:
+    from math_verify import verify
+
+    try:
+        return bool(verify(gold, pred, timeout_seconds=None))
+    except Exception:  # noqa: BLE001 - sympy raises on odd comparisons (`!=` golds): not equal
+        return False
 
 
 def _math_verdict_unlimited(answer_text: str, gold: str) -> Verdict:
-    from math_verify import verify
-
     pred_cfg, _ = _configs()
-    gold_parsed = _parse_gold(gold)
-    pred = _parse(prepare_answer(answer_text), pred_cfg)
+    g = read_gold(gold)
+    text, pred = "", []
+    for span in answer_spans(answer_text):  # the first span math-verify can read is the answer
+        text = join_thousands(span.text, plain_commas=not g.collection)
+        if g.single_number and span.source in ("boxed", "final-line"):
+            text = decimal_comma(text)
+        pred = _parse(text, pred_cfg)
+        if pred:
+            break
     if not pred:
         return Verdict(False, None)
     extracted = str(pred[-1]) if len(pred) > 1 else str(pred[0])
-    if not gold_parsed:  # math-verify cannot read the gold: compare the extracted string exactly
-        return Verdict(_normalise(extracted) == _normalise(gold), extracted)
-    return Verdict(bool(verify(gold_parsed, pred, timeout_seconds=None)), extracted)
+    if _normalise(extracted) == _normalise(g.text):
+        return Verdict(True, extracted)
+    if not g.parsed:  # math-verify cannot read the gold: the exact normalised string decides
+        return Verdict(False, extracted)
+    if _verify(g.parsed, pred):
+        return Verdict(True, extracted)
+    # Second readings of number forms that only the pair decides, never of which span is the answer:
+    if _PERCENT.search(text) or _PERCENT.search(g.text):
+        # MATH's convention, "12.5\\%" answers a gold of 12.5 (math-verify reads 0.125 only), and the
+        # fraction, "50\\%" answers 0.5 (spelt out: latex2sympy's reading of `\\%` varies with antlr)
+        for convert in (lambda t: _PERCENT.sub("", t), _percent_as_fraction):
+            gold_alt = read_gold(convert(g.text))
+            pred_alt = _parse(convert(text), pred_cfg)
+            if gold_alt.parsed and pred_alt and _verify(gold_alt.parsed, pred_alt):
+                return Verdict(True, extracted)
+    if decimal_comma(g.text) != g.text and _is_number(pred[0]):
+        # a gold written with a decimal comma ("1,22") against a single number: 1.22, not {1, 22}
+        if _verify(read_gold(decimal_comma(g.text)).parsed, pred):
+            return Verdict(True, extracted)
+    return Verdict(False, extracted)
+
+
+_PERCENT_NUMBER = re.compile(r"(\d+(?:\.\d+)?)\s*(?:\\?%|\s*\b(?:percent(?:age)?|pct)\b)")
+
+
+def _percent_as_fraction(text: str) -> str:
+    return _PERCENT_NUMBER.sub(r"\\frac{\1}{100}", text)
+
+
+def _is_number(value) -> bool:
+    import sympy
+
+    return isinstance(value, sympy.Number)
+
+
+_PERCENT = re.compile(r"\\?%|\s*\b(?:percent(?:age)?|pct)\b")
 
 
 def math_verdict(answer_text: str, gold: str, seconds: float = TIME_LIMIT_S) -> Verdict:
+    """Is the math answer in `answer_text` equal to `gold`? Never raises (module doc)."""
     try:
         return timelimit.run(_math_verdict_unlimited, answer_text, gold, seconds=seconds)
     except timelimit.GradingTimeout:
         return Verdict(False, None, timed_out=True)
+    except Exception:  # noqa: BLE001 - a grader bug must cost one sample, never an evaluation or RL run
+        return Verdict(False, None)
 
 
 def math_score(answer_text: str, gold: str) -> float:
     return 1.0 if math_verdict(answer_text, gold).correct else 0.0
-
-
-# Multiple choice. math-verify's string extraction misses "(C)" and `\boxed{C}`, so letters get
-# their own extractor. Order of trust: the last `\boxed{X}`; else the last "answer is / answer: X"
-# style statement; else the last "(X)" / "X)" option reference; else a reply that is just a letter.
-_BOXED_LETTER = re.compile(r"\\boxed\{\s*(?:\\text\{\s*)?\(?([A-D])\)?\s*\}?\s*\}")
-_STATED_LETTER = re.compile(
-    r"(?:answer|choice|option)(?:\s*(?:is|:|=))*\s*(?:option\s*|choice\s*)?[\(\[]?\*{0,2}([A-D])\b(?![a-z])",
-    re.IGNORECASE,
-)
-_PAREN_LETTER = re.compile(r"(?:^|[\s\(\[])\(?([A-D])\)(?=[\s.,;:!]|$)")
-_ONLY_LETTER = re.compile(r"^\s*\**\(?([A-D])\)?\**[\s.]*$")
-
-
-def choice_letter(answer_text: str) -> str | None:
-    """The option letter (A-D) an answer states, or None. The final stated choice wins."""
-    for pattern in (_BOXED_LETTER, _STATED_LETTER, _PAREN_LETTER, _ONLY_LETTER):
-        found = pattern.findall(answer_text)
-        if found:
-            return found[-1].upper()
-    return None

@@ -15,8 +15,9 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any, Callable
 
 
-class GradingTimeout(Exception):
-    pass
+class GradingTimeout(BaseException):
+    """A BaseException (like KeyboardInterrupt) on purpose: parsers catch `Exception` all over (latex2sympy,
+    math-verify's extraction loop), and a timeout they swallowed would let the call run on unbounded."""
 
 
 _pool: ProcessPoolExecutor | None = None

@@ -177,3 +177,56 @@ def test_hub_probe_answers_without_raising(monkeypatch):
     t = time.time()
     assert base.hub_reachable.__wrapped__("HuggingFaceH4/MATH-500") in (True, False)
     assert time.time() - t < 30
+
+
+def test_bad_data_files_are_one_line_errors(tmp_path):
+    """Non-UTF-8 bytes, a directory, a row that is not an object: each a TaskError naming file and line,
+    never a traceback (and never the text itself)."""
+    latin = tmp_path / "latin1.jsonl"
+    latin.write_bytes(b'{"question": "1+1", "answer": "2"}\n{"question": "caf\xe9", "answer": "3"}\n')
+    with pytest.raises(TaskError, match=r"latin1.jsonl:2: not UTF-8 text \(byte 0xe9\)"):
+        tasks.get(f"jsonl:{latin}").load(None)
+    bom = tmp_path / "bom.jsonl"
+    bom.write_bytes(b'\xef\xbb\xbf{"question": "1+1", "answer": "2"}\n')  # a UTF-8 byte-order mark is fine
+    assert tasks.get(f"jsonl:{bom}").load(None)[0][0].answer == "2"
+    folder = tmp_path / "folder.jsonl"
+    folder.mkdir()
+    with pytest.raises(TaskError, match="is a directory, not a file"):
+        tasks.get(f"jsonl:{folder}").load(None)
+    (tmp_path / "math500").mkdir()
+    (tmp_path / "math500" / "math500.jsonl").mkdir()
+    with pytest.raises(TaskError, match="is a directory, not a file"):
+        tasks.get("math500").load(tmp_path)
+    listed = tmp_path / "list.json"
+    listed.write_text('[{"question": "1+1", "answer": "2"},\n 5]')
+    with pytest.raises(TaskError, match=r"row 1 is a int, not an object"):
+        tasks.get(f"jsonl:{listed}").load(None)
+    broken = tmp_path / "broken.json"
+    broken.write_text('[\n{"question": "1+1",\n "answer": }]')
+    with pytest.raises(TaskError, match=r"broken.json:3: not valid JSON"):
+        tasks.get(f"jsonl:{broken}").load(None)
+
+
+def test_bad_gpqa_file_is_a_one_line_error(tmp_path):
+    import gzip
+
+    folder = tmp_path / "gpqa_diamond"
+    folder.mkdir()
+    (folder / "gpqa_diamond.csv.gz").write_bytes(b"not gzip at all")
+    with pytest.raises(TaskError, match="not a gzip-compressed CSV"):
+        tasks.get("gpqa_diamond").load(tmp_path)
+    with gzip.open(folder / "gpqa_diamond.csv.gz", "wb") as fh:
+        fh.write(b"Question,Record ID\n\xff\xfe,rec1\n")
+    with pytest.raises(TaskError, match="row 0 is not UTF-8") as info:
+        tasks.get("gpqa_diamond").load(tmp_path)
+    assert "\\xff" not in str(info.value)
+
+
+def test_data_dir_that_is_a_file_is_named_as_such(tmp_path):
+    from rzoo.tasks.base import find_data_dir
+
+    (tmp_path / "data.txt").write_text("x")
+    with pytest.raises(TaskError, match="is a file, not a directory"):
+        find_data_dir(str(tmp_path / "data.txt"))
+    with pytest.raises(TaskError, match="does not exist"):
+        find_data_dir(str(tmp_path / "nope"))
