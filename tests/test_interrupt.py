@@ -27,7 +27,8 @@ SCRIPT = textwrap.dedent("""
         print("EVALUATING", flush=True)
         time.sleep(120)
 
-    evaluate.evaluate = slow
+    evaluate.evaluate_engines = slow
+    app._finished = lambda folder, tasks: False
     from rzoo.harness.cli import main
     sys.exit(main(["eval", "model=stub", "task=arith", "--no-progress"]))
 """)
