@@ -15,6 +15,7 @@ imported until a command runs (`harness --help` does not import torch).
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import sys
 import traceback
@@ -22,6 +23,9 @@ import traceback
 from .config import ConfigError
 from .models import ModelError
 from .registry import UnknownName
+
+
+WRITE_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT, errno.ENOTDIR}
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
@@ -192,6 +196,14 @@ def main(argv: list[str] | None = None) -> int:
         if os.environ.get("RZOO_DEBUG"):
             traceback.print_exc()
         print(f"harness: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        if e.errno not in WRITE_ERRNOS:
+            raise
+        # a full disk, a read-only or unwritable runs root: every file is written atomically, so what was
+        # there before is intact; say which file and why, in one line
+        print(f"harness: error: cannot write {e.filename or 'a file'}: {e.strerror} (runs root: "
+              f"{os.environ.get('RZOO_RUNS', 'runs')}; nothing was half-written)", file=sys.stderr)
         return 2
 
 

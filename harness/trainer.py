@@ -15,6 +15,7 @@ bit-for-bit the same steps as an uninterrupted run on the same machine (tested w
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -194,6 +195,27 @@ class Trainer:
         source = self.ctx.data.source
         return {"spec": resolved.spec, "source": resolved.source, "train_data": source.location,
                 "train_data_sha256": source.sha256}
+
+    @contextlib.contextmanager
+    def full_params(self):
+        """The whole model's parameters present on every process for the duration (generation, the reference
+        refresh): FSDP's summon_full_params, DeepSpeed ZeRO-3's GatheredParameters; nothing to do otherwise.
+        Written against accelerate's FSDP (v1) and DeepSpeed paths; not run here (no GPU machine so far)."""
+        from accelerate.utils import DistributedType
+
+        kind = self.accelerator.distributed_type
+        if kind == DistributedType.FSDP:
+            from torch.distributed.fsdp import FullyShardedDataParallel
+
+            with FullyShardedDataParallel.summon_full_params(self.model, writeback=False):
+                yield
+        elif kind == DistributedType.DEEPSPEED and getattr(self.accelerator.state.deepspeed_plugin, "zero_stage", 0) == 3:
+            import deepspeed
+
+            with deepspeed.zero.GatheredParameters(list(self.model.parameters()), modifier_rank=None):
+                yield
+        else:
+            yield
 
     def full_state_dict(self):
         """The whole model's weights on the main process: gathered where they are sharded (FSDP, ZeRO-3);

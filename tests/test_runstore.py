@@ -55,3 +55,33 @@ def test_registries_reject_duplicates_and_suggest():
     from rzoo.harness.losses import POLICY_LOSSES
 
     assert "grpo" in POLICY_LOSSES.names()
+
+
+def test_unwritable_runs_root_is_a_one_line_error(tmp_path, tiny_model_dir, capsys, monkeypatch):
+    from rzoo.harness.cli import main
+
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("RZOO_RUNS", str(blocker / "runs"))  # a runs root under a file: cannot be created
+    rc = main(["eval", f"model={tiny_model_dir}", "task=arith", "eval.limit=1", "eval.budgets=[2]", "--no-progress"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and err.startswith("harness: error: cannot write") and len(err.splitlines()) == 1
+
+
+def test_full_disk_mid_run_keeps_previous_files_and_fails_cleanly(tmp_path, monkeypatch, capsys):
+    import errno
+    import os
+
+    path = tmp_path / "results.json"
+    runstore.atomic_write_json(path, {"ok": True})
+    real = os.replace
+
+    def full(src, dst):
+        raise OSError(errno.ENOSPC, "No space left on device", str(dst))
+
+    monkeypatch.setattr(os, "replace", full)
+    with pytest.raises(OSError):
+        runstore.atomic_write_json(path, {"ok": False})
+    monkeypatch.setattr(os, "replace", real)
+    assert json.loads(path.read_text()) == {"ok": True}
+    assert [p.name for p in tmp_path.iterdir()] == ["results.json"]  # no temp file left behind
