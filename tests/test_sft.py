@@ -93,3 +93,19 @@ def test_lr_schedule_warms_up_then_decays():
     assert [round(f(s), 3) for s in (0, 4)] == [0.2, 1.0]  # 5 warm-up steps
     assert f(5) == pytest.approx(1.0) and f(99) < 0.01 and f(52) == pytest.approx(0.5, abs=0.02)
     assert lr_lambda(10, 0.0, "constant")(7) == 1.0
+
+
+def test_sft_data_sources(tmp_path):
+    """runsum traces, a user's JSONL, and s1K-1.1 from the hub (a clear error where the hub is unreachable)."""
+    from rzoo import tasks
+    from rzoo.tasks.base import TaskError
+
+    data = tasks.load_examples("runsum:early_stop")
+    assert len(data.examples) == 20000 and data.source.sha256
+    path = tmp_path / "t.jsonl"
+    path.write_text('{"question": "q", "thinking": "t", "answer": "a"}\n')
+    assert tasks.load_examples(f"jsonl:{path}").examples[0].thinking == "t"
+    with pytest.raises(TaskError, match="needs the hub"):
+        tasks.load_examples("simplescaling/s1K-1.1")
+    with pytest.raises(TaskError, match="variants"):
+        tasks.load_examples("runsum:nope")
