@@ -284,6 +284,8 @@ def _run_job(job: Job, progress: bool):
     main = distributed.rank_and_world()[0] == 0
     resolved_dict = job.to_dict()
     resolved_dict["model_source"] = resolved.source
+    if job.module is not None and hasattr(job.module, "label"):  # how curves name the run (e.g. a variant)
+        resolved_dict["label"] = job.module.label(cfg)
     if main:
         print("[config] " + json.dumps(resolved_dict, indent=2, default=str), flush=True)
     run = None

@@ -117,10 +117,11 @@ def curve_label(run: RunInfo, role: str, results: dict) -> str:
     when = run.date[5:]  # MM-DD HH:MM
     if role == "base":
         return f"{short_model(model.get('source') or model.get('spec'))} (base) {when}"
+    name = run.config.get("label") if isinstance(run.config.get("label"), str) else run.method
     if role == "stages":
-        return f"{run.method} stages {when}"
+        return f"{name} stages {when}"
     if run.method:
-        return f"{run.method} {when}"
+        return f"{name} {when}"
     return f"{short_model(model.get('source') or model.get('spec'))} {when}"
 
 

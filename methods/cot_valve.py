@@ -110,6 +110,11 @@ def plus_p(examples) -> list:
     return out
 
 
+def label(cfg: Config) -> str:
+    """The curve's name on plots and the leaderboard: the variant is what tells runs apart."""
+    return {"plain": "cot_valve", "plus_plus": "cot_valve++", "plus_p": "cot_valve+P"}.get(cfg.valve, cfg.valve)
+
+
 def train(cfg: Config, ctx):
     from peft import LoraConfig
 

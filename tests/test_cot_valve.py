@@ -113,3 +113,9 @@ def test_variants_train(valve, tiny_model_dir, runs_root, tmp_path):
     log = [json.loads(x) for x in (run / "train.jsonl").read_text().splitlines()]
     if valve == "plus_p":
         assert [r["round"] for r in log] == [1, 2, 3]
+    # the variant names the curve on plots and the leaderboard, so runs of two variants stay apart
+    from rzoo.leaderboard.collect import curve_label, find_runs
+    (info,) = find_runs(runs_root)
+    name = {"plus_plus": "cot_valve++", "plus_p": "cot_valve+P"}[valve]
+    assert info.config["label"] == name
+    assert curve_label(info, "trained", {}).startswith(name + " ")
