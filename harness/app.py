@@ -274,9 +274,11 @@ def _run_job(job: Job, progress: bool):
     from .trainer import TrainContext
 
     cfg, ecfg = job.config, job.eval
-    resolved = models.resolve(cfg.model)  # fails before any run folder exists
+    # cheap checks first: a bad task or data name fails before a model is built or converted (minutes
+    # for a testbed build or a GGUF file), and everything fails before any run folder exists
     tasks = load_eval_tasks(ecfg) if job.evaluates else []
     train_data = load_train_data(cfg) if job.trains else None
+    resolved = models.resolve(cfg.model)
     from . import distributed
 
     models.set_cpu_threads()

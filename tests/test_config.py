@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -120,7 +121,9 @@ def test_help_is_fast_and_does_not_import_torch():
     assert "train+eval" in out.stdout
 
 
-def test_cli_bad_input_is_one_line_and_nonzero(runs_root):
+def test_cli_bad_input_is_one_line_and_nonzero(runs_root, tmp_path):
+    # an empty model cache: bad input must fail before any model is built or converted (no progress bars)
+    env = {**os.environ, "RZOO_CACHE": str(tmp_path / "empty-cache")}
     for args, fragment in [
         (["train", "method=nope"], "unknown method 'nope'"),
         (["eval", "task=math5000"], "Did you mean: math500"),
@@ -128,7 +131,7 @@ def test_cli_bad_input_is_one_line_and_nonzero(runs_root):
         (["train", "method=grpo", "steps=x"], "steps: expected an integer"),
     ]:
         out = subprocess.run([sys.executable, "-m", "rzoo.harness.cli", *args], capture_output=True, text=True,
-                             timeout=120)
+                             timeout=120, env=env)
         assert out.returncode == 2, (args, out.stderr)
         assert fragment in out.stderr
         assert len(out.stderr.strip().splitlines()) == 1
