@@ -1,4 +1,4 @@
-"""Two processes on one CPU (torchrun, gloo): one run folder, identical weights on both processes, the
+"""Two processes on one CPU (torchrun or accelerate launch, gloo): one run folder, identical weights on both processes, the
 same result as one process with the same global batch, a run killed mid-way resumed across both
 processes, and an evaluation sharded over both that equals one process's."""
 from __future__ import annotations
@@ -20,8 +20,19 @@ def _env(runs: Path) -> dict:
     return {**os.environ, "RZOO_RUNS": str(runs), "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
 
 
-def _harness(args: list[str], runs: Path, procs: int, port: int, timeout: int = 300):
-    cmd = (TORCHRUN + [str(port), "-m", "rzoo.harness.cli"] if procs == 2 else
+CPU2 = Path(__file__).resolve().parents[1] / "configs" / "accelerate" / "cpu-2.yaml"
+
+
+def _launcher(name: str, port: int) -> list[str]:
+    if name == "torchrun":
+        return TORCHRUN + [str(port)]
+    # accelerate launch with the shipped 2-process CPU config (its torchrun-based launcher)
+    return [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(CPU2), "--main_process_port",
+            str(port)]
+
+
+def _harness(args: list[str], runs: Path, procs: int, port: int, timeout: int = 300, launcher: str = "torchrun"):
+    cmd = (_launcher(launcher, port) + ["-m", "rzoo.harness.cli"] if procs == 2 else
            [sys.executable, "-m", "rzoo.harness.cli"]) + args + ["--no-progress"]
     out = subprocess.run(cmd, env=_env(runs), capture_output=True, text=True, timeout=timeout)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
@@ -48,10 +59,9 @@ def _weights(run: Path):
     return load_file(run / "checkpoint" / "model.safetensors")
 
 
-def test_two_processes_train_like_one(tiny_model_dir, sft_file, tmp_path):
-    import torch
-
-    _harness(_sft_args(tiny_model_dir, sft_file), tmp_path / "two", 2, 29511)
+@pytest.mark.parametrize("launcher,port", [("torchrun", 29511), ("accelerate", 29531)])
+def test_two_processes_train_like_one(launcher, port, tiny_model_dir, sft_file, tmp_path):
+    _harness(_sft_args(tiny_model_dir, sft_file), tmp_path / "two", 2, port, launcher=launcher)
     (two,) = (tmp_path / "two" / "s1").iterdir()  # one run folder for both processes
     meta = json.loads((two / "checkpoint" / "method.json").read_text())
     assert meta["processes"] == 2 and meta["weights_sha256_all_processes"]  # both ended with these weights
