@@ -306,8 +306,11 @@ def _run_job(job: Job, progress: bool):
         summaries = {}
         if job.evaluates and job.trains and ecfg.baseline and not _finished(run.path / "eval_base", tasks):
             info = {"spec": resolved.spec, "source": resolved.source, "role": "base"}
-            summaries["base"] = evaluate_engines([({}, partial(load_engine, resolved, ecfg))], info, ecfg, tasks,
-                                                 run.path / "eval_base", progress)
+            # alpha scales the adapter that training makes: the base has none (it is alpha = 0), so it is
+            # evaluated at the budgets alone
+            base_cfg = dataclasses.replace(ecfg, alphas=[])
+            summaries["base"] = evaluate_engines([({}, partial(load_engine, resolved, base_cfg))], info, base_cfg,
+                                                 tasks, run.path / "eval_base", progress)
         eval_model = resolved
         if job.trains:
             ctx = TrainContext(job.method, run, resolved, train_data, resolved_dict, progress, bool(job.resume))

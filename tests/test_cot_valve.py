@@ -119,3 +119,21 @@ def test_variants_train(valve, tiny_model_dir, runs_root, tmp_path):
     name = {"plus_plus": "cot_valve++", "plus_p": "cot_valve+P"}[valve]
     assert info.config["label"] == name
     assert curve_label(info, "trained", {}).startswith(name + " ")
+
+
+def test_train_eval_sweeps_alpha_on_the_checkpoint_and_budgets_on_the_base(tiny_model_dir, runs_root, tmp_path):
+    """The CPU preset's evaluation: an alpha sweep of the trained adapter, and its base (which has no adapter,
+    i.e. alpha = 0) beside it at the same budgets."""
+    from rzoo.harness.cli import main
+
+    path = tmp_path / "mix.jsonl"
+    rows = [{"question": f"q{i}", "thinking": "x " * n, "answer": "\\boxed{1}"} for i in range(2) for n in (2, 5)]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert main(["train+eval", "method=cot_valve", f"model={tiny_model_dir}", f"train_data=jsonl:{path}",
+                 "max_steps=1", "batch_size=2", "max_length=64", "task=arith", "eval.limit=2", "eval.budgets=[4]",
+                 "eval.alphas=[0,1]", "eval.answer_tokens=4", "eval.baseline=true", "--no-progress"]) == 0
+    (run,) = (runs_root / "cot_valve").iterdir()
+    trained = json.loads((run / "eval" / "arith" / "results.json").read_text())["results"]
+    base = json.loads((run / "eval_base" / "arith" / "results.json").read_text())["results"]
+    assert [r["alpha"] for r in trained] == [0.0, 1.0]
+    assert [(r["budget"], r["alpha"]) for r in base] == [(4, None)]
