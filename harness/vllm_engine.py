@@ -51,7 +51,8 @@ class VllmEngine:
 
     knobs = frozenset()  # the LoRA scale and recurrence knobs are HF-only for now
 
-    def __init__(self, path: str, tokenizer, dtype: str = "auto", seed: int = 0, max_model_len: int | None = None):
+    def __init__(self, path: str, tokenizer, dtype: str = "auto", seed: int = 0, max_model_len: int | None = None,
+                 tensor_parallel: int = 1):
         import torch
         from transformers import AutoConfig, AutoModelForCausalLM, GenerationConfig
 
@@ -81,7 +82,7 @@ class VllmEngine:
         self.dtype = dtype
         self._calls = 0
         self.llm = LLM(model=path, tokenizer=path, dtype=dtype, seed=seed, enable_prefix_caching=True,
-                       max_model_len=max_model_len)
+                       max_model_len=max_model_len, tensor_parallel_size=tensor_parallel)
 
     def reset_stats(self) -> None:
         pass

@@ -56,6 +56,17 @@ def test_validation_errors():
     assert apply_overrides(Config(), {"clip_eps": "10"}).clip_eps == 10.0  # R1-Zero's clip ratio is valid
 
 
+def test_vllm_tensor_parallel_is_checked_against_backend_and_gpus():
+    import torch
+
+    with pytest.raises(ConfigError, match="needs eval.backend=vllm"):
+        apply_overrides(EvalConfig(), {"vllm_tensor_parallel": "2"})
+    if torch.cuda.device_count() < 2:  # this machine: the error names the GPUs it would need
+        cfg = EvalConfig(backend="vllm", vllm_tensor_parallel=2)
+        with pytest.raises(ConfigError, match="needs that many GPUs"):
+            cfg.validate()
+
+
 def test_numeric_fields_have_validated_ranges():
     from rzoo.methods.grpo import Config
 
