@@ -37,6 +37,13 @@ SLOT_CHARS = "0123456789_"
 RECIPE_VERSION = 6  # bump when the code below changes what a build produces
 
 
+
+def recipe_key(recipe) -> str:
+    """The cache key of a build recipe: its fields and the code version, hashed."""
+    blob = json.dumps({**asdict(recipe), "version": RECIPE_VERSION}, sort_keys=True).encode()
+    return hashlib.sha256(blob).hexdigest()[:10]
+
+
 @dataclass(frozen=True)
 class Recipe:
     variant: str = "minimal"
@@ -59,8 +66,7 @@ class Recipe:
     seed: int = 0
 
     def key(self) -> str:
-        blob = json.dumps({**asdict(self), "version": RECIPE_VERSION}, sort_keys=True).encode()
-        return hashlib.sha256(blob).hexdigest()[:10]
+        return recipe_key(self)
 
 
 def build_tokenizer():
@@ -218,8 +224,7 @@ class RecurrentRecipe:
     seed: int = 0
 
     def key(self) -> str:
-        blob = json.dumps({**asdict(self), "version": RECIPE_VERSION}, sort_keys=True).encode()
-        return hashlib.sha256(blob).hexdigest()[:10]
+        return recipe_key(self)
 
 
 def build_recurrent(progress: bool = True, **overrides):
