@@ -188,6 +188,9 @@ def main(argv: list[str] | None = None) -> int:
 
         try:
             run_job(resolve(args.command, args.overrides), progress=not args.no_progress)
+            from . import distributed
+
+            distributed.shutdown()  # only on success: after an error on one rank a barrier would wait forever
         except Interrupted as e:
             print(f"harness: {e}; the run is marked failed", file=sys.stderr)
             return 128 + e.signum  # the shell's convention for a process ended by a signal

@@ -40,6 +40,18 @@ def barrier() -> None:
         dist.barrier()
 
 
+def shutdown() -> None:
+    """Leave the process group once every rank is done. Without this, a rank that exits first tears down
+    gloo's threads at interpreter exit ("terminate called without an active exception", SIGABRT), and the
+    launcher then kills the others mid-save: a finished run reported as failed."""
+    if launched():
+        import torch.distributed as dist
+
+        if dist.is_initialized():
+            dist.barrier()
+            dist.destroy_process_group()
+
+
 def broadcast(obj):
     """Rank 0's `obj` on every rank."""
     if not launched():
