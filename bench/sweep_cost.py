@@ -21,7 +21,7 @@ def main() -> None:
     parser.add_argument("--budgets", default="16,32,64,128,256,512")
     parser.add_argument("--answer-tokens", type=int, default=32)
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--dtype", default="bfloat16")
+    parser.add_argument("--dtype", default="auto", help="auto: bf16 where measured faster here, else fp32")
     args = parser.parse_args()
     budgets = sorted(int(b) for b in args.budgets.split(","))
 
@@ -31,26 +31,32 @@ def main() -> None:
     from rzoo.harness import thinking as T
     from rzoo.tasks.base import find_data_dir
 
+    from rzoo.harness.hf_engine import HFEngine
+
     models.set_cpu_threads()
-    model, tok = models.load(models.resolve(args.model), dtype=args.dtype)
+    engine = HFEngine(*models.load(models.resolve(args.model), dtype=args.dtype))
+    tok = engine.tokenizer
+    args.dtype = engine.dtype
     task = tasks.get(args.task)
     problems = task.load(find_data_dir())[0][:args.limit]
     prompts = [T.build_prompt(tok, task.messages(p)) for p in problems]
-    kw = dict(answer_tokens=args.answer_tokens, sampling=G.Sampling(temperature=0.0, batch_size=args.batch_size))
+    kw = dict(sampling=G.Sampling(temperature=0.0, batch_size=args.batch_size))
+    budget = lambda b: G.Budget(b, answer_tokens=args.answer_tokens)  # noqa: E731
 
     t = time.time()
-    G.generate(model, tok, prompts, max_thinking_tokens=budgets[-1], **kw)
+    G.generate(engine, prompts, budget(budgets[-1]), **kw)
     one = time.time() - t
     t = time.time()
-    sweep = G.generate_sweep(model, tok, prompts, budgets=budgets, **kw)
+    sweep = G.sweep(engine, prompts, budget(budgets[-1]), budgets, **kw)
     swept = time.time() - t
     t = time.time()
-    naive = {b: G.generate(model, tok, prompts, max_thinking_tokens=b, **kw) for b in budgets}
+    naive = {b: G.generate(engine, prompts, budget(b), **kw) for b in budgets}
     separate = time.time() - t
 
     print(f"model={args.model} task={args.task} problems={len(prompts)} budgets={budgets} dtype={args.dtype}")
     print(f"one max-budget run   {one:8.1f} s")
     print(f"sweep (ours)         {swept:8.1f} s   = {swept / one:.2f}x one run")
+    print(f"ratio sweep-{len(budgets)}-budgets/one-max-budget-run wall {swept / one:.2f}")
     print(f"naive sweep          {separate:8.1f} s   = {separate / one:.2f}x one run, {separate / swept:.2f}x ours")
     for b in budgets:
         same_ids = sum(x.completion_ids == y.completion_ids for x, y in zip(sweep[b], naive[b]))

@@ -17,11 +17,11 @@ import argparse
 import time
 
 
-def ours(model, tok, prompts, problems, task, args) -> dict:
+def ours(engine, prompts, problems, task, args) -> dict:
     from rzoo.harness import generation as G
 
     t = time.perf_counter()
-    rows = G.generate(model, tok, prompts, max_thinking_tokens=args.budget, answer_tokens=args.answer_tokens,
+    rows = G.generate(engine, prompts, G.Budget(args.budget, answer_tokens=args.answer_tokens),
                       sampling=G.Sampling(batch_size=args.batch_size))
     gen = time.perf_counter() - t
     t = time.perf_counter()
@@ -74,7 +74,7 @@ def main() -> None:
     parser.add_argument("--budget", type=int, default=256)
     parser.add_argument("--answer-tokens", type=int, default=32)
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--dtype", default="bfloat16")
+    parser.add_argument("--dtype", default="auto", help="auto: bf16 where measured faster here, else fp32")
     args = parser.parse_args()
     backends = args.backends.split(",")
 
@@ -83,7 +83,12 @@ def main() -> None:
     from rzoo.harness import thinking as T
     from rzoo.tasks.base import find_data_dir
 
+    import torch
+
+    from rzoo.harness import precision
+
     models.set_cpu_threads()
+    args.dtype = precision.resolve(args.dtype, "cuda" if torch.cuda.is_available() else "cpu")
     resolved = models.resolve(args.model)
     task = tasks.get(args.task)
     problems = task.load(find_data_dir())[0][:args.limit]
@@ -98,14 +103,16 @@ def main() -> None:
             tok = AutoTokenizer.from_pretrained(resolved.path)
         prompts = [T.build_prompt(tok, task.messages(p)) for p in problems]
         if name == "hf":
-            results[name] = ours(hf_model, tok, prompts, problems, task, args)
+            from rzoo.harness.hf_engine import HFEngine
+
+            results[name] = ours(HFEngine(hf_model, tok), prompts, problems, task, args)
         elif name == "vllm":
             from rzoo.harness.vllm_engine import VllmEngine
 
-            engine = VllmEngine(resolved.path, dtype=args.dtype)
-            ours(engine, tok, prompts[:2], problems[:2], task, args)  # warm-up (compilation, cache)
+            engine = VllmEngine(resolved.path, tok, dtype=args.dtype)
+            ours(engine, prompts[:2], problems[:2], task, args)  # warm-up (compilation, cache)
             engine.llm.reset_prefix_cache()
-            results[name] = ours(engine, tok, prompts, problems, task, args)
+            results[name] = ours(engine, prompts, problems, task, args)
             del engine
         elif name == "lmeval-hf":
             from lm_eval.models.huggingface import HFLM
@@ -137,6 +144,9 @@ def main() -> None:
         ratio = f"{rate / (base['tokens'] / base['seconds']):.2f}x lm-eval hf" if base else ""
         grading = f", grading {r['grading'] / (r['seconds'] + r['grading']):.2%} of eval time" if "grading" in r else ""
         print(f"{name:<12} {rate:7.1f} tok/s  {ratio}{grading}")
+    for ours_name, theirs in (("hf", "lmeval-hf"), ("vllm", "lmeval-vllm")):
+        if ours_name in results and theirs in results:  # the targets are wall-time ratios
+            print(f"ratio ours-{ours_name}/{theirs} wall {results[ours_name]['seconds'] / results[theirs]['seconds']:.2f}")
     if "hf" in results and "vllm" in results:
         hf, vl = results["hf"], results["vllm"]
         n = len(problems)
