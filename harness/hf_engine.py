@@ -175,6 +175,34 @@ class HFEngine:
 
         knobs.apply(self, name, value)
 
+    def shared_prefill(self, input_ids, attention):
+        """The KV cache of every column but the last, computed once per distinct row and copied to its
+        duplicates (k samples of one prompt: the prompt is read once, not k times), or None when no row
+        repeats or the model's cache cannot be copied row-wise. `generate` then reads only the last column.
+
+        Positions are what `generate` derives from a left-padded mask (cumsum - 1, padding at 1), so the
+        cache equals the one `generate` would build itself. Not for recurrent-depth models (their forward
+        counts iterations and takes `num_steps`): they prefill as usual."""
+        import torch
+
+        from transformers import PretrainedConfig
+
+        if (input_ids.shape[1] < 2 or self.generate_kwargs or getattr(self.model, "supports_recurrence", False)
+                or not isinstance(getattr(self.model, "config", None), PretrainedConfig)):  # a model, not a wrapper
+            return None
+        rows = [tuple(r) for r in input_ids.tolist()]  # padding included: duplicates are whole-row equal
+        first: dict[tuple, int] = {}
+        inverse = [first.setdefault(r, len(first)) for r in rows]
+        if len(first) == len(rows):
+            return None
+        keep = torch.tensor([rows.index(r) for r in first], device=input_ids.device)  # (U,) distinct rows
+        positions = (attention.long().cumsum(-1) - 1).masked_fill(attention == 0, 1)
+        with torch.no_grad():  # logits_to_keep=1: the cache is wanted, not (U, T, vocab) logits
+            out = self.model(input_ids=input_ids[keep, :-1], attention_mask=attention[keep, :-1],
+                             position_ids=positions[keep, :-1], use_cache=True, logits_to_keep=1)
+        return slice_cache(out.past_key_values, torch.tensor(inverse, device=input_ids.device),
+                           input_ids.shape[1] - 1)
+
     def rounds(self, prefixes: list[list[int]], limits: list[int], stop_text: str | None, sampling: Sampling,
                desc: str = "", progress: bool = False) -> Iterator[HFChunk]:
         import torch
@@ -198,8 +226,10 @@ class HFEngine:
             config = generation_config(sampling, max(row_limits), self.pad_id, self.eos_ids)
             config.return_dict_in_generate = True  # the KV cache, for continue_rows
             attention = attention.to(device)
+            input_ids = input_ids.to(device)
+            shared = self.shared_prefill(input_ids, attention)
             with torch.no_grad():
-                out = self.model.generate(input_ids=input_ids.to(device), attention_mask=attention,
+                out = self.model.generate(input_ids=input_ids, attention_mask=attention, past_key_values=shared,
                                           generation_config=config, stopping_criteria=StoppingCriteriaList([stop]),
                                           **self.generate_kwargs)
             outputs = stop.outputs(out.sequences[:, width:].tolist())

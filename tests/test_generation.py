@@ -345,3 +345,28 @@ def test_cached_answers_with_ragged_closes_equal_reread_answers(tiny, tokenizer)
     assert len({c.thinking_tokens for c in cached}) >= 3  # closes at different steps
     for x, y in zip(cached, reread):
         _same(x, y)
+
+
+@pytest.mark.parametrize("temperature", [0.0, 1.0])
+def test_k_samples_read_their_prompt_once(tiny, tokenizer, monkeypatch, temperature):
+    """n samples of one prompt share its prefill: the prompt is read once per distinct prompt, not once
+    per sample (prefix caching), and every completion is what the unshared path samples."""
+    read = []
+    hook = tiny.model.embed_tokens.register_forward_hook(lambda m, args, out: read.append(args[0].numel()))
+    prompts, n = _prompts(tokenizer, 2), 3
+    budget = T.Budget(6, answer_tokens=4)
+    kw = dict(n=n, sampling=G.Sampling(temperature=temperature, batch_size=8), seed=5)
+    try:
+        shared = G.generate(HFEngine(tiny, tokenizer), prompts, budget, **kw)
+        shared_read = sum(read)
+        read.clear()
+        monkeypatch.setattr(HFEngine, "shared_prefill", lambda self, *a: None)
+        plain = G.generate(HFEngine(tiny, tokenizer), prompts, budget, **kw)
+        plain_read = sum(read)
+    finally:
+        hook.remove()
+    for x, y in zip(shared, plain):
+        _same(x, y)
+    width = max(len(tokenizer.encode(p, add_special_tokens=False)) for p in prompts)
+    # the thinking round's prefill: 2 distinct rows x (width - 1) columns instead of 6 rows x (width - 1)
+    assert plain_read - shared_read == (len(prompts) * n - len(prompts)) * (width - 1)
