@@ -1,11 +1,11 @@
 """GRPO step time: ours (`harness train method=grpo`) against TRL's `GRPOTrainer` used directly, same
 model, same problems, same group sizes, learning rate, KL, clipping, temperature and length cap, one
-process each after the other.
+process each after the other, in the same dtype (`--dtype auto`: bf16 autocast only where it is faster).
 
     .venv/bin/python bench/grpo_step.py [--steps 4] [--prompts 4] [--samples 6] [--max-tokens 48]
 
 Ours caps thinking at `--max-tokens` - 16 plus a 16-token answer (the CPU preset's split); TRL caps the
-completion at `--max-tokens`. Both use bf16 autocast on CPU and the same reward (our task scorer +
+completion at `--max-tokens`. Both use the same reward (our task scorer +
 format reward). Reported: median seconds per optimiser step over the steps after the first (which
 pays one-time costs), and mean completion tokens, since step time follows completion length.
 """
@@ -29,7 +29,8 @@ def run_ours(args, root: Path) -> tuple[list[float], list[float]]:
                f"prompts_per_step={args.prompts}", f"samples_per_prompt={args.samples}",
                f"max_thinking_tokens={args.max_tokens - 16}", "answer_tokens=16", "temperature=0.7", "lr=1e-5",
                "minibatches=1", f"generation_batch_size={args.prompts * args.samples}",
-               f"micro_batch_size={args.prompts * args.samples}", "save_every=0", "--no-progress"])
+               f"micro_batch_size={args.prompts * args.samples}", "save_every=0", f"dtype={args.dtype}",
+               "--no-progress"])
     assert rc == 0
     (run,) = (root / "grpo").iterdir()
     log = [json.loads(line) for line in (run / "train.jsonl").read_text().splitlines()]
@@ -66,7 +67,7 @@ def run_trl(args, root: Path) -> tuple[list[float], list[float]]:
                 c.thinking_end, c.answer_text = T.CLOSED, text.split(T.THINK_CLOSE, 1)[1]
             else:
                 c.thinking_end = T.INCOMPLETE
-            out.append(grpo.reward(task, by_question[q], c, accuracy_weight=1.0, format_weight=1.0)["total"])
+            out.append(grpo.r1_zero_reward(task, by_question[q], [c], step=0)[0]["total"])
         return out
 
     times, lengths = [], []
@@ -86,7 +87,7 @@ def run_trl(args, root: Path) -> tuple[list[float], list[float]]:
         output_dir=str(root / "trl"), per_device_train_batch_size=args.prompts * args.samples,
         num_generations=args.samples, max_completion_length=args.max_tokens, max_steps=args.steps,
         learning_rate=1e-5, beta=0.001, epsilon=0.2, loss_type="grpo", use_bias_correction_kl=False,
-        temperature=0.7, num_iterations=1, use_cpu=True, bf16=True, logging_steps=1, report_to=[],
+        temperature=0.7, num_iterations=1, use_cpu=True, bf16=args.dtype == "bfloat16", logging_steps=1, report_to=[],
         save_strategy="no", seed=0, max_grad_norm=1.0, lr_scheduler_type="constant", warmup_steps=0,
     )
     trainer = GRPOTrainer(model=model, reward_funcs=[reward], args=config, train_dataset=Dataset.from_list(rows),
@@ -103,10 +104,12 @@ def main() -> None:
     parser.add_argument("--prompts", type=int, default=4)
     parser.add_argument("--samples", type=int, default=6)
     parser.add_argument("--max-tokens", type=int, default=48)
+    parser.add_argument("--dtype", default="auto", help="auto: bf16 autocast where measured faster here, else fp32")
     args = parser.parse_args()
-    from rzoo.harness import models
+    from rzoo.harness import models, precision
 
     models.set_cpu_threads()
+    args.dtype = precision.resolve(args.dtype)  # the same for both: bf16 on an AVX2-only CPU is ~36x slower
     with tempfile.TemporaryDirectory() as tmp:
         ours_t, ours_len = run_ours(args, Path(tmp) / "ours")
         trl_t, trl_len = run_trl(args, Path(tmp) / "trl")
@@ -116,7 +119,8 @@ def main() -> None:
           f"completion tokens {statistics.fmean(ours_len):.1f}")
     print(f"TRL : median {t:6.1f} s/step (all: {', '.join(f'{x:.1f}' for x in trl_t)}), "
           f"completion tokens {statistics.fmean(trl_len) if trl_len else float('nan'):.1f}")
-    print(f"ours / TRL step time: {o / t:.2f}x")
+    print(f"ours / TRL step time: {o / t:.2f}x  (dtype {args.dtype})")
+    print(f"ratio ours-grpo-step/trl-grpo-step wall {o / t:.2f}")
 
 
 if __name__ == "__main__":
