@@ -228,8 +228,9 @@ class HFEngine:
             attention = attention.to(device)
             input_ids = input_ids.to(device)
             shared = self.shared_prefill(input_ids, attention)
+            cache = {} if shared is None else {"past_key_values": shared}
             with torch.no_grad():
-                out = self.model.generate(input_ids=input_ids, attention_mask=attention, past_key_values=shared,
+                out = self.model.generate(input_ids=input_ids, attention_mask=attention, **cache,
                                           generation_config=config, stopping_criteria=StoppingCriteriaList([stop]),
                                           **self.generate_kwargs)
             outputs = stop.outputs(out.sequences[:, width:].tolist())
