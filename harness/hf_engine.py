@@ -29,21 +29,24 @@ class RoundStop:
         self.eos = eos
         self.events: list[tuple[int, str] | None] = [None] * len(limits)
 
+    def check(self, row: int, tail: list[int], n: int) -> bool:
+        """Record whether `row`, having generated n tokens ending in `tail` (its last few), stops now; return
+        whether it has stopped."""
+        if self.events[row] is None and n > 0:
+            if tail[-1] in self.eos:
+                self.events[row] = (n, EOS)
+            elif self.stop_text and self.stop_text in self.tokenizer.decode(tail[-min(n, 8):]):
+                self.events[row] = (n, STOP)
+            elif n >= self.limits[row]:
+                self.events[row] = (n, LENGTH)
+        return self.events[row] is not None
+
     def __call__(self, input_ids, scores, **kwargs):
         import torch
 
         n = input_ids.shape[1] - self.prompt_len
-        done = []
-        for row in range(input_ids.shape[0]):
-            if self.events[row] is None and n > 0:
-                last = int(input_ids[row, -1])
-                if last in self.eos:
-                    self.events[row] = (n, EOS)
-                elif self.stop_text and self.stop_text in self.tokenizer.decode(input_ids[row, -min(n, 8):]):
-                    self.events[row] = (n, STOP)
-                elif n >= self.limits[row]:
-                    self.events[row] = (n, LENGTH)
-            done.append(self.events[row] is not None)
+        tails = input_ids[:, -min(max(n, 1), 8):].tolist()
+        done = [self.check(row, tails[row], n) for row in range(input_ids.shape[0])]
         return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
 
     def outputs(self, new: list[list[int]]) -> list[RoundOutput]:
@@ -71,14 +74,20 @@ def generation_config(sampling: Sampling, max_new_tokens: int, pad: int, eos: se
     )
 
 
-def slice_cache(cache, rows, length: int):
-    """A new KV cache with batch rows `rows` and the first `length` positions of `cache` (left intact),
-    or None for a cache kind this does not know how to cut (the caller then re-reads the prefix)."""
+def cuttable(cache) -> bool:
+    """Whether `cache` is a plain per-layer KV cache (no sliding window, no quantisation) that rows and
+    columns can be cut from."""
     try:
         from transformers.cache_utils import DynamicCache, DynamicLayer
     except ImportError:  # a transformers without per-layer caches
-        return None
-    if type(cache) is not DynamicCache or not all(type(layer) is DynamicLayer for layer in cache.layers):
+        return False
+    return type(cache) is DynamicCache and all(type(layer) is DynamicLayer for layer in cache.layers)
+
+
+def slice_cache(cache, rows, length: int):
+    """A new KV cache with batch rows `rows` and the first `length` positions of `cache` (left intact),
+    or None for a cache kind this does not know how to cut (the caller then re-reads the prefix)."""
+    if not cuttable(cache):
         return None
     new = copy.copy(cache)
     new.layers = []
@@ -89,6 +98,32 @@ def slice_cache(cache, rows, length: int):
             part.values = layer.values[rows, :, :length]
         new.layers.append(part)
     return new
+
+
+def assemble_cache(parts, n_rows: int, width: int, rows):
+    """One left-padded cache of `n_rows` x `width` columns from group caches [(row indices, group width,
+    cache)], each right-aligned (columns left of a group stay zero: masked), then rows `rows` of it; None
+    for a cache kind this does not know how to cut."""
+    import torch
+
+    caches = [c for _, _, c in parts]
+    if not all(cuttable(c) for c in caches):
+        return None
+    whole = copy.copy(caches[0])
+    whole.layers = []
+    for k, layer in enumerate(caches[0].layers):
+        part = copy.copy(layer)
+        if getattr(layer, "is_initialized", True) and layer.keys is not None:
+            _, H, _, D = layer.keys.shape
+            keys = layer.keys.new_zeros(n_rows, H, width, D)  # (rows, heads, width, head_dim)
+            values = layer.values.new_zeros(n_rows, H, width, layer.values.shape[-1])
+            for group, w, cache in parts:
+                index = torch.tensor(group, device=keys.device)
+                keys[index, :, width - w:] = cache.layers[k].keys
+                values[index, :, width - w:] = cache.layers[k].values
+            part.keys, part.values = keys, values
+        whole.layers.append(part)
+    return slice_cache(whole, rows, width)
 
 
 @dataclass
@@ -130,6 +165,19 @@ class HFChunk:
         input_ids = torch.cat([self.sequences[index, :self.width + kept], tail], dim=1)
         mask = torch.cat([self.attention[index], body_mask, tail_mask], dim=1)
         stop = RoundStop(eng.tokenizer, input_ids.shape[1], [limit] * len(rows), None, eng.eos_ids)
+        if sampling.temperature == 0 and eng.compact and eng.plain_forward():
+            from .hf_compact import greedy_round
+
+            # read the uncached columns but the last (the suffix), then decode with finished rows dropped
+            start = prefix.get_seq_length()
+            if start < input_ids.shape[1] - 1:
+                positions = (mask.long().cumsum(-1) - 1).masked_fill(mask == 0, 1)
+                with torch.no_grad():
+                    eng.model(input_ids=input_ids[:, start:-1], attention_mask=mask[:, :-1],
+                              position_ids=positions[:, start:-1], past_key_values=prefix, use_cache=True,
+                              logits_to_keep=1)
+            sequences, _ = greedy_round(eng.model, input_ids, mask, prefix, stop, limit, eng.pad_id, want_cache=False)
+            return stop.outputs(sequences[:, input_ids.shape[1]:].tolist())
         with torch.no_grad():
             out = eng.model.generate(input_ids=input_ids, attention_mask=mask, past_key_values=prefix,
                                      generation_config=generation_config(sampling, limit, eng.pad_id, eng.eos_ids),
@@ -146,6 +194,7 @@ class HFEngine:
         self.eos_ids = eos_ids(tokenizer, getattr(model, "generation_config", None))
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(self.eos_ids)
         self.generate_kwargs: dict = {}  # test-time knobs that travel as generate() arguments
+        self.compact = True  # greedy rounds drop finished rows (hf_compact.py); False: generate() as is
         from . import knobs
 
         self.knobs = knobs.supported(model)
@@ -175,33 +224,62 @@ class HFEngine:
 
         knobs.apply(self, name, value)
 
-    def shared_prefill(self, input_ids, attention):
-        """The KV cache of every column but the last, computed once per distinct row and copied to its
-        duplicates (k samples of one prompt: the prompt is read once, not k times), or None when no row
-        repeats or the model's cache cannot be copied row-wise. `generate` then reads only the last column.
-
-        Positions are what `generate` derives from a left-padded mask (cumsum - 1, padding at 1), so the
-        cache equals the one `generate` would build itself. Not for recurrent-depth models (their forward
-        counts iterations and takes `num_steps`): they prefill as usual."""
-        import torch
-
+    def plain_forward(self) -> bool:
+        """Whether this engine may drive the model's forward itself (prefill, compaction) rather than through
+        `generate`: a transformers model (not a wrapper that customises `generate`), no test-time knob
+        travelling as a `generate` argument, not a recurrent-depth model (its forward counts iterations)."""
         from transformers import PretrainedConfig
 
-        if (input_ids.shape[1] < 2 or self.generate_kwargs or getattr(self.model, "supports_recurrence", False)
-                or not isinstance(getattr(self.model, "config", None), PretrainedConfig)):  # a model, not a wrapper
+        return (not self.generate_kwargs and not getattr(self.model, "supports_recurrence", False)
+                and isinstance(getattr(self.model, "config", None), PretrainedConfig))
+
+    def shared_prefill(self, input_ids, attention, slack: float = 1.25, always: bool = False):
+        """The KV cache of every column but the last, or None when `generate`'s own prefill does as well. Two
+        savings: each distinct row is read once and its cache copied to its duplicates (k samples of one
+        prompt: the prompt is read once, not k times); and rows are read in groups of similar length, each
+        group only as wide as its longest row, not the batch's (left padding costs as much as a token: one
+        long prompt in a batch of short ones tripled a MATH-500 prefill). A group grows while its padded
+        size stays within `slack` x its real tokens. `generate` then reads only the last column. `always`: the
+        cache even when it saves nothing (for `hf_compact.greedy_round`), None only where it cannot be made.
+
+        Positions are what `generate` derives from a left-padded mask (cumsum - 1, padding at 1), so the
+        cache equals the one `generate` would build itself (columns a row does not fill are masked). Not for
+        recurrent-depth models (their forward counts iterations and takes `num_steps`): they prefill as usual."""
+        import torch
+
+        if input_ids.shape[1] < 2 or not self.plain_forward():
             return None
         rows = [tuple(r) for r in input_ids.tolist()]  # padding included: duplicates are whole-row equal
         first: dict[tuple, int] = {}
         inverse = [first.setdefault(r, len(first)) for r in rows]
-        if len(first) == len(rows):
+        distinct = [rows.index(r) for r in first]  # (U,) batch rows, in order of first appearance
+        width = input_ids.shape[1] - 1  # every column but the last
+        lengths = attention[:, :-1].sum(-1).tolist()
+        groups, group = [], []
+        for i in sorted(range(len(distinct)), key=lambda i: lengths[distinct[i]]):
+            n = lengths[distinct[i]]  # the longest so far: sorted ascending
+            if group and n * (len(group) + 1) > slack * (n + sum(lengths[distinct[j]] for j in group)):
+                groups.append(group)
+                group = []
+            group.append(i)
+        groups.append(group)
+        if len(distinct) == len(rows) and len(groups) == 1 and not always:
             return None
-        keep = torch.tensor([rows.index(r) for r in first], device=input_ids.device)  # (U,) distinct rows
         positions = (attention.long().cumsum(-1) - 1).masked_fill(attention == 0, 1)
-        with torch.no_grad():  # logits_to_keep=1: the cache is wanted, not (U, T, vocab) logits
-            out = self.model(input_ids=input_ids[keep, :-1], attention_mask=attention[keep, :-1],
-                             position_ids=positions[keep, :-1], use_cache=True, logits_to_keep=1)
-        return slice_cache(out.past_key_values, torch.tensor(inverse, device=input_ids.device),
-                           input_ids.shape[1] - 1)
+        parts = []
+        with torch.no_grad():
+            for group in groups:
+                w = max(lengths[distinct[i]] for i in group)
+                if w == 0:  # rows of one token: nothing to prefill
+                    continue
+                pick = torch.tensor([distinct[i] for i in group], device=input_ids.device)
+                cols = slice(width - w, width)  # logits_to_keep=1: the cache is wanted, not (G, w, vocab) logits
+                out = self.model(input_ids=input_ids[pick, cols], attention_mask=attention[pick, cols],
+                                 position_ids=positions[pick, cols], use_cache=True, logits_to_keep=1)
+                parts.append((group, w, out.past_key_values))
+        if not parts:
+            return None
+        return assemble_cache(parts, len(distinct), width, torch.tensor(inverse, device=input_ids.device))
 
     def rounds(self, prefixes: list[list[int]], limits: list[int], stop_text: str | None, sampling: Sampling,
                desc: str = "", progress: bool = False) -> Iterator[HFChunk]:
@@ -227,11 +305,19 @@ class HFEngine:
             config.return_dict_in_generate = True  # the KV cache, for continue_rows
             attention = attention.to(device)
             input_ids = input_ids.to(device)
-            shared = self.shared_prefill(input_ids, attention)
-            cache = {} if shared is None else {"past_key_values": shared}
-            with torch.no_grad():
-                out = self.model.generate(input_ids=input_ids, attention_mask=attention, **cache,
-                                          generation_config=config, stopping_criteria=StoppingCriteriaList([stop]),
-                                          **self.generate_kwargs)
-            outputs = stop.outputs(out.sequences[:, width:].tolist())
-            yield HFChunk(self, list(chunk), outputs, out.sequences, attention, out.past_key_values, width)
+            greedy = sampling.temperature == 0 and self.compact
+            shared = self.shared_prefill(input_ids, attention, always=greedy)
+            if greedy and shared is not None:  # finished rows leave the batch (hf_compact.py)
+                from .hf_compact import greedy_round
+
+                sequences, cache = greedy_round(self.model, input_ids, attention, shared, stop, max(row_limits),
+                                                self.pad_id)
+            else:
+                prefix = {} if shared is None else {"past_key_values": shared}
+                with torch.no_grad():
+                    out = self.model.generate(input_ids=input_ids, attention_mask=attention, **prefix,
+                                              generation_config=config, stopping_criteria=StoppingCriteriaList([stop]),
+                                              **self.generate_kwargs)
+                sequences, cache = out.sequences, out.past_key_values
+            outputs = stop.outputs(sequences[:, width:].tolist())
+            yield HFChunk(self, list(chunk), outputs, sequences, attention, cache, width)

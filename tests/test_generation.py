@@ -347,6 +347,13 @@ def test_cached_answers_with_ragged_closes_equal_reread_answers(tiny, tokenizer)
         _same(x, y)
 
 
+def _uncompacted(model, tokenizer):
+    """An engine whose greedy rounds keep finished rows (generate), so token counts isolate the prefill."""
+    engine = HFEngine(model, tokenizer)
+    engine.compact = False
+    return engine
+
+
 @pytest.mark.parametrize("temperature", [0.0, 1.0])
 def test_k_samples_read_their_prompt_once(tiny, tokenizer, monkeypatch, temperature):
     """n samples of one prompt share its prefill: the prompt is read once per distinct prompt, not once
@@ -357,10 +364,10 @@ def test_k_samples_read_their_prompt_once(tiny, tokenizer, monkeypatch, temperat
     budget = T.Budget(6, answer_tokens=4)
     kw = dict(n=n, sampling=G.Sampling(temperature=temperature, batch_size=8), seed=5)
     try:
-        shared = G.generate(HFEngine(tiny, tokenizer), prompts, budget, **kw)
+        shared = G.generate(_uncompacted(tiny, tokenizer), prompts, budget, **kw)
         shared_read = sum(read)
         read.clear()
-        monkeypatch.setattr(HFEngine, "shared_prefill", lambda self, *a: None)
+        monkeypatch.setattr(HFEngine, "shared_prefill", lambda self, *a, **k: None)
         plain = G.generate(HFEngine(tiny, tokenizer), prompts, budget, **kw)
         plain_read = sum(read)
     finally:
@@ -370,3 +377,68 @@ def test_k_samples_read_their_prompt_once(tiny, tokenizer, monkeypatch, temperat
     width = max(len(tokenizer.encode(p, add_special_tokens=False)) for p in prompts)
     # the thinking round's prefill: 2 distinct rows x (width - 1) columns instead of 6 rows x (width - 1)
     assert plain_read - shared_read == (len(prompts) * n - len(prompts)) * (width - 1)
+
+
+@pytest.mark.parametrize("temperature", [0.0, 1.0])
+def test_prompts_of_different_lengths_prefill_in_groups(tiny, tokenizer, monkeypatch, temperature):
+    """One long prompt among short ones: the short ones are prefilled in their own group, as wide as they
+    are, not padded to the long one's width; every completion is what the one-batch prefill gives."""
+    read = []
+    hook = tiny.model.embed_tokens.register_forward_hook(lambda m, args, out: read.append(args[0].numel()))
+    short = _prompts(tokenizer, 3)
+    long = T.build_prompt(tokenizer, [{"role": "user", "content": "Add these numbers " + " + ".join(map(str, range(40)))}])
+    prompts = short + [long]
+    budget = T.Budget(6, answer_tokens=4)
+    kw = dict(sampling=G.Sampling(temperature=temperature, batch_size=8), seed=3)
+    try:
+        grouped = G.generate(_uncompacted(tiny, tokenizer), prompts, budget, **kw)
+        grouped_read = sum(read)
+        read.clear()
+        monkeypatch.setattr(HFEngine, "shared_prefill", lambda self, *a, **k: None)
+        plain = G.generate(HFEngine(tiny, tokenizer), prompts, budget, **kw)
+        plain_read = sum(read)
+    finally:
+        hook.remove()
+    for x, y in zip(grouped, plain):
+        _same(x, y)
+    lengths = [len(tokenizer.encode(p, add_special_tokens=False)) for p in prompts]
+    width = max(lengths)
+    assert max(lengths[:3]) * 2 < width  # the case: padding would dominate the short rows' prefill
+    # the one-batch prefill reads 4 rows x (width - 1) columns; grouped: the short rows at their own width
+    assert plain_read - grouped_read == 3 * (width - 1) - 3 * (max(lengths[:3]) - 1)
+
+
+def test_greedy_rounds_drop_finished_rows(tiny, tokenizer):
+    """Rows that stop early (here at their length limits, at four different steps) leave the batch: fewer
+    row-steps are computed, and the round's tokens, stop reasons and the answers continued from its KV
+    cache are exactly `generate`'s."""
+    prompts = _prompts(tokenizer, 4)
+    prefixes = [tokenizer.encode(p, add_special_tokens=False) for p in prompts]
+    limits = [3, 12, 6, 9]
+    greedy = G.Sampling(temperature=0.0, batch_size=8)
+
+    def run(compact: bool):
+        engine = HFEngine(tiny, tokenizer)
+        engine.compact = compact
+        rows = []
+        hook = tiny.model.embed_tokens.register_forward_hook(lambda m, args, out: rows.append(args[0].shape[0]))
+        try:
+            chunk = next(engine.rounds(prefixes, limits, None, greedy))
+            decode_rows = sum(rows[1:])  # every forward after the prefill's
+            keep = [len(o.ids) for o in chunk.outputs]
+            suffix = tokenizer.encode("\n</think>\n\n", add_special_tokens=False)
+            answers = chunk.continue_rows(list(range(len(prompts))), keep, [suffix] * len(prompts), 5, greedy)
+        finally:
+            hook.remove()
+        ordered = sorted(zip(chunk.indices, chunk.outputs, answers))
+        return [(o.ids, o.reason, a.ids, a.reason) for _, o, a in ordered], decode_rows
+
+    plain, plain_rows = run(False)
+    compact, compact_rows = run(True)
+    assert compact == plain
+    assert [len(ids) for ids, *_ in plain] == limits
+    # generate: its prefill makes token 1, then every row is fed until the longest stops. Compaction: the
+    # prefill stops a column short, step t feeds token t (t = 0: the prompt's last), and a row is fed
+    # once after its last token, then leaves
+    assert plain_rows == len(prompts) * (max(limits) - 1)
+    assert compact_rows == sum(min(n + 1, max(limits)) for n in limits) < plain_rows

@@ -1,0 +1,91 @@
+"""Greedy decoding that drops finished rows from the batch and its KV cache (row compaction).
+
+`generate` keeps a finished row in the batch until the chunk's longest row ends, feeding it padding. In an
+evaluation's thinking round most rows close early (`bench/hf_rounds.py` measured 22% useful row-steps on
+MATH-500), so most of a batched step's work is on idle rows. Here a row leaves the batch one step after it
+stops: that step puts its last token's keys and values in the cache, as `generate`'s next step would, so
+the chunk's cache, reassembled at the end, lets answers continue from it exactly as after `generate`
+(`HFChunk.continue_rows`). Columns a row never reached are zeros and masked, as `generate`'s padding is.
+
+Greedy only: sampled rounds keep `generate`, whose random stream seeded runs reproduce.
+"""
+from __future__ import annotations
+
+import torch
+
+
+def _take(cache, index) -> None:
+    """Keep batch rows `index` of every layer of `cache` (in place)."""
+    for layer in cache.layers:
+        if getattr(layer, "is_initialized", True) and layer.keys is not None:
+            layer.keys, layer.values = layer.keys[index], layer.values[index]
+
+
+def greedy_round(model, input_ids, attention, prefix, stop, max_new: int, pad_id: int, want_cache: bool = True):
+    """What `generate` returns for greedy decoding with `stop` as its stopping criterion, computed with
+    finished rows dropped: (sequences (B, W + N), cache over W + N - 1 columns), N the steps run.
+
+    input_ids, attention: (B, W) left-padded; prefix: the KV cache of every column but the last
+    (`HFEngine.shared_prefill(..., always=True)`), consumed; stop: a `RoundStop` (its events are set here);
+    want_cache=False: the cache is not reassembled (None; an answer round continues from nothing)."""
+    import copy
+
+    B, W = input_ids.shape
+    device = input_ids.device
+    cache = prefix
+    active = torch.arange(B, device=device)  # batch rows still in the batch
+    mask = attention.clone()  # (A, W + t)
+    position = attention.long().sum(-1) - 1  # (A,) the position of the column fed next
+    feed = input_ids[:, -1:]  # (A, 1)
+    generated: list[list[int]] = [[] for _ in range(B)]
+    parked: dict[int, tuple[list, list]] = {}  # row -> its keys / values per layer when it left
+    layers = [k for k, layer in enumerate(cache.layers)
+              if getattr(layer, "is_initialized", True) and layer.keys is not None]
+    for t in range(max_new):
+        with torch.no_grad():
+            logits = model(input_ids=feed, attention_mask=mask, position_ids=position[:, None],
+                           past_key_values=cache, use_cache=True).logits[:, -1]
+        tokens = logits.argmax(-1).tolist()
+        done_before = [stop.events[b] is not None for b in active.tolist()]
+        for j, b in enumerate(active.tolist()):
+            if not done_before[j]:
+                generated[b].append(tokens[j])
+                stop.check(b, generated[b][-8:], len(generated[b]))
+        if all(event is not None for event in stop.events) or t == max_new - 1:
+            break
+        # rows that stopped before this step were fed their last token now: they leave
+        stay = [j for j, d in enumerate(done_before) if not d]
+        for j, d in enumerate(done_before):
+            if d:
+                b = int(active[j])
+                parked[b] = ([cache.layers[k].keys[j:j + 1] for k in layers],
+                             [cache.layers[k].values[j:j + 1] for k in layers])
+        keep = torch.tensor(stay, device=device)
+        if len(stay) < len(done_before):
+            _take(cache, keep)
+            active, mask, position = active[keep], mask[keep], position[keep]
+        feed = torch.tensor([[generated[int(b)][-1]] for b in active], dtype=input_ids.dtype, device=device)
+        mask = torch.cat([mask, mask.new_ones((len(active), 1))], dim=1)
+        position = position + 1
+    n = max(len(g) for g in generated)
+    sequences = torch.full((B, W + n), pad_id, dtype=input_ids.dtype, device=device)
+    sequences[:, :W] = input_ids
+    for b, g in enumerate(generated):
+        sequences[b, W:W + len(g)] = torch.tensor(g, dtype=input_ids.dtype)
+    if not want_cache:
+        return sequences, None
+    # reassemble: every row over W + n - 1 columns (what generate's cache holds), zeros where a row left
+    whole = copy.copy(cache)
+    whole.layers = [copy.copy(layer) for layer in cache.layers]
+    for i, k in enumerate(layers):
+        layer = cache.layers[k]
+        _, H, _, D = layer.keys.shape
+        keys = layer.keys.new_zeros(B, H, W + n - 1, D)
+        values = layer.values.new_zeros(B, H, W + n - 1, layer.values.shape[-1])
+        keys[active, :, :layer.keys.shape[2]] = layer.keys
+        values[active, :, :layer.values.shape[2]] = layer.values
+        for b, (ks, vs) in parked.items():
+            keys[b, :, :ks[i].shape[2]] = ks[i][0]
+            values[b, :, :vs[i].shape[2]] = vs[i][0]
+        whole.layers[k].keys, whole.layers[k].values = keys, values
+    return sequences, whole
