@@ -4,11 +4,11 @@
 2. The decode roofline for the model: every generated token costs ~2 x N FLOPs (N = matmul
    parameters, `harness/flops.py`), so tokens/s <= peak FLOP/s / (2 N) at any batch size.
 3. Measured decode tokens/s at batch 1, 8, 32 (fixed prompt, exactly --new-tokens new tokens, greedy)
-   for transformers' `generate` as is, for our HF generation round (the same call plus our per-row
-   stop check, which is what evaluation and RL rollouts run) and, with --vllm, for vLLM; each as a
-   fraction of the roofline.
+   for transformers' `generate` as is, for our HF generation round (greedy: our own decode loop with
+   the per-row stop check, `harness/hf_compact.py`, which is what evaluation runs) and, with --vllm,
+   for vLLM; each as a fraction of the roofline.
 
-    .venv/bin/python bench/roofline.py [--dtype bfloat16] [--batches 1,8,32] [--new-tokens 64]
+    .venv/bin/python bench/roofline.py [--dtype auto|float32|bfloat16] [--batches 1,8,32] [--new-tokens 64]
     .venv-vllm/bin/python bench/roofline.py --vllm          # and vLLM, in its environment
 
 Timings on a shared machine swing: the script runs everything side by side; quote ratios.
@@ -38,7 +38,7 @@ def matmul_flops(dtype, n: int = 1024, seconds: float = 3.0) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="default")
-    parser.add_argument("--dtype", default="bfloat16")
+    parser.add_argument("--dtype", default="auto", help="auto: bf16 where measured faster here, else fp32")
     parser.add_argument("--batches", default="1,8,32")
     parser.add_argument("--new-tokens", type=int, default=64)
     parser.add_argument("--prompt-tokens", type=int, default=128)
@@ -48,7 +48,7 @@ def main() -> None:
     import torch
     from transformers import GenerationConfig
 
-    from rzoo.harness import flops, models
+    from rzoo.harness import flops, models, precision
     from rzoo.harness import generation as G
 
     models.set_cpu_threads()
@@ -57,6 +57,7 @@ def main() -> None:
     for name, peak in peaks.items():
         print(f"matmul peak {name:9s} {peak / 1e9:7.1f} GFLOP/s")
 
+    args.dtype = precision.resolve(args.dtype, "cuda" if torch.cuda.is_available() else "cpu")
     model, tok = models.load(models.resolve(args.model), dtype=args.dtype)
     shape = flops.shape_of(model)
     peak = peaks["bfloat16" if args.dtype == "bfloat16" else "float32"]
@@ -68,10 +69,14 @@ def main() -> None:
     if args.vllm:
         from rzoo.harness.vllm_engine import VllmEngine
 
-        engine = VllmEngine(models.resolve(args.model).path, dtype=args.dtype)
+        engine = VllmEngine(models.resolve(args.model).path, tok, dtype=args.dtype)
     text = "The history of mathematics is a long story. " * 40
     prompt = tok.encode(text, add_special_tokens=False)[:args.prompt_tokens]
-    eos = sorted(G._eos_ids(model, tok))
+    from rzoo.harness.hf_engine import HFEngine
+
+    ours_engine = HFEngine(model, tok)
+    eos = sorted(ours_engine.eos_ids)
+    ours_engine.eos_ids = set()  # our round below: no end-of-turn, every row runs the full length
     print(f"\n{'batch':>5} {'path':<28} {'tokens/s':>9} {'of roofline':>11}")
     for batch in (int(b) for b in args.batches.split(",")):
         ids = torch.tensor([prompt] * batch)
@@ -87,9 +92,10 @@ def main() -> None:
         # our round: the same prompts; a stop text that never appears and no end-of-turn, so every row
         # runs the full length while the per-row stop check runs at every step
         t = time.perf_counter()
-        outs = G._round(model, tok, [prompt] * batch, [args.new_tokens] * batch, "\x00never\x00",
-                        G.Sampling(batch_size=batch), set(), "bench", False)
-        ours = sum(len(new) for new, _ in outs) / (time.perf_counter() - t)  # counted: a row may end early
+        chunks = ours_engine.rounds([prompt] * batch, [args.new_tokens] * batch, "\x00never\x00",
+                                    G.Sampling(batch_size=batch))
+        new = sum(len(out.ids) for chunk in chunks for out in chunk.outputs)  # counted: a row may end early
+        ours = new / (time.perf_counter() - t)
         rates = [("transformers generate", raw), ("ours (HF round + stop check)", ours)]
         if engine is not None:  # vLLM: the same prompts, exactly new-tokens each, end-of-turn ignored
             from vllm import SamplingParams
