@@ -347,33 +347,36 @@ def test_cached_answers_with_ragged_closes_equal_reread_answers(tiny, tokenizer)
         _same(x, y)
 
 
-def _uncompacted(model, tokenizer):
-    """An engine whose greedy rounds keep finished rows (generate), so token counts isolate the prefill."""
-    engine = HFEngine(model, tokenizer)
-    engine.compact = False
-    return engine
-
-
-@pytest.mark.parametrize("temperature", [0.0, 1.0])
-def test_k_samples_read_their_prompt_once(tiny, tokenizer, monkeypatch, temperature):
-    """n samples of one prompt share its prefill: the prompt is read once per distinct prompt, not once
-    per sample (prefix caching), and every completion is what the unshared path samples."""
+def _with_and_without_prefill(tiny, tokenizer, monkeypatch, prompts, budget, **kw):
+    """Generate with the engine's own prefill, then with `generate`'s (shared_prefill off); returns both
+    completions and how many prompt + generated tokens each read. Compaction is off in both, so the
+    difference in tokens read is the prefill's alone."""
     read = []
     hook = tiny.model.embed_tokens.register_forward_hook(lambda m, args, out: read.append(args[0].numel()))
-    prompts, n = _prompts(tokenizer, 2), 3
-    budget = T.Budget(6, answer_tokens=4)
-    kw = dict(n=n, sampling=G.Sampling(temperature=temperature, batch_size=8), seed=5)
     try:
-        shared = G.generate(_uncompacted(tiny, tokenizer), prompts, budget, **kw)
-        shared_read = sum(read)
+        engine = HFEngine(tiny, tokenizer)
+        engine.compact = False
+        ours = G.generate(engine, prompts, budget, **kw)
+        ours_read = sum(read)
         read.clear()
         monkeypatch.setattr(HFEngine, "shared_prefill", lambda self, *a, **k: None)
         plain = G.generate(HFEngine(tiny, tokenizer), prompts, budget, **kw)
         plain_read = sum(read)
     finally:
         hook.remove()
-    for x, y in zip(shared, plain):
+    for x, y in zip(ours, plain):
         _same(x, y)
+    return ours_read, plain_read
+
+
+@pytest.mark.parametrize("temperature", [0.0, 1.0])
+def test_k_samples_read_their_prompt_once(tiny, tokenizer, monkeypatch, temperature):
+    """n samples of one prompt share its prefill: the prompt is read once per distinct prompt, not once
+    per sample (prefix caching), and every completion is what the unshared path samples."""
+    prompts, n = _prompts(tokenizer, 2), 3
+    shared_read, plain_read = _with_and_without_prefill(
+        tiny, tokenizer, monkeypatch, prompts, T.Budget(6, answer_tokens=4),
+        n=n, sampling=G.Sampling(temperature=temperature, batch_size=8), seed=5)
     width = max(len(tokenizer.encode(p, add_special_tokens=False)) for p in prompts)
     # the thinking round's prefill: 2 distinct rows x (width - 1) columns instead of 6 rows x (width - 1)
     assert plain_read - shared_read == (len(prompts) * n - len(prompts)) * (width - 1)
@@ -383,24 +386,11 @@ def test_k_samples_read_their_prompt_once(tiny, tokenizer, monkeypatch, temperat
 def test_prompts_of_different_lengths_prefill_in_groups(tiny, tokenizer, monkeypatch, temperature):
     """One long prompt among short ones: the short ones are prefilled in their own group, as wide as they
     are, not padded to the long one's width; every completion is what the one-batch prefill gives."""
-    read = []
-    hook = tiny.model.embed_tokens.register_forward_hook(lambda m, args, out: read.append(args[0].numel()))
-    short = _prompts(tokenizer, 3)
     long = T.build_prompt(tokenizer, [{"role": "user", "content": "Add these numbers " + " + ".join(map(str, range(40)))}])
-    prompts = short + [long]
-    budget = T.Budget(6, answer_tokens=4)
-    kw = dict(sampling=G.Sampling(temperature=temperature, batch_size=8), seed=3)
-    try:
-        grouped = G.generate(_uncompacted(tiny, tokenizer), prompts, budget, **kw)
-        grouped_read = sum(read)
-        read.clear()
-        monkeypatch.setattr(HFEngine, "shared_prefill", lambda self, *a, **k: None)
-        plain = G.generate(HFEngine(tiny, tokenizer), prompts, budget, **kw)
-        plain_read = sum(read)
-    finally:
-        hook.remove()
-    for x, y in zip(grouped, plain):
-        _same(x, y)
+    prompts = _prompts(tokenizer, 3) + [long]
+    grouped_read, plain_read = _with_and_without_prefill(
+        tiny, tokenizer, monkeypatch, prompts, T.Budget(6, answer_tokens=4),
+        sampling=G.Sampling(temperature=temperature, batch_size=8), seed=3)
     lengths = [len(tokenizer.encode(p, add_special_tokens=False)) for p in prompts]
     width = max(lengths)
     assert max(lengths[:3]) * 2 < width  # the case: padding would dominate the short rows' prefill
