@@ -195,6 +195,7 @@ class HFEngine:
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(self.eos_ids)
         self.generate_kwargs: dict = {}  # test-time knobs that travel as generate() arguments
         self.compact = True  # greedy rounds drop finished rows (hf_compact.py); False: generate() as is
+        self.cuttable_cache = True  # until a prefill finds the model's cache cannot be cut row-wise
         from . import knobs
 
         self.knobs = knobs.supported(model)
@@ -247,7 +248,7 @@ class HFEngine:
         recurrent-depth models (their forward counts iterations and takes `num_steps`): they prefill as usual."""
         import torch
 
-        if input_ids.shape[1] < 2 or not self.plain_forward():
+        if input_ids.shape[1] < 2 or not self.plain_forward() or not self.cuttable_cache:
             return None
         rows = [tuple(r) for r in input_ids.tolist()]  # padding included: duplicates are whole-row equal
         first: dict[tuple, int] = {}
@@ -279,7 +280,9 @@ class HFEngine:
                 parts.append((group, w, out.past_key_values))
         if not parts:
             return None
-        return assemble_cache(parts, len(distinct), width, torch.tensor(inverse, device=input_ids.device))
+        cache = assemble_cache(parts, len(distinct), width, torch.tensor(inverse, device=input_ids.device))
+        self.cuttable_cache = cache is not None  # a sliding-window or quantised cache: do not prefill again
+        return cache
 
     def rounds(self, prefixes: list[list[int]], limits: list[int], stop_text: str | None, sampling: Sampling,
                desc: str = "", progress: bool = False) -> Iterator[HFChunk]:
