@@ -202,20 +202,20 @@ def sweep(engine: Engine, prompts: list[str], budget: Budget, budgets: list[int]
         for chunk in engine.rounds(prefixes, limits, fmt.close, sampling, f"thinking (round {round_no})", progress):
             members = [active[j] for j in chunk.indices]
             if round_no == 1 and smaller and budget.force_close:
-                # a row is cut at cap b iff its first round produced more than b tokens
-                for b in smaller:
-                    cut = [r for r, out in enumerate(chunk.outputs) if len(out.ids) > b]
-                    if not cut:
-                        continue
+                # a row is cut at cap b iff its first round produced more than b tokens; every cap's cut
+                # rows are answered in one batch (a row appears once per cap it is cut at)
+                pairs = [(r, b) for b in smaller for r, out in enumerate(chunk.outputs) if len(out.ids) > b]
+                if pairs:
                     t = time.time()
-                    torch.manual_seed(seed + b)
-                    answers = chunk.continue_rows(cut, [b] * len(cut), [ids.forced] * len(cut),
-                                                  budget.answer_tokens, sampling)
-                    early_seconds[b] += time.time() - t
-                    if answers is None:  # the engine cannot continue: these rows re-read below
-                        break
-                    for r, answer in zip(cut, answers):
-                        early[(members[r], b)] = answer
+                    torch.manual_seed(seed + 1)
+                    answers = chunk.continue_rows([r for r, _ in pairs], [b for _, b in pairs],
+                                                  [ids.forced] * len(pairs), budget.answer_tokens, sampling)
+                    spent = time.time() - t
+                    if answers is not None:  # else the engine cannot continue: these rows re-read below
+                        for (r, b), answer in zip(pairs, answers):
+                            early[(members[r], b)] = answer
+                    for b in smaller:  # the batch's time, split by each cap's share of its rows
+                        early_seconds[b] += spent * sum(x == b for _, x in pairs) / len(pairs)
             finals = []
             for r, (i, out) in enumerate(zip(members, chunk.outputs)):
                 state = _advance(rows[i], out, budget, ids, tok, fmt)

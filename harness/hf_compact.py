@@ -1,4 +1,4 @@
-"""Greedy decoding that drops finished rows from the batch and its KV cache (row compaction).
+"""Decoding that drops finished rows from the batch and its KV cache (row compaction).
 
 `generate` keeps a finished row in the batch until the chunk's longest row ends, feeding it padding. In an
 evaluation's thinking round most rows close early (`bench/hf_rounds.py` measured 22% useful row-steps on
@@ -7,7 +7,11 @@ stops: that step puts its last token's keys and values in the cache, as `generat
 the chunk's cache, reassembled at the end, lets answers continue from it exactly as after `generate`
 (`HFChunk.continue_rows`). Columns a row never reached are zeros and masked, as `generate`'s padding is.
 
-Greedy only: sampled rounds keep `generate`, whose random stream seeded runs reproduce.
+Sampled rounds draw exactly what `generate` draws: each step samples the whole chunk's (B, V) distribution in
+one `torch.multinomial` call, as `generate` does (a finished row's distribution is a placeholder and its draw
+is discarded; `generate` discards it too). For one sample per row torch draws B x V exponentials whatever
+the probabilities are (argmax of p / q), so a row's token depends only on its own distribution and the
+random stream, which advances as in `generate` (tested: same tokens at T = 1, top-p < 1).
 """
 from __future__ import annotations
 
@@ -21,9 +25,24 @@ def _take(cache, index) -> None:
             layer.keys, layer.values = layer.keys[index], layer.values[index]
 
 
-def greedy_round(model, input_ids, attention, prefix, stop, max_new: int, pad_id: int, want_cache: bool = True):
-    """What `generate` returns for greedy decoding with `stop` as its stopping criterion, computed with
-    finished rows dropped: (sequences (B, W + N), cache over W + N - 1 columns), N the steps run.
+def _picker(sampling):
+    """tokens (B,) from the chunk's next-token logits (B, V), fp32: argmax, or `generate`'s sampling (its
+    own warpers, in its order: temperature, then top-p; `generation_config` turns every other one off)."""
+    if sampling is None or sampling.temperature == 0:
+        return lambda logits: logits.argmax(-1)
+    from transformers import LogitsProcessorList, TemperatureLogitsWarper, TopPLogitsWarper
+
+    warpers = LogitsProcessorList([TemperatureLogitsWarper(sampling.temperature)])
+    if sampling.top_p < 1.0:
+        warpers.append(TopPLogitsWarper(sampling.top_p))
+    return lambda logits: torch.multinomial(torch.softmax(warpers(None, logits), dim=-1), num_samples=1)[:, 0]
+
+
+def compact_round(model, input_ids, attention, prefix, stop, max_new: int, pad_id: int, sampling=None,
+                  want_cache: bool = True):
+    """What `generate` returns with `stop` as its stopping criterion (greedy, or `sampling`'s temperature and
+    top-p), computed with finished rows dropped: (sequences (B, W + N), cache over W + N - 1 columns), N the
+    steps run.
 
     input_ids, attention: (B, W) left-padded; prefix: the KV cache of every column but the last
     (`HFEngine.shared_prefill(..., always=True)`), consumed; stop: a `RoundStop` (its events are set here);
@@ -41,11 +60,16 @@ def greedy_round(model, input_ids, attention, prefix, stop, max_new: int, pad_id
     parked: dict[int, tuple[list, list]] = {}  # row -> its keys / values per layer when it left
     layers = [k for k, layer in enumerate(cache.layers)
               if getattr(layer, "is_initialized", True) and layer.keys is not None]
+    pick = _picker(sampling)
     for t in range(max_new):
         with torch.no_grad():
             logits = model(input_ids=feed, attention_mask=mask, position_ids=position[:, None],
-                           past_key_values=cache, use_cache=True).logits[:, -1]
-        tokens = logits.argmax(-1).tolist()
+                           past_key_values=cache, use_cache=True).logits[:, -1].float()
+        if len(active) < B:  # the whole chunk's rows, as generate has them: a finished row's are zeros
+            full = logits.new_zeros(B, logits.shape[-1])
+            full[active] = logits
+            logits = full
+        tokens = pick(logits)[active].tolist()
         done_before = [stop.events[b] is not None for b in active.tolist()]
         for j, b in enumerate(active.tolist()):
             if not done_before[j]:

@@ -165,8 +165,8 @@ class HFChunk:
         input_ids = torch.cat([self.sequences[index, :self.width + kept], tail], dim=1)
         mask = torch.cat([self.attention[index], body_mask, tail_mask], dim=1)
         stop = RoundStop(eng.tokenizer, input_ids.shape[1], [limit] * len(rows), None, eng.eos_ids)
-        if sampling.temperature == 0 and eng.compact and eng.plain_forward():
-            from .hf_compact import greedy_round
+        if eng.compact and eng.plain_forward():
+            from .hf_compact import compact_round
 
             # read the uncached columns but the last (the suffix), then decode with finished rows dropped
             start = prefix.get_seq_length()
@@ -176,7 +176,8 @@ class HFChunk:
                     eng.model(input_ids=input_ids[:, start:-1], attention_mask=mask[:, :-1],
                               position_ids=positions[:, start:-1], past_key_values=prefix, use_cache=True,
                               logits_to_keep=1)
-            sequences, _ = greedy_round(eng.model, input_ids, mask, prefix, stop, limit, eng.pad_id, want_cache=False)
+            sequences, _ = compact_round(eng.model, input_ids, mask, prefix, stop, limit, eng.pad_id, sampling,
+                                         want_cache=False)
             return stop.outputs(sequences[:, input_ids.shape[1]:].tolist())
         with torch.no_grad():
             out = eng.model.generate(input_ids=input_ids, attention_mask=mask, past_key_values=prefix,
@@ -194,7 +195,7 @@ class HFEngine:
         self.eos_ids = eos_ids(tokenizer, getattr(model, "generation_config", None))
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(self.eos_ids)
         self.generate_kwargs: dict = {}  # test-time knobs that travel as generate() arguments
-        self.compact = True  # greedy rounds drop finished rows (hf_compact.py); False: generate() as is
+        self.compact = True  # rounds drop finished rows (hf_compact.py); False: generate() as is
         self.cuttable_cache = True  # until a prefill finds the model's cache cannot be cut row-wise
         from . import knobs
 
@@ -241,7 +242,7 @@ class HFEngine:
         group only as wide as its longest row, not the batch's (left padding costs as much as a token: one
         long prompt in a batch of short ones tripled a MATH-500 prefill). A group grows while its padded
         size stays within `slack` x its real tokens. `generate` then reads only the last column. `always`: the
-        cache even when it saves nothing (for `hf_compact.greedy_round`), None only where it cannot be made.
+        cache even when it saves nothing (for `hf_compact.compact_round`), None only where it cannot be made.
 
         Positions are what `generate` derives from a left-padded mask (cumsum - 1, padding at 1), so the
         cache equals the one `generate` would build itself (columns a row does not fill are masked). Not for
@@ -308,13 +309,12 @@ class HFEngine:
             config.return_dict_in_generate = True  # the KV cache, for continue_rows
             attention = attention.to(device)
             input_ids = input_ids.to(device)
-            greedy = sampling.temperature == 0 and self.compact
-            shared = self.shared_prefill(input_ids, attention, always=greedy)
-            if greedy and shared is not None:  # finished rows leave the batch (hf_compact.py)
-                from .hf_compact import greedy_round
+            shared = self.shared_prefill(input_ids, attention, always=self.compact)
+            if self.compact and shared is not None:  # finished rows leave the batch (hf_compact.py)
+                from .hf_compact import compact_round
 
-                sequences, cache = greedy_round(self.model, input_ids, attention, shared, stop, max(row_limits),
-                                                self.pad_id)
+                sequences, cache = compact_round(self.model, input_ids, attention, shared, stop, max(row_limits),
+                                                 self.pad_id, sampling)
             else:
                 prefix = {} if shared is None else {"past_key_values": shared}
                 with torch.no_grad():

@@ -398,26 +398,28 @@ def test_prompts_of_different_lengths_prefill_in_groups(tiny, tokenizer, monkeyp
     assert plain_read - grouped_read == 3 * (width - 1) - 3 * (max(lengths[:3]) - 1)
 
 
-def test_greedy_rounds_drop_finished_rows(tiny, tokenizer):
+@pytest.mark.parametrize("temperature,top_p", [(0.0, 1.0), (1.0, 1.0), (0.8, 0.9)])
+def test_rounds_drop_finished_rows(tiny, tokenizer, temperature, top_p):
     """Rows that stop early (here at their length limits, at four different steps) leave the batch: fewer
     row-steps are computed, and the round's tokens, stop reasons and the answers continued from its KV
-    cache are exactly `generate`'s."""
+    cache are exactly `generate`'s, greedy and sampled (same seed: the same draws)."""
     prompts = _prompts(tokenizer, 4)
     prefixes = [tokenizer.encode(p, add_special_tokens=False) for p in prompts]
     limits = [3, 12, 6, 9]
-    greedy = G.Sampling(temperature=0.0, batch_size=8)
+    sampling = G.Sampling(temperature=temperature, top_p=top_p, batch_size=8)
 
     def run(compact: bool):
         engine = HFEngine(tiny, tokenizer)
         engine.compact = compact
         rows = []
         hook = tiny.model.embed_tokens.register_forward_hook(lambda m, args, out: rows.append(args[0].shape[0]))
+        torch.manual_seed(7)
         try:
-            chunk = next(engine.rounds(prefixes, limits, None, greedy))
+            chunk = next(engine.rounds(prefixes, limits, None, sampling))
             decode_rows = sum(rows[1:])  # every forward after the prefill's
             keep = [len(o.ids) for o in chunk.outputs]
             suffix = tokenizer.encode("\n</think>\n\n", add_special_tokens=False)
-            answers = chunk.continue_rows(list(range(len(prompts))), keep, [suffix] * len(prompts), 5, greedy)
+            answers = chunk.continue_rows(list(range(len(prompts))), keep, [suffix] * len(prompts), 5, sampling)
         finally:
             hook.remove()
         ordered = sorted(zip(chunk.indices, chunk.outputs, answers))
@@ -426,7 +428,9 @@ def test_greedy_rounds_drop_finished_rows(tiny, tokenizer):
     plain, plain_rows = run(False)
     compact, compact_rows = run(True)
     assert compact == plain
-    assert [len(ids) for ids, *_ in plain] == limits
+    lengths = [len(ids) for ids, *_ in plain]
+    assert lengths == limits  # the tiny model does not end its turn within 12 tokens, even sampled
+    assert len({tuple(ids) for ids, *_ in plain}) == len(prompts)
     # generate: its prefill makes token 1, then every row is fed until the longest stops. Compaction: the
     # prefill stops a column short, step t feeds token t (t = 0: the prompt's last), and a row is fed
     # once after its last token, then leaves
