@@ -78,12 +78,15 @@ test-vllm: vllm-setup
 
 # Speed, side by side in one process each (prints `ratio <what> <number>` lines; timings swing on a shared
 # machine, so compare ratios of one run): our HF and vLLM engines against lm-eval's hf and vllm backends on
-# the default model, then a budget sweep against one max-budget run. Needs vllm-setup (~2 GB, minutes).
+# the default model, then a budget sweep against one max-budget run, row compaction against `generate`, and
+# grouped-head attention against transformers' copies. Needs vllm-setup (~2 GB, minutes).
 BENCH_ARGS ?= --limit 8 --budget 128 --answer-tokens 32 --batch-size 8
 bench: vllm-setup
 	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(VLLM_VENV)/bin/python bench/throughput.py \
 	  --backends hf,vllm,lmeval-hf,lmeval-vllm $(BENCH_ARGS)
 	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(VLLM_VENV)/bin/python bench/sweep_cost.py --limit 8 --budgets 16,32,64,128,256,512
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(VLLM_VENV)/bin/python bench/compaction.py
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(VLLM_VENV)/bin/python bench/attention_gqa.py
 
 clean-venv:
 	rm -rf $(VENV)
