@@ -10,7 +10,9 @@ thread, this host: decoding against 600 cached tokens 3.8 ms with the copy vs 0.
 chunk against 300 8.8 vs 6.5 ms, a 300-token prefill 32.7 vs 27.9 ms (`bench/attention_gqa.py`).
 
 `sdpa_gqa` is transformers' sdpa call with the grouped heads passed as they are; `models.load` switches a
-CPU model with grouped heads to it (`prefer_gqa`). Outputs equal `sdpa`'s (tested, forward and gradients).
+CPU model with grouped heads to it (`prefer_gqa`). Chosen by device, not measured: whatever kernel a CPU
+gets, the grouped call does the same attention without the copy first (torch's fallback path expands the
+heads itself, which is the copy transformers makes), so it is not slower; the numbers above are this host's. Outputs equal `sdpa`'s (tested, forward and gradients).
 """
 from __future__ import annotations
 

@@ -61,15 +61,17 @@ def compact_round(model, input_ids, attention, prefix, stop, max_new: int, pad_i
     layers = [k for k, layer in enumerate(cache.layers)
               if getattr(layer, "is_initialized", True) and layer.keys is not None]
     pick = _picker(sampling)
+    sampled = sampling is not None and sampling.temperature > 0
     for t in range(max_new):
         with torch.no_grad():
             logits = model(input_ids=feed, attention_mask=mask, position_ids=position[:, None],
                            past_key_values=cache, use_cache=True).logits[:, -1].float()
-        if len(active) < B:  # the whole chunk's rows, as generate has them: a finished row's are zeros
+        if sampled and len(active) < B:  # sample the whole chunk, as generate does: a finished row's are zeros
             full = logits.new_zeros(B, logits.shape[-1])
             full[active] = logits
-            logits = full
-        tokens = pick(logits)[active].tolist()
+            tokens = pick(full)[active].tolist()
+        else:
+            tokens = pick(logits).tolist()
         done_before = [stop.events[b] is not None for b in active.tolist()]
         for j, b in enumerate(active.tolist()):
             if not done_before[j]:
