@@ -60,17 +60,43 @@ def pack(prompt_ids: list[list[int]], completions: list[G.Completion], pad_id: i
     return ids, attn, cmask, tc
 
 
-def token_logps(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, n_completion: int,
-                temperature: float = 1.0, with_entropy: bool = False):
-    """log pi(token) for the last `n_completion` positions: (B, L) -> (B, Tc); with `with_entropy`, also
-    each position's entropy of pi (B, Tc).
+def completion_logits(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, n_completion: int,
+                      share_prompts: bool = False) -> torch.Tensor:
+    """Logits predicting the last `n_completion` tokens: (B, L) -> (B, Tc, V).
 
     Position ids follow the attention mask, so left padding does not shift positions (the same
-    positions `generate` used).
+    positions `generate` used). With `share_prompts`, rows whose prompt part (ids and mask) is the same
+    (a prompt's G samples) read it once: one forward over the distinct prompts fills a KV cache, whose
+    rows are repeated per sample, and a second forward reads the completions against it. Gradients flow
+    through the shared cache into the prompt's forward, so values and gradients equal the one-forward
+    path (tested); the prompt's share of the compute is paid once per prompt instead of G times. Two
+    forwards before one backward: not for a DDP-wrapped model (the caller decides).
     """
     position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
-    logits = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
-                   logits_to_keep=n_completion + 1).logits[:, :-1, :]  # (B, Tc, V)
+    lp = input_ids.shape[1] - n_completion
+    if share_prompts and lp > 0:
+        prompts = torch.cat([input_ids[:, :lp], attention_mask[:, :lp].to(input_ids.dtype)], dim=1)  # (B, 2 Lp)
+        distinct, inverse = torch.unique(prompts, dim=0, return_inverse=True)  # (P, 2 Lp), (B,)
+        if len(distinct) < len(prompts):
+            p_ids, p_mask = distinct[:, :lp], distinct[:, lp:].to(attention_mask.dtype)
+            head = model(input_ids=p_ids, attention_mask=p_mask, position_ids=(p_mask.cumsum(-1) - 1).clamp(min=0),
+                         use_cache=True, logits_to_keep=1)
+            cache = head.past_key_values
+            cache.batch_select_indices(inverse.to(input_ids.device))  # (P, ...) -> (B, ...), differentiable
+            tail = model(input_ids=input_ids[:, lp:], attention_mask=attention_mask,
+                         position_ids=position_ids[:, lp:], past_key_values=cache, use_cache=False).logits
+            # position lp-1 (the prompt's last token) predicts the first completion token
+            return torch.cat([head.logits[inverse, -1:], tail[:, :-1]], dim=1)
+    return model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                 logits_to_keep=n_completion + 1).logits[:, :-1, :]
+
+
+def token_logps(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, n_completion: int,
+                temperature: float = 1.0, with_entropy: bool = False, share_prompts: bool = False):
+    """log pi(token) for the last `n_completion` positions: (B, L) -> (B, Tc); with `with_entropy`, also
+    each position's entropy of pi (B, Tc). `share_prompts`: see `completion_logits`.
+    """
+    logits = completion_logits(model, input_ids, attention_mask, n_completion, share_prompts)  # (B, Tc, V)
     if temperature > 0 and temperature != 1.0:
         logits = logits / temperature
     targets = input_ids[:, -n_completion:]
@@ -86,7 +112,8 @@ def _logps_no_grad(model, batch: Batch, micro: int, temperature: float, dtype: s
     with torch.no_grad(), autocast(batch.input_ids.device, dtype):
         for i in range(0, batch.input_ids.shape[0], micro):
             r = slice(i, i + micro)
-            out.append(token_logps(model, batch.input_ids[r], batch.attention_mask[r], batch.n_completion, temperature))
+            out.append(token_logps(model, batch.input_ids[r], batch.attention_mask[r], batch.n_completion, temperature,
+                                   share_prompts=True))
     return torch.cat(out)
 
 
@@ -220,6 +247,7 @@ class RLTrainer(Trainer):
         parts = [perm[i::cfg.minibatches] for i in range(cfg.minibatches)]
         losses, stats_acc, grad_norm = [], {}, 0.0
         want_entropy = cfg.entropy_coef != 0.0
+        share = model is policy  # a prompt's samples share its forward; not under DDP (two forwards per backward)
         for part in parts:
             self.optimizer.zero_grad(set_to_none=True)
             total_units = self.aggregation.units(batch.completion_mask[part])
@@ -228,7 +256,7 @@ class RLTrainer(Trainer):
                 mask = batch.completion_mask[r]
                 with autocast(dev, self.dtype):
                     out = token_logps(model, batch.input_ids[r], batch.attention_mask[r], tc, cfg.temperature,
-                                      with_entropy=want_entropy)
+                                      with_entropy=want_entropy, share_prompts=share)
                 logps, entropy = out if want_entropy else (out, None)
                 old = old_logps[r] if old_logps is not None else logps.detach()
                 ref = ref_logps[r] if ref_logps is not None else None

@@ -110,5 +110,8 @@ def test_two_steps_checkpoint_loads_and_resume_repeats(name, tiny_model_dir, run
     weights = next(n for n in ("adapter_model.safetensors", "model.safetensors") if (full / "checkpoint" / n).is_file())
     wa = load_file(full / "checkpoint" / weights)  # an adapter method's checkpoint is the adapter (peft format)
     wb = load_file(part / "checkpoint" / weights)
-    assert wa.keys() == wb.keys() and all(torch.allclose(wa[k], wb[k], atol=1e-6) for k in wa)
+    # 1e-5, not bitwise: the RL loop reads a prompt's samples through one shared KV cache (`rl.completion_logits`),
+    # whose log-probs differ run to run by ~1e-8 relative on CPU (measured; the inputs and weights are equal),
+    # which Adam at lr 1e-2 turns into ~1e-6 here; a resume that lost state differs by O(lr)
+    assert wa.keys() == wb.keys() and all(torch.allclose(wa[k], wb[k], atol=1e-5) for k in wa)
     assert json.loads((part / "status.json").read_text())["state"] == "done"

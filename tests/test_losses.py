@@ -212,3 +212,39 @@ def test_registries_bind_settings_from_the_config_and_can_be_extended():
     finally:
         losses.POLICY_LOSSES.remove("test_only")
     assert "test_only" not in losses.POLICY_LOSSES.names()
+
+
+@pytest.mark.parametrize("attention", ["eager", "sdpa"])
+def test_shared_prompt_forward_equals_one_forward(tokenizer, attention):
+    """A prompt's G samples reading its KV cache once give the same log-probs, entropies and gradients as
+    one forward per row (left-padded prompts of different lengths, right-padded completions, rows of one
+    prompt not adjacent)."""
+    from conftest import build_tiny_model
+
+    from rzoo.harness import generation as G
+
+    model = build_tiny_model(tokenizer, seed=3).train()
+    model.config._attn_implementation = attention
+    g = torch.Generator().manual_seed(0)
+    prompts = [torch.randint(0, len(tokenizer), (n,), generator=g).tolist() for n in (5, 9, 7)]
+    completions = []
+    for i in range(9):  # 3 prompts x 3 samples, interleaved
+        n = int(torch.randint(1, 8, (1,), generator=g))
+        ids = torch.randint(0, len(tokenizer), (n,), generator=g).tolist()
+        completions.append(G.Completion(prompt_index=i % 3, sample_index=i // 3, completion_ids=ids,
+                                        sampled_mask=[1] * n))
+    ids, attn, cmask, tc = rl.pack(prompts, completions, tokenizer.pad_token_id)
+    params = [p for p in model.parameters() if p.requires_grad]
+    results = []
+    for share in (False, True):
+        logps, entropy = rl.token_logps(model, ids, attn, tc, temperature=0.7, with_entropy=True, share_prompts=share)
+        loss = ((logps + 0.1 * entropy) * cmask).sum()
+        results.append((logps.detach(), entropy.detach(), torch.autograd.grad(loss, params)))
+    (lp_a, ent_a, g_a), (lp_b, ent_b, g_b) = results
+    assert torch.allclose((lp_a * cmask), (lp_b * cmask), atol=1e-5)
+    assert torch.allclose((ent_a * cmask), (ent_b * cmask), atol=1e-5)
+    for a, b in zip(g_a, g_b):  # equal up to float summation order
+        assert float((a - b).norm()) <= 1e-5 * float(a.norm())
+    with torch.no_grad():  # no shared prompt in the batch: the one-forward path, unchanged
+        single = rl.token_logps(model, ids[:3], attn[:3], tc, share_prompts=True)
+        assert torch.allclose(single, rl.token_logps(model, ids[:3], attn[:3], tc), atol=1e-6)
