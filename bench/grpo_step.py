@@ -6,7 +6,8 @@ process each after the other, in the same dtype (`--dtype auto`: bf16 autocast o
 
 Ours caps thinking at `--max-tokens` - 16 plus a 16-token answer (the CPU preset's split); TRL caps the
 completion at `--max-tokens`. Both use the same reward (our task scorer +
-format reward). Reported: median seconds per optimiser step over the steps after the first (which
+format reward). TRL runs without gradient checkpointing by default here (`--trl-checkpointing off`; its
+GRPOConfig turns it on, which recomputes activations in the backward pass; ours never does). Reported: median seconds per optimiser step over the steps after the first (which
 pays one-time costs), and mean completion tokens, since step time follows completion length.
 """
 from __future__ import annotations
@@ -89,6 +90,7 @@ def run_trl(args, root: Path) -> tuple[list[float], list[float]]:
         learning_rate=1e-5, beta=0.001, epsilon=0.2, loss_type="grpo", use_bias_correction_kl=False,
         temperature=0.7, num_iterations=1, use_cpu=True, bf16=args.dtype == "bfloat16", logging_steps=1, report_to=[],
         save_strategy="no", seed=0, max_grad_norm=1.0, lr_scheduler_type="constant", warmup_steps=0,
+        gradient_checkpointing=args.trl_checkpointing == "on",
     )
     trainer = GRPOTrainer(model=model, reward_funcs=[reward], args=config, train_dataset=Dataset.from_list(rows),
                           processing_class=tok, callbacks=[Clock()])
@@ -105,6 +107,9 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=6)
     parser.add_argument("--max-tokens", type=int, default=48)
     parser.add_argument("--dtype", default="auto", help="auto: bf16 autocast where measured faster here, else fp32")
+    parser.add_argument("--trl-checkpointing", choices=("off", "on"), default="off",
+                        help="TRL's gradient checkpointing (its GRPOConfig default is on; ours never recomputes "
+                             "activations, so off compares like with like)")
     args = parser.parse_args()
     from rzoo.harness import models, precision
 
@@ -119,7 +124,7 @@ def main() -> None:
           f"completion tokens {statistics.fmean(ours_len):.1f}")
     print(f"TRL : median {t:6.1f} s/step (all: {', '.join(f'{x:.1f}' for x in trl_t)}), "
           f"completion tokens {statistics.fmean(trl_len) if trl_len else float('nan'):.1f}")
-    print(f"ours / TRL step time: {o / t:.2f}x  (dtype {args.dtype})")
+    print(f"ours / TRL step time: {o / t:.2f}x  (dtype {args.dtype}, TRL gradient checkpointing {args.trl_checkpointing})")
     print(f"ratio ours-grpo-step/trl-grpo-step wall {o / t:.2f}")
 
 
