@@ -73,22 +73,35 @@ def completion_logits(model, input_ids: torch.Tensor, attention_mask: torch.Tens
     forwards before one backward: not for a DDP-wrapped model (the caller decides).
     """
     position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
-    lp = input_ids.shape[1] - n_completion
-    if share_prompts and lp > 0:
-        prompts = torch.cat([input_ids[:, :lp], attention_mask[:, :lp].to(input_ids.dtype)], dim=1)  # (B, 2 Lp)
-        distinct, inverse = torch.unique(prompts, dim=0, return_inverse=True)  # (P, 2 Lp), (B,)
-        if len(distinct) < len(prompts):
-            p_ids, p_mask = distinct[:, :lp], distinct[:, lp:].to(attention_mask.dtype)
-            head = model(input_ids=p_ids, attention_mask=p_mask, position_ids=(p_mask.cumsum(-1) - 1).clamp(min=0),
-                         use_cache=True, logits_to_keep=1)
-            cache = head.past_key_values
-            cache.batch_select_indices(inverse.to(input_ids.device))  # (P, ...) -> (B, ...), differentiable
-            tail = model(input_ids=input_ids[:, lp:], attention_mask=attention_mask,
-                         position_ids=position_ids[:, lp:], past_key_values=cache, use_cache=False).logits
-            # position lp-1 (the prompt's last token) predicts the first completion token
-            return torch.cat([head.logits[inverse, -1:], tail[:, :-1]], dim=1)
+    if share_prompts:
+        logits = _shared_prompt_logits(model, input_ids, attention_mask, position_ids, n_completion)
+        if logits is not None:
+            return logits
     return model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
                  logits_to_keep=n_completion + 1).logits[:, :-1, :]
+
+
+def _shared_prompt_logits(model, input_ids, attention_mask, position_ids, n_completion: int):
+    """`completion_logits` with each distinct prompt read once; None when no prompt repeats or the model
+    returns no cache to share (e.g. gradient checkpointing turns caching off in training)."""
+    lp = input_ids.shape[1] - n_completion
+    if lp < 1:
+        return None
+    prompts = torch.cat([input_ids[:, :lp], attention_mask[:, :lp].to(input_ids.dtype)], dim=1)  # (B, 2 Lp)
+    distinct, inverse = torch.unique(prompts, dim=0, return_inverse=True)  # (P, 2 Lp), (B,)
+    if len(distinct) == len(prompts):
+        return None
+    p_ids, p_mask = distinct[:, :lp], distinct[:, lp:].to(attention_mask.dtype)
+    head = model(input_ids=p_ids, attention_mask=p_mask, position_ids=(p_mask.cumsum(-1) - 1).clamp(min=0),
+                 use_cache=True, logits_to_keep=1)
+    cache = head.past_key_values
+    if cache is None or not hasattr(cache, "batch_select_indices") or cache.get_seq_length() != lp:
+        return None
+    cache.batch_select_indices(inverse.to(input_ids.device))  # (P, ...) -> (B, ...), differentiable
+    tail = model(input_ids=input_ids[:, lp:], attention_mask=attention_mask, position_ids=position_ids[:, lp:],
+                 past_key_values=cache, use_cache=False).logits  # (B, Tc, V)
+    # position lp-1 (the prompt's last token) predicts the first completion token
+    return torch.cat([head.logits[inverse, -1:], tail[:, :-1]], dim=1)
 
 
 def token_logps(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, n_completion: int,

@@ -248,3 +248,7 @@ def test_shared_prompt_forward_equals_one_forward(tokenizer, attention):
     with torch.no_grad():  # no shared prompt in the batch: the one-forward path, unchanged
         single = rl.token_logps(model, ids[:3], attn[:3], tc, share_prompts=True)
         assert torch.allclose(single, rl.token_logps(model, ids[:3], attn[:3], tc), atol=1e-6)
+    # gradient checkpointing turns the cache off in training: the one-forward path, same values
+    model.gradient_checkpointing_enable()
+    checkpointed = rl.token_logps(model, ids, attn, tc, temperature=0.7, share_prompts=True)
+    assert torch.allclose(checkpointed.detach() * cmask, lp_a * cmask, atol=1e-5)
