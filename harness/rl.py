@@ -85,8 +85,8 @@ def _shared_prompt_logits(model, input_ids, attention_mask, position_ids, n_comp
     """`completion_logits` with each distinct prompt read once; None when no prompt repeats or the model
     returns no cache to share (e.g. gradient checkpointing turns caching off in training)."""
     lp = input_ids.shape[1] - n_completion
-    if lp < 1:
-        return None
+    if lp < 1 or (model.training and getattr(model, "is_gradient_checkpointing", False)):
+        return None  # checkpointing turns caching off in training: nothing to share
     prompts = torch.cat([input_ids[:, :lp], attention_mask[:, :lp].to(input_ids.dtype)], dim=1)  # (B, 2 Lp)
     distinct, inverse = torch.unique(prompts, dim=0, return_inverse=True)  # (P, 2 Lp), (B,)
     if len(distinct) == len(prompts):
