@@ -7,8 +7,9 @@ process each after the other, in the same dtype (`--dtype auto`: bf16 autocast o
 Ours caps thinking at `--max-tokens` - 16 plus a 16-token answer (the CPU preset's split); TRL caps the
 completion at `--max-tokens`. Both use the same reward (our task scorer +
 format reward). TRL runs without gradient checkpointing by default here (`--trl-checkpointing off`; its
-GRPOConfig turns it on, which recomputes activations in the backward pass; ours never does). Reported: median seconds per optimiser step over the steps after the first (which
-pays one-time costs), and mean completion tokens, since step time follows completion length.
+GRPOConfig turns it on, which recomputes activations in the backward pass; ours never does). Reported:
+median seconds per optimiser step over the steps after the first (which pays one-time costs), and mean
+completion tokens, since step time follows completion length.
 """
 from __future__ import annotations
 
