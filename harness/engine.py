@@ -53,7 +53,9 @@ class Engine(Protocol):
     knobs: frozenset[str]  # test-time knobs this engine can set (see `set_knob`)
 
     def rounds(self, prefixes: list[list[int]], limits: list[int], stop_text: str | None, sampling: Sampling,
-               desc: str, progress: bool) -> Iterator[Chunk]: ...
+               desc: str, progress: bool, follow=None) -> Iterator[Chunk]:
+        """One round in chunks. `follow` (`hf_compact.Follow`) asks for the answers after the thinking in
+        the same pass, where the engine can (a chunk's `answers` then holds them); an engine may ignore it."""
 
     def set_knob(self, name: str, value) -> None: ...
 

@@ -13,7 +13,10 @@ each row with its own token limit:
   * an end-of-turn inside the block leaves it never closed (incomplete): no answer.
 - the answer: a row whose block is closed (by the model or forced) generates its answer, up to
   `answer_tokens`, continuing the round's own KV cache (`Chunk.continue_rows`); where an engine
-  cannot, a separate round re-reads prompt + thinking.
+  cannot, a separate round re-reads prompt + thinking. Greedy rounds without the extension go one
+  step further where the engine can (`hf_compact.think_then_answer`): a row answers as soon as its
+  thinking stops, in the same batch as the rows still thinking, and a sweep's smaller caps are answered
+  by copies of a row made when it passes them, so no second batch runs at all.
 
 Token accounting is exact because rows are kept as token ids, never re-tokenised: thinking tokens are
 every id inside the block (the model's and the injected "Wait"s), so the cap holds exactly. Injected
@@ -194,13 +197,39 @@ def sweep(engine: Engine, prompts: list[str], budget: Budget, budgets: list[int]
     unanswered: list[int] = []  # rows whose answer could not continue a cache
     t_start = time.time()
     active, round_no = list(range(len(rows))), 0
+    # greedy and no Wait extension: a row's next step after its thinking is known in advance, so an engine
+    # that can may write the answers (and the smaller caps' forced answers) inside the thinking round
+    follow = None
+    if sampling.temperature == 0 and budget.max_waits == 0:
+        from .hf_compact import Follow
+
+        follow = Follow(ids.forced, budget.answer_tokens, budget.force_close,
+                        tuple(smaller) if budget.force_close else ())
     while active:
         round_no += 1
         prefixes = [prompt_ids[rows[i].prompt_index] + rows[i].completion_ids for i in active]
         limits = [top - rows[i].thinking_tokens for i in active]
         still = []
-        for chunk in engine.rounds(prefixes, limits, fmt.close, sampling, f"thinking (round {round_no})", progress):
+        t_chunk = time.time()
+        for chunk in engine.rounds(prefixes, limits, fmt.close, sampling, f"thinking (round {round_no})", progress,
+                                   **({"follow": follow} if follow is not None else {})):
             members = [active[j] for j in chunk.indices]
+            answered = getattr(chunk, "answers", None)
+            if answered is not None:
+                # answered in the round; the forks' share of the chunk's row-steps is the smaller caps' time
+                spent = time.time() - t_chunk
+                for r, i in enumerate(members):
+                    state = _advance(rows[i], chunk.outputs[r], budget, ids, tok, fmt)
+                    if state == _ANSWER:
+                        rows[i]._set_answer(answered[(r, None)])
+                forked = [(r, b) for (r, b) in answered if b is not None]
+                for r, b in forked:
+                    early[(members[r], b)] = answered[(r, b)]
+                for b in smaller:
+                    share = chunk.steps["forks"] / chunk.steps["rows"] if chunk.steps["rows"] else 0.0
+                    early_seconds[b] += spent * share * (sum(x == b for _, x in forked) / len(forked) if forked else 0)
+                t_chunk = time.time()
+                continue
             if round_no == 1 and smaller and budget.force_close:
                 # a row is cut at cap b iff its first round produced more than b tokens; every cap's cut
                 # rows are answered in one batch (a row appears once per cap it is cut at)
@@ -235,6 +264,7 @@ def sweep(engine: Engine, prompts: list[str], budget: Budget, budgets: list[int]
                 else:
                     for r, answer in zip(finals, answers):
                         rows[members[r]]._set_answer(answer)
+            t_chunk = time.time()
         active = sorted(still)
     _answer_round(engine, [rows[i] for i in sorted(unanswered)], prompt_ids, budget.answer_tokens, sampling,
                   "answer", progress)

@@ -12,8 +12,13 @@ one `torch.multinomial` call, as `generate` does (a finished row's distribution 
 is discarded; `generate` discards it too). For one sample per row torch draws B x V exponentials whatever
 the probabilities are (argmax of p / q), so a row's token depends only on its own distribution and the
 random stream, which advances as in `generate` (tested: same tokens at T = 1, top-p < 1).
+
+`think_then_answer` (greedy) also keeps a row whose thinking stopped: it writes its answer in the same loop,
+and copies of a row made as it passes smaller caps write those caps' answers (budget sweeps).
 """
 from __future__ import annotations
+
+from dataclasses import dataclass, field
 
 import torch
 
@@ -115,3 +120,111 @@ def compact_round(model, input_ids, attention, prefix, stop, max_new: int, pad_i
             values[b, :, :vs[i].shape[2]] = vs[i][0]
         whole.layers[k].keys, whole.layers[k].values = keys, values
     return sequences, whole
+
+
+@dataclass
+class Follow:
+    """What a row does once its thinking stops, inside the same decoding loop (`think_then_answer`)."""
+    forced: list[int]  # fed after a row reaches its thinking limit (the forced close), when force_close
+    answer_tokens: int  # the answer's cap
+    force_close: bool = True
+    forks: tuple[int, ...] = ()  # thinking lengths b: a row still thinking after b tokens also gets the
+    # answer a run capped at b would write (its first b tokens, the forced close, the answer)
+
+
+_THINK, _ANSWER = "think", "answer"
+
+
+@dataclass
+class _Slot:
+    row: int  # the chunk row it belongs to
+    cap: int | None  # None: the row itself; b: its fork at thinking length b
+    phase: str
+    queue: list[int]  # tokens still to feed, in order; the head is fed next
+    answer: list[int] = field(default_factory=list)
+
+
+def think_then_answer(model, input_ids, attention, prefix, stop, follow: Follow, eos: set[int]):
+    """A thinking round and the answers after it in one greedy decoding loop: a row whose thinking stops
+    (its own close, or its limit and then the forced close, fed one token per step) writes its answer in the
+    same batch as the rows still thinking, instead of in a second batch after the longest one ends; a row
+    cut at a fork length b is copied (its cache row included) and the copy answers as a run capped at b
+    would. On a CPU a decoding step costs about the same for 1 row or 8, so answers written beside a long
+    thinker are nearly free, where a separate answer batch costs its own steps and prefill.
+
+    input_ids, attention: (B, W) left-padded; prefix: the KV cache of every column but the last, consumed;
+    stop: the thinking round's `RoundStop` (its events are set here). Returns (thinking: B lists of new
+    token ids, answers: {(row, None or b): RoundOutput}, steps: {"rows": slot-steps, "forks": fork slot-steps}).
+    Finished slots leave the batch at once (no cache is reassembled: nothing continues from it).
+    Greedy only: a sampled round's draws would depend on which answers run beside it."""
+    from .engine import EOS, LENGTH, STOP, RoundOutput
+
+    B, W = input_ids.shape
+    device = input_ids.device
+    cache = prefix
+    slots = [_Slot(b, None, _THINK, [int(input_ids[b, -1])]) for b in range(B)]
+    mask = attention.clone()  # (A, W + t)
+    position = attention.long().sum(-1) - 1  # (A,)
+    thinking: list[list[int]] = [[] for _ in range(B)]
+    answers: dict = {}
+    steps = {"rows": 0, "forks": 0}
+    forks = set(follow.forks)
+
+    def answered(slot, reason):
+        answers[(slot.row, slot.cap)] = RoundOutput(list(slot.answer), reason)
+
+    def start_answer(slot, feed):
+        if follow.answer_tokens <= 0:
+            answered(slot, LENGTH)
+            return False
+        slot.phase, slot.queue = _ANSWER, feed
+        return True
+
+    while slots:
+        feed = torch.tensor([[s.queue.pop(0)] for s in slots], dtype=input_ids.dtype, device=device)
+        with torch.no_grad():
+            logits = model(input_ids=feed, attention_mask=mask, position_ids=position[:, None],
+                           past_key_values=cache, use_cache=True).logits[:, -1]
+        tokens = logits.argmax(-1).tolist()
+        steps["rows"] += len(slots)
+        steps["forks"] += sum(s.cap is not None for s in slots)
+        stay, born = [], []  # slots that go on; forks made this step (their parent's index)
+        for j, (s, token) in enumerate(zip(slots, tokens)):
+            if s.queue:  # still reading forced tokens: this prediction is not used
+                stay.append(j)
+            elif s.phase == _ANSWER:
+                s.answer.append(token)
+                if token in eos or len(s.answer) >= follow.answer_tokens:
+                    answered(s, EOS if token in eos else LENGTH)
+                else:
+                    s.queue = [token]
+                    stay.append(j)
+            else:
+                new = thinking[s.row]
+                new.append(token)
+                if not stop.check(s.row, new[-8:], len(new)):
+                    s.queue = [token]
+                    stay.append(j)
+                    if len(new) in forks:  # the fork reads the same last token, then the forced close
+                        fork = _Slot(s.row, len(new), _ANSWER, [token] + list(follow.forced))
+                        if follow.answer_tokens <= 0:
+                            answered(fork, LENGTH)
+                        else:
+                            born.append((j, fork))
+                    continue
+                reason = stop.events[s.row][1]
+                if reason == STOP and start_answer(s, [token]):
+                    stay.append(j)
+                elif reason == LENGTH and follow.force_close and start_answer(s, [token] + list(follow.forced)):
+                    stay.append(j)
+        index = stay + [j for j, _ in born]
+        if not index:
+            break
+        slots = [slots[j] for j in stay] + [fork for _, fork in born]
+        pick = torch.tensor(index, device=device)
+        if index != list(range(len(tokens))):
+            _take(cache, pick)
+            mask, position = mask[pick], position[pick]
+        mask = torch.cat([mask, mask.new_ones((len(slots), 1))], dim=1)
+        position = position + 1
+    return thinking, answers, steps

@@ -135,6 +135,8 @@ class HFChunk:
     attention: object  # (B, width) prompt mask
     cache: object  # the round's KV cache
     width: int
+    answers: dict | None = None  # {(row, None or fork length): RoundOutput} when answered in the round
+    steps: dict | None = None  # slot-steps of an answered round: {"rows": all, "forks": forks'}
 
     def continue_rows(self, rows: list[int], keep: list[int], suffixes: list[list[int]], limit: int,
                       sampling: Sampling) -> list[RoundOutput] | None:
@@ -196,10 +198,13 @@ class HFEngine:
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(self.eos_ids)
         self.generate_kwargs: dict = {}  # test-time knobs that travel as generate() arguments
         self.compact = True  # rounds drop finished rows (hf_compact.py); False: generate() as is
+        self.answer_in_round = True  # greedy rounds write their answers in the same loop (hf_compact.Follow)
         self.cuttable_cache = True  # until a prefill finds the model's cache cannot be cut row-wise
-        from . import knobs
+        from . import head_matmul, knobs
 
         self.knobs = knobs.supported(model)
+        # decoding batches' LM head in the faster orientation, where measured faster here (CPU only)
+        self.head_speedup = head_matmul.install(model)
 
     @property
     def dtype(self) -> str:
@@ -286,7 +291,10 @@ class HFEngine:
         return cache
 
     def rounds(self, prefixes: list[list[int]], limits: list[int], stop_text: str | None, sampling: Sampling,
-               desc: str = "", progress: bool = False) -> Iterator[HFChunk]:
+               desc: str = "", progress: bool = False, follow=None) -> Iterator[HFChunk]:
+        """`follow` (`hf_compact.Follow`, greedy rounds): rows answer inside the round (`chunk.answers`),
+        with finished rows dropped; else (or where the model's forward cannot be driven here) `chunk.answers`
+        is None and the caller continues rows itself."""
         import torch
         from tqdm.auto import tqdm
         from transformers import StoppingCriteriaList
@@ -310,7 +318,20 @@ class HFEngine:
             attention = attention.to(device)
             input_ids = input_ids.to(device)
             shared = self.shared_prefill(input_ids, attention, always=self.compact)
-            if self.compact and shared is not None:  # finished rows leave the batch (hf_compact.py)
+            answers = steps = None
+            if (follow is not None and self.answer_in_round and self.compact and shared is not None
+                    and sampling.temperature == 0):
+                from .hf_compact import think_then_answer
+
+                thinking, answers, steps = think_then_answer(self.model, input_ids, attention, shared, stop, follow,
+                                                             self.eos_ids)
+                n = max(len(t) for t in thinking)
+                sequences = torch.full((len(chunk), width + n), self.pad_id, dtype=torch.long, device=device)
+                sequences[:, :width] = input_ids
+                for r, t in enumerate(thinking):
+                    sequences[r, width:width + len(t)] = torch.tensor(t, dtype=torch.long)
+                cache = None  # nothing continues from an answered round
+            elif self.compact and shared is not None:  # finished rows leave the batch (hf_compact.py)
                 from .hf_compact import compact_round
 
                 sequences, cache = compact_round(self.model, input_ids, attention, shared, stop, max(row_limits),
@@ -323,4 +344,4 @@ class HFEngine:
                                               **self.generate_kwargs)
                 sequences, cache = out.sequences, out.past_key_values
             outputs = stop.outputs(sequences[:, width:].tolist())
-            yield HFChunk(self, list(chunk), outputs, sequences, attention, cache, width)
+            yield HFChunk(self, list(chunk), outputs, sequences, attention, cache, width, answers, steps)

@@ -93,7 +93,8 @@ class VllmEngine:
     def set_knob(self, name: str, value) -> None:
         raise ValueError(f"eval.backend=vllm has no test-time knob {name!r}; use eval.backend=hf")
 
-    def rounds(self, prefixes, limits, stop_text, sampling, desc="", progress=False):
+    def rounds(self, prefixes, limits, stop_text, sampling, desc="", progress=False, follow=None):
+        # `follow` (answers inside the round) is an HF-engine option: the caller continues rows here
         yield VllmChunk(self, prefixes, self.round_outputs(prefixes, limits, stop_text, sampling, desc, progress))
 
     def round_outputs(self, prefixes: list[list[int]], limits: list[int], stop_text: str | None, sampling,

@@ -11,7 +11,7 @@ import random
 
 import pytest
 import torch
-from transformers import LogitsProcessor, LogitsProcessorList
+from transformers import LlamaForCausalLM, LogitsProcessor, LogitsProcessorList
 
 from conftest import build_tiny_model
 from rzoo.harness import generation as G
@@ -250,9 +250,17 @@ def test_sweep_on_random_model_matches_separate_runs(tiny, tokenizer):
 
 
 def test_sweep_answers_smaller_budgets_from_the_kv_cache(tiny, tokenizer, monkeypatch):
-    """Answers (the smaller budgets' forced ones and the largest budget's own) continue the thinking
+    """Without answers inside the thinking round (sampled rounds, Wait extensions, or switched off as
+    here): answers (the smaller budgets' forced ones and the largest budget's own) continue the thinking
     round's KV cache (no prefix re-read), and still equal separate runs; when the engine cannot continue
     a cache, the rows re-read their prefixes instead."""
+    real_init = HFEngine.__init__
+
+    def init(self, *a, **k):
+        real_init(self, *a, **k)
+        self.answer_in_round = False
+
+    monkeypatch.setattr(HFEngine, "__init__", init)
     calls, from_cache = [], []
     answer_round, continue_rows = G._answer_round, hf_engine.HFChunk.continue_rows
 
@@ -436,3 +444,82 @@ def test_rounds_drop_finished_rows(tiny, tokenizer, temperature, top_p):
     # once after its last token, then leaves
     assert plain_rows == len(prompts) * (max(limits) - 1)
     assert compact_rows == sum(min(n + 1, max(limits)) for n in limits) < plain_rows
+
+
+class PositionScripted(LlamaForCausalLM):
+    """A plain transformers model (the engine drives its forward: prefill, compaction, answers in the round)
+    whose next token is scripted from the fed token and its position: think " x" until position `close_at`,
+    then the delimiter token by token, then an answer ending the turn; after the forced close's last token,
+    the answer. Prompts of different lengths close after different numbers of thinking tokens (or hit the
+    cap), so one batch has ragged closes, forced closes and answers that end at different steps. The real
+    Llama forward still runs (KV cache, masks, positions)."""
+
+    @classmethod
+    def of(cls, tiny, tok, close_at: int):
+        model = cls(tiny.config)
+        model.load_state_dict(tiny.state_dict())
+        model.eval()
+        model.close_at = close_at
+        model.word = tok.encode(" x", add_special_tokens=False)[0]
+        model.close = tok.encode(T.THINK_CLOSE, add_special_tokens=False)
+        forced = tok.encode(T.FORCED_CLOSE, add_special_tokens=False)
+        answer = tok.encode(" The answer is 7", add_special_tokens=False) + [tok.eos_token_id]
+        model.follows = {}
+        for seq in (model.close + [answer[0]], [forced[-1], answer[0]], answer):
+            for a, b in zip(seq, seq[1:]):
+                assert model.follows.setdefault(a, b) == b, "the script's token sequences collide"
+        return model
+
+    def forward(self, input_ids=None, attention_mask=None, position_ids=None, past_key_values=None, **kwargs):
+        out = super().forward(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                              past_key_values=past_key_values, **kwargs)
+        n = out.logits.shape[1]
+        assert position_ids is not None
+        ids, pos = input_ids[:, -n:].tolist(), position_ids.expand(len(input_ids), -1)[:, -n:].tolist()
+        logits = torch.full_like(out.logits, float("-inf"))
+        for b in range(len(ids)):
+            for t in range(n):
+                nxt = self.follows.get(ids[b][t])
+                if nxt is None:
+                    nxt = self.word if pos[b][t] + 1 < self.close_at else self.close[0]
+                logits[b, t, nxt] = 0.0
+        out.logits = logits
+        return out
+
+
+def _lengthy_prompts(tok):
+    words = ["one", "one two three", "one two three four five six", "one two three four five six seven eight nine"]
+    return [T.build_prompt(tok, [{"role": "user", "content": w}]) for w in words]
+
+
+@pytest.mark.parametrize("scripted", [True, False])
+def test_answers_inside_the_thinking_round_equal_the_two_round_path(tiny, tokenizer, monkeypatch, scripted):
+    """Greedy, no Wait: answers are written in the thinking round's own loop (a closed row answers beside the
+    rows still thinking; a row cut at a smaller cap is copied and the copy answers), with no second batch.
+    Every cap's completions equal the two-round path's (`generate`, then answers continued from its cache).
+    Scripted: ragged closes, forced closes and ended answers in one batch; random: caps and forks."""
+    prompts = _lengthy_prompts(tokenizer)
+    lengths = [len(tokenizer.encode(p, add_special_tokens=False)) for p in prompts]
+    model = PositionScripted.of(tiny, tokenizer, close_at=min(lengths) + 9) if scripted else tiny
+    budgets = [2, 5, 8]
+    budget = T.Budget(max(budgets), answer_tokens=6)
+    continued = []
+    real = hf_engine.HFChunk.continue_rows
+    monkeypatch.setattr(hf_engine.HFChunk, "continue_rows",
+                        lambda self, *a, **k: continued.append(1) or real(self, *a, **k))
+    inside = G.sweep(HFEngine(model, tokenizer), prompts, budget, budgets,
+                     sampling=G.Sampling(batch_size=8))
+    assert continued == []  # no answer batch after the round
+    two = HFEngine(model, tokenizer)
+    two.compact = False
+    reference = G.sweep(two, prompts, budget, budgets, sampling=G.Sampling(batch_size=8))
+    assert continued  # the reference did continue rows
+    for b in budgets:
+        for x, y in zip(inside[b], reference[b]):
+            _same(x, y)
+            assert x.answer_truncated == y.answer_truncated
+    if scripted:
+        top = inside[max(budgets)]
+        assert {c.thinking_end for c in top} == {T.CLOSED, T.FORCED}
+        assert len({c.thinking_tokens for c in top}) >= 3
+        assert any(c.answer_ids and c.answer_ids[-1] == tokenizer.eos_token_id for c in top)

@@ -1,0 +1,39 @@
+"""The LM head's transposed product (`harness/head_matmul.py`): same logits, gradients and copies."""
+from __future__ import annotations
+
+import copy
+
+import torch
+
+from conftest import build_tiny_model
+from rzoo.harness import head_matmul
+
+
+def test_routed_head_equals_linear_and_copies_rebind(tokenizer):
+    model = build_tiny_model(tokenizer)
+    head = model.get_output_embeddings()
+    reference = copy.deepcopy(head)
+    assert head_matmul.install(model, margin=float("inf")) is not None  # forced: whatever the timing here
+    assert head_matmul.install(model, margin=float("inf")) is None  # already routed
+    for shape in [(1, 1), (3, 1), (2, 5), (4, 4), (3, 7)]:  # 1, 3, 10, 16 rows (routed) and 21 (linear)
+        x = torch.randn(*shape, head.in_features, requires_grad=True)
+        y = torch.randn(*shape, head.in_features, requires_grad=True)
+        with torch.no_grad():
+            y.copy_(x)
+        out, ref = head(x), reference(y)
+        assert out.shape == ref.shape
+        torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
+        out.square().sum().backward()
+        ref.square().sum().backward()
+        torch.testing.assert_close(x.grad, y.grad, rtol=1e-4, atol=1e-5)
+    clone = copy.deepcopy(model)
+    clone_head = clone.get_output_embeddings()
+    assert clone_head.forward.__self__ is clone_head  # the copy's forward uses the copy's weight
+    with torch.no_grad():
+        clone_head.weight.zero_()
+    assert clone_head(torch.randn(3, head.in_features)).abs().max() == 0
+    assert head(torch.randn(3, head.in_features)).abs().max() > 0
+
+
+def test_not_installed_where_no_plain_cpu_head():
+    assert head_matmul.install(torch.nn.Linear(4, 4)) is None  # no output embeddings to route
