@@ -123,6 +123,9 @@ def main() -> None:
             ours_attention = hf_model.config._attn_implementation
             if args.lmeval_attention == "own":  # what lm-eval's own from_pretrained gives: transformers' sdpa
                 hf_model.set_attn_implementation("sdpa")
+            from rzoo.harness import head_matmul
+
+            head_matmul.uninstall(hf_model)  # lm-eval gets the head as transformers builds it (our engine routes it)
             lm = HFLM(pretrained=hf_model, tokenizer=tok, batch_size=args.batch_size, device="cpu")
             results[name] = lmeval(lm, tok, prompts, args)
             hf_model.set_attn_implementation(ours_attention)

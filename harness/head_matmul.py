@@ -57,3 +57,11 @@ def _forward(self, hidden):
             out = out + self.bias
         return out.reshape(*hidden.shape[:-1], out.shape[-1])
     return torch.nn.functional.linear(hidden, self.weight, self.bias)
+
+
+def uninstall(model) -> None:
+    """Back to the plain `linear` head (e.g. to time another library's generation on the same model)."""
+    get = getattr(model, "get_output_embeddings", None)
+    head = get() if get else None
+    if head is not None and "forward" in vars(head):
+        del head.forward

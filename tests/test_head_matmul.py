@@ -37,3 +37,12 @@ def test_routed_head_equals_linear_and_copies_rebind(tokenizer):
 
 def test_not_installed_where_no_plain_cpu_head():
     assert head_matmul.install(torch.nn.Linear(4, 4)) is None  # no output embeddings to route
+
+
+def test_uninstall_restores_linear(tokenizer):
+    model = build_tiny_model(tokenizer)
+    head = model.get_output_embeddings()
+    head_matmul.install(model, margin=float("inf"))
+    assert "forward" in vars(head)
+    head_matmul.uninstall(model)
+    assert "forward" not in vars(head) and head.forward.__func__ is torch.nn.Linear.forward
