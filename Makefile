@@ -86,6 +86,7 @@ bench: vllm-setup
 	  --backends hf,vllm,lmeval-hf,lmeval-vllm $(BENCH_ARGS)
 	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(VLLM_VENV)/bin/python bench/sweep_cost.py --limit 8 --budgets 16,32,64,128,256,512
 	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(VLLM_VENV)/bin/python bench/compaction.py
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(VLLM_VENV)/bin/python bench/hf_rounds.py
 	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(VLLM_VENV)/bin/python bench/attention_gqa.py
 
 clean-venv:

@@ -1,12 +1,18 @@
-"""Where the HF backend's evaluation time goes, and what answering from the KV cache saves.
+"""What the HF backend's ways of writing answers cost, side by side in one process.
 
-Runs one evaluation-shaped generation (real task prompts, thinking budget, short answers) twice in
-one process: answers continuing the thinking round's KV cache (the default), and answers in a
-separate round that re-reads prompt + thinking (what `max_waits` > 0 still does; forced here with
-max_waits=1 and no minimum, which never inserts a Wait). Prints each generate round's rows, longest
-prefix, new tokens and seconds, and the totals.
+One evaluation-shaped generation (real task prompts, a thinking budget, short answers, greedy), run
+three ways on the same model:
 
-    .venv/bin/python bench/hf_rounds.py [--task math500] [--limit 32] [--budget 256] [--batch-size 32]
+- `two rounds`: the thinking round, then one answer batch continuing its KV cache (what sampled rounds
+  and Wait extensions still do);
+- `in the round`: each row writes its answer as soon as its thinking stops, in the thinking round's own
+  loop (`hf_compact.think_then_answer`, the greedy default);
+- `+ head`: as above, with the LM head's product in the orientation measured faster here
+  (`harness/head_matmul.py`; not installed where it is not faster).
+
+Prints wall seconds, generated tokens and whether the answers are identical, and `ratio` lines.
+
+    .venv/bin/python bench/hf_rounds.py [--task math500] [--limit 8] [--budget 128] [--batch-size 8]
 """
 from __future__ import annotations
 
@@ -18,17 +24,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="default")
     parser.add_argument("--task", default="math500")
-    parser.add_argument("--limit", type=int, default=32)
-    parser.add_argument("--budget", type=int, default=256)
+    parser.add_argument("--limit", type=int, default=8)
+    parser.add_argument("--budget", type=int, default=128)
     parser.add_argument("--answer-tokens", type=int, default=32)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--dtype", default="bfloat16")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--dtype", default="auto", help="auto: bf16 where measured faster here, else fp32")
     args = parser.parse_args()
 
     from rzoo import tasks
     from rzoo.harness import generation as G
-    from rzoo.harness import models
+    from rzoo.harness import head_matmul, models
     from rzoo.harness import thinking as T
+    from rzoo.harness.hf_engine import HFEngine
     from rzoo.tasks.base import find_data_dir
 
     models.set_cpu_threads()
@@ -36,33 +43,35 @@ def main() -> None:
     task = tasks.get(args.task)
     problems = task.load(find_data_dir())[0][:args.limit]
     prompts = [T.build_prompt(tok, task.messages(p)) for p in problems]
+    budget = G.Budget(args.budget, answer_tokens=args.answer_tokens)
+    sampling = G.Sampling(batch_size=args.batch_size)
 
-    original = G._round
-
-    def timed(model, tokenizer, prefixes, limits, *rest, **kw):
+    results = {}
+    for name, in_round, head in (("two rounds", False, False), ("in the round", True, False),
+                                 ("in the round + head", True, True)):
+        engine = HFEngine(model, tok)  # installs the head routing where measured faster
+        speedup = engine.head_speedup
+        if not head:
+            head_matmul.uninstall(model)
+        engine.answer_in_round = in_round
         t = time.perf_counter()
-        out = original(model, tokenizer, prefixes, limits, *rest, **kw)
-        new = [len(ids) for ids, _ in out]
-        print(f"  round: {len(prefixes)} rows, longest prefix {max(map(len, prefixes))}, new tokens "
-              f"{sum(new)} (longest {max(new)}), {time.perf_counter() - t:.1f} s", flush=True)
-        return out
-
-    G._round = timed
-    totals = {}
-    for name, waits in (("answers from the KV cache", 0), ("answers re-read the prefix", 1)):
-        print(f"{name}:")
-        t = time.perf_counter()
-        rows = G.generate(model, tok, prompts, max_thinking_tokens=args.budget, answer_tokens=args.answer_tokens,
-                          max_waits=waits, sampling=G.Sampling(batch_size=args.batch_size))
+        rows = G.generate(engine, prompts, budget, sampling=sampling)
         seconds = time.perf_counter() - t
+        head_matmul.uninstall(model)
         tokens = sum(sum(c.sampled_mask) for c in rows)
-        totals[name] = (seconds, tokens, [c.answer_text for c in rows])
-        print(f"  total {seconds:.1f} s, {tokens} generated tokens, {tokens / seconds:.1f} tok/s")
-    (a, ta, xa), (b, tb, xb) = totals.values()
-    same = sum(x == y for x, y in zip(xa, xb))
+        results[name] = (seconds, [c.completion_ids for c in rows])
+        note = f" (head routed: measured {speedup:.2f}x)" if head and speedup else (" (head not routed here)" if head else "")
+        print(f"{name:22s} {seconds:7.1f} s  {tokens} generated tokens{note}", flush=True)
+
+    base_s, base_ids = results["two rounds"]
     print(f"\n{args.task} x {len(prompts)}, budget {args.budget}+{args.answer_tokens}, batch {args.batch_size}, "
-          f"{args.dtype}: re-read {b:.1f} s -> from cache {a:.1f} s = {b / a:.2f}x faster; "
-          f"identical answers {same}/{len(prompts)}")
+          f"dtype {str(model.dtype).removeprefix('torch.')}")
+    for name in ("in the round", "in the round + head"):
+        seconds, ids = results[name]
+        same = sum(x == y for x, y in zip(ids, base_ids))
+        print(f"{name}: identical completions {same}/{len(prompts)}")
+    print(f"ratio in-round/two-rounds wall {results['in the round'][0] / base_s:.2f}")
+    print(f"ratio in-round+head/two-rounds wall {results['in the round + head'][0] / base_s:.2f}")
 
 
 if __name__ == "__main__":
