@@ -54,9 +54,12 @@ def compact_round(model, input_ids, attention, prefix, stop, max_new: int, pad_i
     want_cache=False: the cache is not reassembled (None; an answer round continues from nothing)."""
     import copy
 
+    from .kv_buffer import grow
+
     B, W = input_ids.shape
     device = input_ids.device
     cache = prefix
+    grow(cache)  # appends write in place (no whole-cache copy per step)
     active = torch.arange(B, device=device)  # batch rows still in the batch
     mask = attention.clone()  # (A, W + t)
     position = attention.long().sum(-1) - 1  # (A,) the position of the column fed next
@@ -159,9 +162,12 @@ def think_then_answer(model, input_ids, attention, prefix, stop, follow: Follow,
     Greedy only: a sampled round's draws would depend on which answers run beside it."""
     from .engine import EOS, LENGTH, STOP, RoundOutput
 
+    from .kv_buffer import grow
+
     B, W = input_ids.shape
     device = input_ids.device
     cache = prefix
+    grow(cache)  # appends write in place (no whole-cache copy per step)
     slots = [_Slot(b, None, _THINK, [int(input_ids[b, -1])]) for b in range(B)]
     mask = attention.clone()  # (A, W + t)
     position = attention.long().sum(-1) - 1  # (A,)

@@ -81,7 +81,9 @@ def cuttable(cache) -> bool:
         from transformers.cache_utils import DynamicCache, DynamicLayer
     except ImportError:  # a transformers without per-layer caches
         return False
-    return type(cache) is DynamicCache and all(type(layer) is DynamicLayer for layer in cache.layers)
+    from .kv_buffer import GrowingLayer
+
+    return type(cache) is DynamicCache and all(type(layer) in (DynamicLayer, GrowingLayer) for layer in cache.layers)
 
 
 def slice_cache(cache, rows, length: int):
