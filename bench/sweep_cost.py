@@ -49,20 +49,19 @@ def main() -> None:
     kw = dict(sampling=G.Sampling(temperature=0.0, batch_size=args.batch_size))
     budget = lambda b: G.Budget(b, answer_tokens=args.answer_tokens)  # noqa: E731
 
-    t = time.time()
-    G.generate(engine, prompts, budget(budgets[-1]), **kw)
-    one = time.time() - t
-    t = time.time()
-    sweep = G.sweep(engine, prompts, budget(budgets[-1]), budgets, **kw)
-    swept = time.time() - t
-    if args.two_rounds:
-        engine.answer_in_round = False
+    def one_and_sweep():
+        """Seconds of one max-budget run, seconds of the sweep, the sweep's completions."""
         t = time.time()
         G.generate(engine, prompts, budget(budgets[-1]), **kw)
-        one_two = time.time() - t
+        one = time.time() - t
         t = time.time()
-        sweep_two = G.sweep(engine, prompts, budget(budgets[-1]), budgets, **kw)
-        swept_two = time.time() - t
+        sweep = G.sweep(engine, prompts, budget(budgets[-1]), budgets, **kw)
+        return one, time.time() - t, sweep
+
+    one, swept, sweep = one_and_sweep()
+    if args.two_rounds:
+        engine.answer_in_round = False
+        one_two, swept_two, sweep_two = one_and_sweep()
         engine.answer_in_round = True
     naive = None
     if not args.skip_naive:
