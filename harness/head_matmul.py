@@ -28,23 +28,28 @@ def _best_of(fn, repeats: int = 3) -> float:
 def install(model, max_rows: int = 16, rows: int = 4, margin: float = 0.9) -> float | None:
     """Route the output head's small inputs through W @ x^T where that measured faster on this machine by
     at least 1 / `margin`, timing both at `rows` rows. Returns the measured speed ratio (linear time /
-    transposed time) when installed, else None (not a CPU model, no plain linear head, or not faster)."""
+    transposed time) when installed, else None (not a CPU model, no plain linear head, or not faster). Measured
+    once per head: later calls return the first answer."""
     import torch
 
     get = getattr(model, "get_output_embeddings", None)
     head = get() if get else None
-    if not isinstance(head, torch.nn.Linear) or head.weight.device.type != "cpu" or "forward" in vars(head):
-        return None  # no plain linear head on CPU, or already routed
+    if not isinstance(head, torch.nn.Linear) or head.weight.device.type != "cpu":
+        return None  # no plain linear head on CPU
+    if "measured_speedup" in vars(head):  # measured before (an engine per RL step must not re-time it)
+        return head.measured_speedup
     weight, bias = head.weight, head.bias
     x = torch.randn(rows, weight.shape[1], generator=torch.Generator().manual_seed(0)).to(weight.dtype)
     with torch.no_grad():
         plain = _best_of(lambda: torch.nn.functional.linear(x, weight, bias))
         turned = _best_of(lambda: torch.mm(weight, x.t()).t())
+    head.measured_speedup = None
     if turned > margin * plain:
         return None
+    head.measured_speedup = plain / turned
     head.decode_rows = max_rows
     head.forward = types.MethodType(_forward, head)  # a bound method: a deep copy of the model rebinds it
-    return plain / turned
+    return head.measured_speedup
 
 
 def _forward(self, hidden):
@@ -65,3 +70,5 @@ def uninstall(model) -> None:
     head = get() if get else None
     if head is not None and "forward" in vars(head):
         del head.forward
+    if head is not None and "measured_speedup" in vars(head):
+        del head.measured_speedup
