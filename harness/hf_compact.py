@@ -152,8 +152,9 @@ def think_then_answer(model, input_ids, attention, prefix, stop, follow: Follow,
     (its own close, or its limit and then the forced close, fed one token per step) writes its answer in the
     same batch as the rows still thinking, instead of in a second batch after the longest one ends; a row
     cut at a fork length b is copied (its cache row included) and the copy answers as a run capped at b
-    would. On a CPU a decoding step costs about the same for 1 row or 8, so answers written beside a long
-    thinker are nearly free, where a separate answer batch costs its own steps and prefill.
+    would. A row added to a step that runs anyway costs its own arithmetic (~7 ms for SmolLM2 on the AVX2
+    host in a wide batch; more when it turns a 1-row step into a 2-row one), where a separate answer batch
+    costs its own steps, their fixed per-step overhead and a prefill.
 
     input_ids, attention: (B, W) left-padded; prefix: the KV cache of every column but the last, consumed;
     stop: the thinking round's `RoundStop` (its events are set here). Returns (thinking: B lists of new
