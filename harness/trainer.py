@@ -68,6 +68,9 @@ def save_checkpoint(model, tokenizer, out: Path, meta: dict, state: dict | None 
             os.fsync(fh.fileno())
     old = out.with_name(out.name + ".old")
     if out.exists():
+        # a run killed after the last swap but before its clean-up leaves a stale ".old" beside a complete
+        # checkpoint: drop it, or the rename below fails ("Directory not empty")
+        shutil.rmtree(old, ignore_errors=True)
         out.rename(old)
     tmp.rename(out)
     shutil.rmtree(old, ignore_errors=True)

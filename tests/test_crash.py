@@ -121,3 +121,19 @@ def test_torn_journal_line_is_dropped(tmp_path):
     assert j.rows() == [{"a": 1}, {"a": 2}]
     j.append([{"a": 4}])
     assert j.rows() == [{"a": 1}, {"a": 2}, {"a": 4}]
+
+
+def test_save_over_a_stale_old_checkpoint(tokenizer, tmp_path):
+    """A kill after a checkpoint swap but before its clean-up leaves `checkpoint.old` beside a complete
+    `checkpoint` (the random-kill test above hit it); the next save replaces both without failing."""
+    from conftest import build_tiny_model
+    from rzoo.harness.trainer import save_checkpoint
+
+    model, out = build_tiny_model(tokenizer), tmp_path / "checkpoint"
+    save_checkpoint(model, tokenizer, out, {"step": 1})
+    stale = tmp_path / "checkpoint.old"
+    stale.mkdir()
+    (stale / "leftover.bin").write_bytes(b"x")
+    save_checkpoint(model, tokenizer, out, {"step": 2})
+    assert json.loads((out / "method.json").read_text())["step"] == 2
+    assert not stale.exists() and not (tmp_path / "checkpoint.tmp").exists()
