@@ -54,7 +54,7 @@ class RecurrentConfig(PretrainedConfig):
     def __init__(self, vocab_size: int = 128, hidden_size: int = 128, intermediate_size: int = 384,
                  num_attention_heads: int = 4, n_prelude: int = 1, n_core: int = 2, n_coda: int = 1,
                  mean_recurrence: int = 8, max_recurrence: int = 64, recurrence_sigma: float = 0.5,
-                 backprop_depth: int = 8, state_std: float = 1.0, exit_kl: float = 0.0, noise_seed: int = 0,
+                 backprop_depth: int = 8, state_std: float | None = None, exit_kl: float = 0.0, noise_seed: int = 0,
                  max_position_embeddings: int = 256, rope_theta: float = 30.0, rms_norm_eps: float = 1e-6,
                  tie_word_embeddings: bool = True, **kwargs):
         self.vocab_size, self.hidden_size, self.intermediate_size = vocab_size, hidden_size, intermediate_size
@@ -67,6 +67,12 @@ class RecurrentConfig(PretrainedConfig):
         # cache layers: prelude, each (iteration, core block) up to max_recurrence, coda
         self.num_hidden_layers = n_prelude + max_recurrence * n_core + n_coda
         super().__init__(tie_word_embeddings=tie_word_embeddings, **kwargs)
+
+    def initial_state_std(self) -> float:
+        """The initial state's noise scale: `state_std`, or Huginn's sqrt(2 / (5 h)) when unset (0.056 at h = 128).
+        It matters: at 1.0 the testbed model did not learn a one-iteration copy task in 175 steps; at 0.05 it did
+        by step 50."""
+        return self.state_std if self.state_std is not None else math.sqrt(2 / (5 * self.hidden_size))
 
     def block_config(self) -> LlamaConfig:
         config = LlamaConfig(vocab_size=self.vocab_size, hidden_size=self.hidden_size,
@@ -202,7 +208,7 @@ class RecurrentForCausalLM(PreTrainedModel, GenerationMixin):
         else:
             table = self.init_noise(e.device)
             noise = table[position_ids.clamp(max=len(table) - 1)]
-        state = noise.to(e.dtype).expand_as(e) * c.state_std
+        state = noise.to(e.dtype).expand_as(e) * c.initial_state_std()
         B, T = e.shape[:2]
         exited = torch.zeros(B, T, dtype=torch.bool, device=e.device)
         used = torch.zeros(B, T, device=e.device)

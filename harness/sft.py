@@ -133,14 +133,15 @@ class SFTTrainer(Trainer):
         pad = self.tokenizer.pad_token_id
         # one adapter scale per forward: group the batch by each example's scale (CoT-Valve++)
         for scale in sorted({self.scales[i] for i in picked}):
-            group = [self.rows[i] for i in picked if self.scales[i] == scale]
+            group = [i for i in picked if self.scales[i] == scale]
             if self.adapter is not None:
                 self._set_scale(scale)
             for i in range(0, len(group), cfg.micro_batch_size):
-                ids, attn, cmask = (t.to(self.device) for t in collate(group[i:i + cfg.micro_batch_size], pad))
+                chunk = group[i:i + cfg.micro_batch_size]
+                ids, attn, cmask = (t.to(self.device) for t in collate([self.rows[j] for j in chunk], pad))
                 with autocast(self.device, self.dtype):
                     logits = self.model(input_ids=ids, attention_mask=attn).logits
-                loss = completion_cross_entropy(logits, ids, cmask, reduction="sum") / max(n_tokens, 1)
+                loss = self.micro_loss(logits, ids, cmask, chunk, batch, step, n_tokens)
                 self.accelerator.backward(loss)
                 total += float(loss.detach())
         if self.adapter is not None:
@@ -151,6 +152,13 @@ class SFTTrainer(Trainer):
         if len(self.rounds) > 1:
             row["round"] = self.round + 1
         return row
+
+    def micro_loss(self, logits: torch.Tensor, ids: torch.Tensor, cmask: torch.Tensor, chunk: list[int],
+                   batch: list[int], step: int, n_tokens: float) -> torch.Tensor:
+        """One micro-batch's share of the step's loss (its examples `chunk` of the global `batch` are the rows
+        of ids): the sum of its completion tokens' -log p over the global batch's `n_tokens` (per process).
+        A method adds its own terms here."""
+        return completion_cross_entropy(logits, ids, cmask, reduction="sum") / max(n_tokens, 1)
 
     def progress_line(self, row: dict) -> str:
         return f"loss {row['loss']:.4f}, lr {row['lr']:.2e}, epoch {row['epoch']}"

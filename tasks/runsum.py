@@ -151,6 +151,30 @@ class RunSum(Task):
     def score(self, problem: Problem, answer_text: str) -> float:
         return 1.0 if self.grade(problem, answer_text).correct else 0.0
 
+    def state_targets(self, tokenizer, ids: list[int], example: Example) -> list[int]:
+        """Intermediate results to supervise inside one tokenized example (latent recurrence's chain
+        supervision, `methods/latent.py`): at every position from the first digit slot up to the one before
+        the answer digit's prediction, the token of the running sum of the digits read so far (" 3"; the
+        final sum past the last digit); -100 elsewhere. Positions count from 0 in `ids`."""
+        digits = example.meta.get("digits")
+        if not digits:
+            raise TaskError(f"runsum example {example.id} has no digits in its meta")
+        def find(piece: list[int], last: bool = False) -> int:
+            starts = [i for i in range(len(ids) - len(piece) + 1) if ids[i:i + len(piece)] == piece]
+            if not starts:
+                raise TaskError(f"runsum example {example.id}: {tokenizer.decode(piece)!r} not found in its tokens")
+            return starts[-1] if last else starts[0]
+        start = find(tokenizer.encode(prompt_text(digits), add_special_tokens=False))
+        box = tokenizer.encode("\\boxed{", add_special_tokens=False)
+        answer = find(box, last=True) + len(box)  # the answer's first token, predicted at answer - 1
+        sums = [tokenizer.encode(f" {s}", add_special_tokens=False) for s in running_sums(digits)]
+        if any(len(t) != 1 for t in sums):
+            raise TaskError("runsum state targets need one token per running sum (' 3'); this tokenizer splits them")
+        out = [-100] * len(ids)
+        for p in range(start, answer - 1):
+            out[p] = sums[min(p - start, len(sums) - 1)][0]
+        return out
+
     def examples(self, variant: str, split: str = "train", seed: int = 0) -> SFTData:
         """SFT examples of one trace variant over the split's problems (seeded)."""
         if variant not in VARIANTS:

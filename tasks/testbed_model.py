@@ -216,9 +216,9 @@ class RecurrentRecipe:
     intermediate_size: int = 384
     num_attention_heads: int = 4
     n_prelude: int = 1
-    n_core: int = 2
+    n_core: int = 1  # one block, iterated: two core blocks learned a smaller depth effect (+0.08 against +0.18)
     n_coda: int = 1
-    mean_recurrence: int = 4
+    mean_recurrence: int = 8
     max_recurrence: int = 64
     backprop_depth: int = 4
     seed: int = 0

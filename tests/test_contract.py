@@ -47,6 +47,8 @@ def tiny_overrides(name: str, model_dir, varying: str, sft_file) -> list[str]:
         out += ["stage_steps=[1,1]", "stage_max_tokens=[4,6]", "stage_samples=[4,4]"]
     elif isinstance(cfg, SFTConfig):
         out += [f"train_data=jsonl:{sft_file}", "batch_size=2", "lr=1e-3", "max_length=64"]
+    if hasattr(cfg, "chain_weight"):  # latent: chain targets need the testbed's task and tokenizer (tests/test_latent.py)
+        out += ["chain_weight=0"]
     return out
 
 
