@@ -76,7 +76,7 @@ def test_train_eval_latent_end_to_end(runs_root):
     from rzoo.harness.cli import main
 
     rc = main(["train+eval", "method=latent", "preset=cpu", "max_steps=3", "batch_size=8", "micro_batch_size=4",
-               "chain_curriculum=2", "eval.limit=6", "eval.recurrence=[1,3]", "eval.baseline=false",
+               "chain_curriculum=2", "limit=64", "eval.limit=6", "eval.recurrence=[1,3]", "eval.baseline=false",
                "--no-progress"])
     assert rc == 0
     (run,) = (runs_root / "latent").iterdir()
