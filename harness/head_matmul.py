@@ -8,6 +8,8 @@ A decoding step multiplies a few rows x (B, H) by the head's weight W (V, H), V 
 CPU, so `install` times both on the model's own head and routes inputs of at most `max_rows` rows
 through the transposed product only where it measured faster; longer inputs (prefill, training) keep
 `linear`. Same arithmetic, another summation order: logits differ by float rounding (~1e-6 relative).
+Because the choice is timed, it can differ between two runs on one machine; training rollouts therefore
+keep `linear` (`HFEngine(..., fast_head=False)` in rl.py), so that a run repeats, and resumes, exactly.
 """
 from __future__ import annotations
 

@@ -193,7 +193,7 @@ class HFChunk:
 class HFEngine:
     """A transformers causal LM (or a peft model around one) and its tokenizer."""
 
-    def __init__(self, model, tokenizer):
+    def __init__(self, model, tokenizer, fast_head: bool = True):
         self.model = model
         self.tokenizer = tokenizer
         self.eos_ids = eos_ids(tokenizer, getattr(model, "generation_config", None))
@@ -205,8 +205,10 @@ class HFEngine:
         from . import head_matmul, knobs
 
         self.knobs = knobs.supported(model)
-        # decoding batches' LM head in the faster orientation, where measured faster here (CPU only)
-        self.head_speedup = head_matmul.install(model)
+        # decoding batches' LM head in the faster orientation, where measured faster here (CPU only).
+        # `fast_head=False` keeps `linear`: the choice is timed, so it may differ from run to run, and the
+        # other orientation rounds differently (training rollouts want the same numbers every run).
+        self.head_speedup = head_matmul.install(model) if fast_head else None
 
     @property
     def dtype(self) -> str:

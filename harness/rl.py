@@ -217,7 +217,11 @@ class RLTrainer(Trainer):
         from .hf_engine import HFEngine
 
         with self.full_params(), autocast(self.device, self.dtype):  # bf16 where faster (native-bf16 CPUs, GPUs)
-            completions = G.generate(HFEngine(policy, self.tokenizer), prompts, budget, n=cfg.samples_per_prompt,
+            # the plain LM head (fast_head=False): head_matmul picks its orientation by timing, and the two
+            # round differently, so a run and its resumed copy could sample from different logits (seen: a
+            # resumed GRPO run's KL and weights drifted from the uninterrupted run's)
+            engine = HFEngine(policy, self.tokenizer, fast_head=False)
+            completions = G.generate(engine, prompts, budget, n=cfg.samples_per_prompt,
                                      sampling=sampling, seed=self.rank_seed * 100003 + step, fmt=self.fmt)
         return Rollout(indices, problems, prompts, completions, time.time() - t0)
 

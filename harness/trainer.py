@@ -146,8 +146,12 @@ class Trainer:
         self.rank, self.world = self.accelerator.process_index, self.accelerator.num_processes
         from . import precision
 
-        self.dtype = precision.resolve(cfg.dtype, str(self.device))
-        print(f"[precision] training computes in {self.dtype} (dtype={cfg.dtype})", flush=True)
+        # a resumed `auto` run keeps the type its checkpoint was trained in: `auto` is decided by timing, and
+        # a type that changed mid-run would break the resumed run's equality with an uninterrupted one
+        recorded = self.recorded_dtype() if ctx.resume and cfg.dtype == "auto" else None
+        self.dtype = recorded or precision.resolve(cfg.dtype, str(self.device))
+        how = ", as the run being resumed" if recorded else ""
+        print(f"[precision] training computes in {self.dtype} (dtype={cfg.dtype}{how})", flush=True)
         self.rank_seed = cfg.seed + 1000 * self.accelerator.process_index
         random.seed(self.rank_seed)
         torch.manual_seed(self.rank_seed)
@@ -170,6 +174,12 @@ class Trainer:
             ranks = self.state.get("ranks")  # each process's own RNG states (several processes)
             torch.set_rng_state(ranks[self.rank]["torch_rng"] if ranks else self.state["torch_rng"])
             self.load_extra_state(self.state)
+
+    def recorded_dtype(self) -> str | None:
+        """The compute type in the checkpoint's method.json (None for a checkpoint that does not say)."""
+        meta = self.run.checkpoint_dir / "method.json"
+        dtype = json.loads(meta.read_text(encoding="utf-8")).get("dtype") if meta.is_file() else None
+        return dtype if dtype in ("float32", "bfloat16", "float16") else None
 
     def make_optimizer(self):
         cfg = self.cfg

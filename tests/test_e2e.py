@@ -116,6 +116,39 @@ def test_resume_continues_exactly(tiny_model_dir, runs_root, varying_task, tmp_p
     assert json.loads((part / "status.json").read_text())["state"] == "done"
 
 
+
+def test_training_rollouts_keep_the_plain_head(tiny_model_dir, runs_root, varying_task, monkeypatch):
+    """head_matmul picks the head's orientation by timing and the two orientations round differently: a
+    timing-dependent choice in training made a run and its resumed copy diverge. Rollouts must not use it."""
+    from rzoo.harness import head_matmul
+
+    calls = []
+    monkeypatch.setattr(head_matmul, "install", lambda model, **kw: calls.append(model))
+    assert main(["train", "method=grpo", f"model={tiny_model_dir}", f"train_task={varying_task}", "steps=1",
+                 "prompts_per_step=2", "samples_per_prompt=2", "max_thinking_tokens=4", "answer_tokens=2",
+                 "--no-progress"]) == 0
+    assert calls == []
+
+
+def test_resume_keeps_the_recorded_dtype(tiny_model_dir, runs_root, varying_task, monkeypatch, capsys):
+    """`dtype=auto` is decided by timing; a resumed run keeps what its checkpoint recorded, even where the
+    timing would now say otherwise."""
+    from rzoo.harness import precision
+
+    common = ["method=grpo", f"model={tiny_model_dir}", f"train_task={varying_task}", "prompts_per_step=2",
+              "samples_per_prompt=2", "max_thinking_tokens=4", "answer_tokens=2", "--no-progress"]
+    monkeypatch.setattr(precision, "cpu_bf16_speedup", lambda: 0.5)
+    assert main(["train", *common, "steps=1"]) == 0
+    (run,) = (runs_root / "grpo").iterdir()
+    assert json.loads((run / "checkpoint" / "method.json").read_text())["dtype"] == "float32"
+    monkeypatch.setattr(precision, "cpu_bf16_speedup", lambda: 5.0)  # `auto` would now pick bf16
+    assert precision.resolve("auto") == "bfloat16"
+    capsys.readouterr()
+    assert main(["train", f"resume={run}", "steps=2", "--no-progress"]) == 0
+    assert "training computes in float32 (dtype=auto, as the run being resumed)" in capsys.readouterr().out
+    meta = json.loads((run / "checkpoint" / "method.json").read_text())
+    assert meta["step"] == 2 and meta["dtype"] == "float32"
+
 def test_resume_rejects_non_runs(runs_root, tmp_path):
     assert main(["train", f"resume={tmp_path}"]) == 2
 

@@ -22,6 +22,30 @@ def test_local_folder_and_errors(tiny_model_dir, tmp_path):
         models.resolve("no-such-thing")
 
 
+
+def test_loaded_weights_live_in_aligned_memory_with_ties_kept(tiny_model_dir):
+    """`from_pretrained` leaves CPU weights 8-byte aligned at addresses that vary per load, and MKL rounds
+    by operand alignment; `load` copies them into 64-byte aligned memory."""
+    model, _ = models.load(models.resolve(str(tiny_model_dir)), dtype="float32", device="cpu")
+    tensors = list(model.parameters()) + list(model.buffers())
+    assert tensors and all(t.data_ptr() % 64 == 0 for t in tensors)
+    if model.config.tie_word_embeddings:
+        assert model.get_output_embeddings().weight is model.get_input_embeddings().weight
+
+
+def test_align_cpu_tensors_copies_only_misaligned_and_keeps_values():
+    layer = torch.nn.Linear(5, 3)
+    backing = torch.randn(16 + 15)
+    misaligned = backing[1:16].view(3, 5)  # 4 bytes past a 64-byte boundary
+    assert misaligned.data_ptr() % 64 == 4
+    layer.weight.data = misaligned
+    before = layer.weight.detach().clone()
+    bias_ptr = layer.bias.data_ptr()
+    assert models.align_cpu_tensors(layer) == 1
+    assert layer.weight.data_ptr() % 64 == 0 and torch.equal(layer.weight, before)
+    assert layer.bias.data_ptr() == bias_ptr  # already aligned: not copied
+    assert models.align_cpu_tensors(layer) == 0
+
 def test_default_offline_converts_gguf_once(tmp_path, monkeypatch):
     """The real fallback path: GGUF -> transformers -> clean model -> safetensors, bit-identical."""
     from transformers import AutoModelForCausalLM
