@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+from .hf_compat import with_cache
+
 
 def _take(cache, index) -> None:
     """Keep batch rows `index` of every layer of `cache` (in place)."""
@@ -73,7 +75,7 @@ def compact_round(model, input_ids, attention, prefix, stop, max_new: int, pad_i
     for t in range(max_new):
         with torch.no_grad():
             logits = model(input_ids=feed, attention_mask=mask, position_ids=position[:, None],
-                           past_key_values=cache, use_cache=True).logits[:, -1].float()
+                           use_cache=True, **with_cache(cache)).logits[:, -1].float()
         if sampled and len(active) < B:  # sample the whole chunk, as generate does: a finished row's are zeros
             full = logits.new_zeros(B, logits.shape[-1])
             full[active] = logits
@@ -191,7 +193,7 @@ def think_then_answer(model, input_ids, attention, prefix, stop, follow: Follow,
         feed = torch.tensor([[s.queue.pop(0)] for s in slots], dtype=input_ids.dtype, device=device)
         with torch.no_grad():
             logits = model(input_ids=feed, attention_mask=mask, position_ids=position[:, None],
-                           past_key_values=cache, use_cache=True).logits[:, -1]
+                           use_cache=True, **with_cache(cache)).logits[:, -1]
         tokens = logits.argmax(-1).tolist()
         steps["rows"] += len(slots)
         steps["forks"] += sum(s.cap is not None for s in slots)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Iterator
 
 from .engine import EOS, LENGTH, STOP, RoundOutput, Sampling, eos_ids
+from .hf_compat import cache_of, with_cache
 
 
 class RoundStop:
@@ -178,13 +179,13 @@ class HFChunk:
                 positions = (mask.long().cumsum(-1) - 1).masked_fill(mask == 0, 1)
                 with torch.no_grad():
                     eng.model(input_ids=input_ids[:, start:-1], attention_mask=mask[:, :-1],
-                              position_ids=positions[:, start:-1], past_key_values=prefix, use_cache=True,
+                              position_ids=positions[:, start:-1], use_cache=True, **with_cache(prefix),
                               logits_to_keep=1)
             sequences, _ = compact_round(eng.model, input_ids, mask, prefix, stop, limit, eng.pad_id, sampling,
                                          want_cache=False)
             return stop.outputs(sequences[:, input_ids.shape[1]:].tolist())
         with torch.no_grad():
-            out = eng.model.generate(input_ids=input_ids, attention_mask=mask, past_key_values=prefix,
+            out = eng.model.generate(input_ids=input_ids, attention_mask=mask, **with_cache(prefix),
                                      generation_config=generation_config(sampling, limit, eng.pad_id, eng.eos_ids),
                                      stopping_criteria=StoppingCriteriaList([stop]), **eng.generate_kwargs)
         return stop.outputs(out[:, input_ids.shape[1]:].tolist())
@@ -287,7 +288,7 @@ class HFEngine:
                 cols = slice(width - w, width)  # logits_to_keep=1: the cache is wanted, not (G, w, vocab) logits
                 out = self.model(input_ids=input_ids[pick, cols], attention_mask=attention[pick, cols],
                                  position_ids=positions[pick, cols], use_cache=True, logits_to_keep=1)
-                parts.append((group, w, out.past_key_values))
+                parts.append((group, w, cache_of(out)))
         if not parts:
             return None
         cache = assemble_cache(parts, len(distinct), width, torch.tensor(inverse, device=input_ids.device))
@@ -341,11 +342,11 @@ class HFEngine:
                 sequences, cache = compact_round(self.model, input_ids, attention, shared, stop, max(row_limits),
                                                  self.pad_id, sampling)
             else:
-                prefix = {} if shared is None else {"past_key_values": shared}
+                prefix = {} if shared is None else with_cache(shared)
                 with torch.no_grad():
                     out = self.model.generate(input_ids=input_ids, attention_mask=attention, **prefix,
                                               generation_config=config, stopping_criteria=StoppingCriteriaList([stop]),
                                               **self.generate_kwargs)
-                sequences, cache = out.sequences, out.past_key_values
+                sequences, cache = out.sequences, cache_of(out)
             outputs = stop.outputs(sequences[:, width:].tolist())
             yield HFChunk(self, list(chunk), outputs, sequences, attention, cache, width, answers, steps)

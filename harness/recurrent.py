@@ -45,6 +45,8 @@ from transformers.masking_utils import create_causal_mask
 from transformers.modeling_outputs import CausalLMOutputWithPast
 from transformers.models.llama.modeling_llama import LlamaDecoderLayer, LlamaRMSNorm, LlamaRotaryEmbedding
 
+from .hf_compat import with_cache
+
 MODEL_TYPE = "rzoo_recurrent"
 
 
@@ -165,7 +167,7 @@ class RecurrentForCausalLM(PreTrainedModel, GenerationMixin):
     def _blocks(self, layers, h, mask, pos, cache, index, view_kwargs=None):
         for j, layer in enumerate(layers):
             view = _LayerView(cache, index(j), **(view_kwargs[j] if view_kwargs else {}))
-            h = layer(h, attention_mask=mask, position_embeddings=pos, past_key_values=view)
+            h = layer(h, attention_mask=mask, position_embeddings=pos, **with_cache(view))
         return h
 
     def _coda_logits(self, state, mask, pos, cache, keep: bool):
@@ -186,15 +188,17 @@ class RecurrentForCausalLM(PreTrainedModel, GenerationMixin):
 
     def forward(self, input_ids=None, attention_mask=None, position_ids=None, past_key_values=None,
                 inputs_embeds=None, labels=None, use_cache=None, logits_to_keep=0, num_steps: int | None = None,
-                exit_kl: float | None = None, **kwargs):
+                exit_kl: float | None = None, cache=None, **kwargs):
+        # `cache` is what generate passes from transformers 5.24 on, `past_key_values` before (harness/hf_compat.py)
         c = self.config
         x = self.embed_tokens(input_ids) if inputs_embeds is None else inputs_embeds
-        cache = past_key_values if past_key_values is not None else DynamicCache(config=c)
+        cache = cache if cache is not None else past_key_values
+        cache = cache if cache is not None else DynamicCache(config=c)
         if position_ids is None:
             past = cache.get_seq_length()
             position_ids = torch.arange(past, past + x.shape[1], device=x.device).unsqueeze(0)
         mask = create_causal_mask(config=c.block_config(), inputs_embeds=x, attention_mask=attention_mask,
-                                  past_key_values=cache, position_ids=position_ids)
+                                  position_ids=position_ids, **with_cache(cache))
         pos = self.rotary(x, position_ids=position_ids)
         e = self._blocks(self.prelude, x, mask, pos, cache, lambda j: j)
         r = num_steps or (self.sample_recurrence() if self.training else c.mean_recurrence)
@@ -245,7 +249,7 @@ class RecurrentForCausalLM(PreTrainedModel, GenerationMixin):
         loss = None
         if labels is not None:
             loss = self.loss_function(logits=logits, labels=labels, vocab_size=c.vocab_size, **kwargs)
-        return CausalLMOutputWithPast(loss=loss, logits=logits, past_key_values=cache if use_cache else None)
+        return CausalLMOutputWithPast(loss=loss, logits=logits, **with_cache(cache if use_cache else None))
 
     def flops_shape_at(self, iterations: float):
         """The FLOPs shape (`harness/flops.py`) of a forward with `iterations` core iterations per token."""

@@ -27,6 +27,7 @@ import torch
 
 from . import generation as G
 from . import thinking as T
+from .hf_compat import cache_of, with_cache
 from .trainer import Trainer, autocast
 
 
@@ -94,12 +95,12 @@ def _shared_prompt_logits(model, input_ids, attention_mask, position_ids, n_comp
     p_ids, p_mask = distinct[:, :lp], distinct[:, lp:].to(attention_mask.dtype)
     head = model(input_ids=p_ids, attention_mask=p_mask, position_ids=(p_mask.cumsum(-1) - 1).clamp(min=0),
                  use_cache=True, logits_to_keep=1)
-    cache = head.past_key_values
+    cache = cache_of(head)
     if cache is None or not hasattr(cache, "batch_select_indices") or cache.get_seq_length() != lp:
         return None
     cache.batch_select_indices(inverse.to(input_ids.device))  # (P, ...) -> (B, ...), differentiable
     tail = model(input_ids=input_ids[:, lp:], attention_mask=attention_mask, position_ids=position_ids[:, lp:],
-                 past_key_values=cache, use_cache=False).logits  # (B, Tc, V)
+                 use_cache=False, **with_cache(cache)).logits  # (B, Tc, V)
     # position lp-1 (the prompt's last token) predicts the first completion token
     return torch.cat([head.logits[inverse, -1:], tail[:, :-1]], dim=1)
 

@@ -470,9 +470,8 @@ class PositionScripted(LlamaForCausalLM):
                 assert model.follows.setdefault(a, b) == b, "the script's token sequences collide"
         return model
 
-    def forward(self, input_ids=None, attention_mask=None, position_ids=None, past_key_values=None, **kwargs):
-        out = super().forward(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
-                              past_key_values=past_key_values, **kwargs)
+    def forward(self, input_ids=None, attention_mask=None, position_ids=None, **kwargs):
+        out = super().forward(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, **kwargs)
         n = out.logits.shape[1]
         assert position_ids is not None
         ids, pos = input_ids[:, -n:].tolist(), position_ids.expand(len(input_ids), -1)[:, -n:].tolist()

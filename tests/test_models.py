@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from rzoo.harness import models
+from rzoo.harness.hf_compat import cache_of, with_cache
 
 
 def test_local_folder_and_errors(tiny_model_dir, tmp_path):
@@ -90,8 +91,8 @@ def test_grouped_heads_without_copies_equal_sdpa(tokenizer):
             assert torch.allclose(a.logits, b.logits, atol=1e-5)
             step = torch.randint(100, 1000, (3, 1))
             mask2 = torch.cat([mask, torch.ones(3, 1, dtype=mask.dtype)], 1)
-            a2 = ref(input_ids=step, attention_mask=mask2, past_key_values=a.past_key_values).logits
-            b2 = gqa(input_ids=step, attention_mask=mask2, past_key_values=b.past_key_values).logits
+            a2 = ref(input_ids=step, attention_mask=mask2, **with_cache(cache_of(a))).logits
+            b2 = gqa(input_ids=step, attention_mask=mask2, **with_cache(cache_of(b))).logits
             assert torch.allclose(a2, b2, atol=1e-5)
         for m in (ref, gqa):
             m.train()

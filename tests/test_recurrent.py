@@ -83,3 +83,18 @@ def test_flops_grow_with_iterations():
     core = sum(p.numel() for p in model.core.parameters()) + model.adapter.weight.numel()
     assert eight.matmul_params - one.matmul_params == 7 * core
     assert eight.n_layer - one.n_layer == 7 * model.config.n_core
+
+
+@pytest.mark.parametrize("exit_kl", [0.0, 0.05])
+def test_generate_equals_greedy_decoding_by_full_forwards(exit_kl):
+    # generate drives the cache through its own keyword (`cache` from transformers 5.24, `past_key_values`
+    # before); a model that ignored it would decode each token without its context
+    model = _model().eval()
+    ids = torch.randint(5, 40, (2, 5))
+    with torch.no_grad():
+        out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=6, do_sample=False,
+                             num_steps=4, exit_kl=exit_kl, eos_token_id=None, pad_token_id=0)
+        seq = ids
+        for _ in range(6):
+            seq = torch.cat([seq, model(seq, num_steps=4, exit_kl=exit_kl).logits[:, -1].argmax(-1, keepdim=True)], 1)
+    assert torch.equal(out, seq)
