@@ -72,6 +72,8 @@ class RecurrentConfig(PretrainedConfig):
 
     def initial_state_std(self) -> float:
         """The initial state's noise scale: `state_std`, or Huginn's sqrt(2 / (5 h)) when unset (0.056 at h = 128).
+        Huginn multiplies it by its embedding scale sqrt(h), as it does its embeddings; ours are unscaled (std
+        0.02 at initialisation), and 0.632 absolute trained worse here (docs/measurements.md).
         It matters on the testbed: at 1.0 a one-iteration copy task was not learned in 175 steps (at 0.05: by step
         50), and the latent preset trained to 0.70 with one seed and 0.98 with another (docs/measurements.md)."""
         return self.state_std if self.state_std is not None else math.sqrt(2 / (5 * self.hidden_size))
