@@ -99,8 +99,8 @@ def main() -> None:
         for name in backends:
             with tempfile.TemporaryDirectory() as tmp:
                 out = f"{tmp}/result.json"
-                argv = [a for a in sys.argv[1:]]
-                subprocess.run([sys.executable, __file__, *argv, "--backends", name, "--result", out], check=True)
+                subprocess.run([sys.executable, __file__, *sys.argv[1:], "--backends", name, "--result", out],
+                               check=True)
                 child = json.load(open(out))
             results.update(child["results"])
         report(results, child["n"], child["header"])
