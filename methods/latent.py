@@ -27,9 +27,9 @@ to the task's intermediate result there (the task's `state_targets`; runsum: the
 so far, and the final sum on the format tokens up to the answer), positions added left to right over
 `chain_curriculum` steps. Nothing is written: the model still answers directly, no thinking tokens.
 Measured (docs/measurements.md, "Latent recurrence"): weights 0.15 and 0.3 learned nothing in 900 steps;
-at 1.0 with the preset (k = 1), seeds 0-3 gain +0.18 / +0.40 / +0.34 / +0.64 from r = 1 to r = 32 (seed 0:
-0.706 -> 0.888). The running sum mod 10 can be counted in parallel, so a well-trained model needs little
-depth (with k = 4, seed 0 reached 0.952 at r = 1). Early exit (KL < 1e-3) runs 3.9-6.4 of 32 iterations
+at 1.0 with the preset (k = 1), seeds 0-5 gain +0.18 / +0.40 / +0.34 / +0.64 / +0.11 / +0.10 from r = 1 to
+r = 32 (seed 0: 0.706 -> 0.888). The running sum mod 10 can be counted in parallel, so a well-trained model
+needs little depth (with k = 4, seed 0 reached 0.952 at r = 1). Early exit (KL < 1e-3) runs 3.9-6.4 of 32 iterations
 at <= 0.002 accuracy loss.
 
 Huginn-3.5B on GPUs: its code is its own (`trust_remote_code`), so it is not loaded by default;
