@@ -18,6 +18,11 @@ number of core iterations: `num_steps` is a forward / `generate` argument (defau
 - Early exit (`exit_kl` > 0, inference): a token stops iterating once the KL divergence between the
   output distributions of two successive iterations falls below `exit_kl` (config default 1e-3, the
   reference code's; 5e-4 is quoted for the paper). Its state is frozen from then on.
+- Attention window (`attention_window` w, default None: full causal attention as in Huginn): every block
+  sees its token and the w - 1 before it, so r iterations see (n_prelude + r * n_core + n_coda) * (w - 1)
+  tokens back and information from further back needs more iterations (tested). A departure used by the
+  testbed preset: with full attention one pass can count a running sum's digits in parallel, and
+  whether the trained model needs its iterations was left to the seed (docs/measurements.md).
 - KV cache: one cache layer per prelude block, per (iteration, core block) and per coda block
   (`num_hidden_layers` counts them for `max_recurrence` iterations). A token that exited at iteration k
   offers its iteration-k keys and values to later iterations, in the cache and within a forward alike,
@@ -31,7 +36,7 @@ importing this module), so a checkpoint loads with `AutoModelForCausalLM.from_pr
 
 Departures from Huginn, on purpose: Llama blocks instead of its sandwich-normed blocks; the state is
 not re-normalised between iterations; the exit check runs the coda on each iteration's state; during
-training the sampled r is capped at `max_recurrence`.
+training the sampled r is capped at `max_recurrence`; the optional attention window above.
 """
 from __future__ import annotations
 
@@ -41,7 +46,7 @@ import torch
 from torch import nn
 from transformers import GenerationMixin, LlamaConfig, PretrainedConfig, PreTrainedModel
 from transformers.cache_utils import DynamicCache
-from transformers.masking_utils import create_causal_mask
+from transformers.masking_utils import create_causal_mask, create_sliding_window_causal_mask
 from transformers.modeling_outputs import CausalLMOutputWithPast
 from transformers.models.llama.modeling_llama import LlamaDecoderLayer, LlamaRMSNorm, LlamaRotaryEmbedding
 
@@ -57,6 +62,7 @@ class RecurrentConfig(PretrainedConfig):
                  num_attention_heads: int = 4, n_prelude: int = 1, n_core: int = 2, n_coda: int = 1,
                  mean_recurrence: int = 8, max_recurrence: int = 64, recurrence_sigma: float = 0.5,
                  backprop_depth: int = 8, state_std: float | None = None, exit_kl: float = 0.0, noise_seed: int = 0,
+                 attention_window: int | None = None,
                  max_position_embeddings: int = 256, rope_theta: float = 30.0, rms_norm_eps: float = 1e-6,
                  tie_word_embeddings: bool = True, **kwargs):
         self.vocab_size, self.hidden_size, self.intermediate_size = vocab_size, hidden_size, intermediate_size
@@ -65,6 +71,9 @@ class RecurrentConfig(PretrainedConfig):
         self.mean_recurrence, self.max_recurrence = mean_recurrence, max_recurrence
         self.recurrence_sigma, self.backprop_depth, self.state_std = recurrence_sigma, backprop_depth, state_std
         self.exit_kl, self.noise_seed = exit_kl, noise_seed
+        if attention_window is not None and (not isinstance(attention_window, int) or attention_window < 1):
+            raise ValueError(f"attention_window must be a positive number of tokens or None, not {attention_window!r}")
+        self.attention_window = attention_window
         self.max_position_embeddings, self.rope_theta, self.rms_norm_eps = max_position_embeddings, rope_theta, rms_norm_eps
         # cache layers: prelude, each (iteration, core block) up to max_recurrence, coda
         self.num_hidden_layers = n_prelude + max_recurrence * n_core + n_coda
@@ -199,8 +208,12 @@ class RecurrentForCausalLM(PreTrainedModel, GenerationMixin):
         if position_ids is None:
             past = cache.get_seq_length()
             position_ids = torch.arange(past, past + x.shape[1], device=x.device).unsqueeze(0)
-        mask = create_causal_mask(config=c.block_config(), inputs_embeds=x, attention_mask=attention_mask,
-                                  position_ids=position_ids, **with_cache(cache))
+        block = c.block_config()
+        make_mask = create_causal_mask
+        if c.attention_window:  # every block sees itself and the attention_window - 1 tokens before it
+            block.sliding_window, make_mask = c.attention_window, create_sliding_window_causal_mask
+        mask = make_mask(config=block, inputs_embeds=x, attention_mask=attention_mask, position_ids=position_ids,
+                         **with_cache(cache))
         pos = self.rotary(x, position_ids=position_ids)
         e = self._blocks(self.prelude, x, mask, pos, cache, lambda j: j)
         r = num_steps or (self.sample_recurrence() if self.training else c.mean_recurrence)

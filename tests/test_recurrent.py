@@ -20,9 +20,10 @@ def _model(**kw):
     return RecurrentForCausalLM(RecurrentConfig(**{**cfg, **kw}))
 
 
+@pytest.mark.parametrize("window", [None, 3])
 @pytest.mark.parametrize("exit_kl", [0.0, 0.05])
-def test_cached_decoding_equals_a_full_forward(exit_kl):
-    model = _model().eval()
+def test_cached_decoding_equals_a_full_forward(exit_kl, window):
+    model = _model(attention_window=window).eval()
     ids = torch.randint(5, 40, (3, 10))
     with torch.no_grad():
         full = model(ids, num_steps=6, exit_kl=exit_kl).logits
@@ -37,6 +38,23 @@ def test_cached_decoding_equals_a_full_forward(exit_kl):
         assert model.mean_iterations() < 6  # some tokens exited early
     else:
         assert model.mean_iterations() == 6
+
+
+def test_an_attention_window_bounds_what_r_iterations_can_see():
+    # every block sees itself and window - 1 tokens back: (n_prelude + r * n_core + n_coda) * (window - 1) in all
+    model = _model(attention_window=3, n_core=1).eval()  # reach 2 per block: 2 * (2 + r)
+    ids = torch.randint(5, 40, (1, 16))
+    with torch.no_grad():
+        for r in (1, 2, 4):
+            reach = 2 * (2 + r)
+            base = model(ids, num_steps=r).logits[0, -1]
+            for j in range(16):
+                changed = ids.clone()
+                changed[0, j] = 5 + (int(ids[0, j]) - 4) % 35  # another token
+                moved = (model(changed, num_steps=r).logits[0, -1] - base).abs().max().item()
+                assert (moved > 0) == (15 - j <= reach), (r, j, moved)
+    with pytest.raises(ValueError, match="attention_window"):
+        RecurrentConfig(attention_window=0)
 
 
 def test_gradients_reach_only_the_last_k_iterations():
