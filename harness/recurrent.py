@@ -211,6 +211,10 @@ class RecurrentForCausalLM(PreTrainedModel, GenerationMixin):
         block = c.block_config()
         make_mask = create_causal_mask
         if c.attention_window:  # every block sees itself and the attention_window - 1 tokens before it
+            if block._attn_implementation.startswith("flash"):
+                # flash kernels take no mask: the window would be dropped silently (not wired or tested here)
+                raise ValueError(f"attention_window={c.attention_window} is applied through the attention mask; "
+                                 f"{block._attn_implementation!r} takes none: load with attn_implementation='sdpa'")
             block.sliding_window, make_mask = c.attention_window, create_sliding_window_causal_mask
         mask = make_mask(config=block, inputs_embeds=x, attention_mask=attention_mask, position_ids=position_ids,
                          **with_cache(cache))

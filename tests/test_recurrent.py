@@ -55,6 +55,9 @@ def test_an_attention_window_bounds_what_r_iterations_can_see():
                 assert (moved > 0) == (15 - j <= reach), (r, j, moved)
     with pytest.raises(ValueError, match="attention_window"):
         RecurrentConfig(attention_window=0)
+    model.config._attn_implementation = "flash_attention_2"  # takes no mask: refused, not silently unwindowed
+    with pytest.raises(ValueError, match="attn_implementation='sdpa'"):
+        model(ids, num_steps=1)
 
 
 def test_gradients_reach_only_the_last_k_iterations():
