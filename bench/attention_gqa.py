@@ -1,6 +1,6 @@
 """One layer's attention with grouped key/value heads: transformers' copy of each key/value head to its
 query heads (`repeat_kv`, what its sdpa path does under a mask) against torch's own grouped call
-(`enable_gqa=True`, `harness/attention.py`), on the CPU, for decoding and for prefill-shaped chunks.
+(`enable_gqa=True`, `harness/models/attention.py`), on the CPU, for decoding and for prefill-shaped chunks.
 
     .venv/bin/python bench/attention_gqa.py [--heads 9 --kv-heads 3 --head-dim 64 --batch 8]
 

@@ -1,4 +1,4 @@
-"""Row compaction (`harness/hf_compact.py`) against `generate` on the same rounds: wall time and whether
+"""Row compaction (`harness/engines/hf_decode.py`) against `generate` on the same rounds: wall time and whether
 the tokens are the same, greedy or sampled (same seed), side by side in one process on a real model and task.
 
     .venv/bin/python bench/compaction.py --task math500 --limit 4 --samples 4 --temperature 0.7 --budget 96
@@ -27,10 +27,10 @@ def main() -> None:
     args = parser.parse_args()
 
     from rzoo import tasks
-    from rzoo.harness import generation as G
+    from rzoo.harness.generation import forcing as G
     from rzoo.harness import models
-    from rzoo.harness import thinking as T
-    from rzoo.harness.hf_engine import HFEngine
+    from rzoo.harness.generation import thinking as T
+    from rzoo.harness.engines.hf import HFEngine
     from rzoo.tasks.base import find_data_dir
 
     models.set_cpu_threads()

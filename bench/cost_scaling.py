@@ -22,7 +22,7 @@ SHAPES = [(4, 192, 512, 3, 1), (10, 384, 1024, 6, 2), (30, 576, 1536, 9, 3)]
 
 
 def run(engine, prompts, budget: int, answer_tokens: int, samples: int, batch_size: int) -> tuple[float, int]:
-    from rzoo.harness import generation as G
+    from rzoo.harness.generation import forcing as G
 
     sampling = G.Sampling(temperature=0.7 if samples > 1 else 0.0, batch_size=batch_size)
     t = time.perf_counter()
@@ -52,9 +52,10 @@ def main() -> None:
     import torch
 
     from rzoo import tasks
-    from rzoo.harness import models, precision
-    from rzoo.harness import thinking as T
-    from rzoo.harness.hf_engine import HFEngine
+    from rzoo.harness import models
+    from rzoo.harness.models import precision
+    from rzoo.harness.generation import thinking as T
+    from rzoo.harness.engines.hf import HFEngine
     from rzoo.harness.runstore import atomic_write_text
     from rzoo.tasks.base import find_data_dir
 

@@ -1,9 +1,9 @@
 """How often each grader agrees with the labelled cases (and with ours), and with lm-eval on generations.
 
-    python bench/grader_agreement.py                      # the labelled cases in tasks/cases/
+    python bench/grader_agreement.py                      # the labelled cases in tasks/grading/cases/
     python bench/grader_agreement.py --samples runs/eval/<run>/eval/math500/samples.jsonl
 
-Graders compared on the labelled cases (`tasks/cases/math.jsonl`, `choice.jsonl`):
+Graders compared on the labelled cases (`tasks/grading/cases/math.jsonl`, `choice.jsonl`):
 - ours: `math_verdict` / `choice_letter` (what evaluation, the RL reward and `harness grade` use);
 - plain math-verify: `parse` + `verify` with their defaults (the gold wrapped in `$...$` unless it is
   already LaTeX with delimiters or a box); for choices, `StringExtractionConfig` over the letters;
@@ -32,7 +32,7 @@ from collections import defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-CASES = ROOT / "tasks" / "cases"
+CASES = ROOT / "tasks" / "grading" / "cases"
 
 
 def read_cases(name: str) -> list[dict]:
@@ -114,8 +114,8 @@ def lm_eval_choice():
 
 
 def grade_cases() -> tuple[list[dict], list[dict]]:
-    from rzoo.tasks.choice import LETTERS, choice_letter
-    from rzoo.tasks.grading import math_verdict
+    from rzoo.tasks.grading.choice import LETTERS, choice_letter
+    from rzoo.tasks.grading.verdict import math_verdict
 
     mv_math, mv_choice = plain_math_verify()
     lm_math, lm_choice = lm_eval_math(), lm_eval_choice()
@@ -175,7 +175,7 @@ def agreement(rows: list[dict], ours: str, theirs: str) -> dict:
 
 
 def grade_samples(paths: list[Path], data: Path) -> None:
-    from rzoo.tasks.grading import math_verdict
+    from rzoo.tasks.grading.verdict import math_verdict
 
     score = lm_eval_math()
     if score is None:
@@ -215,8 +215,8 @@ def main() -> None:
     if args.samples:
         grade_samples(args.samples, args.data)
     math_rows, choice_rows = grade_cases()
-    summary = {"math": report("math cases (tasks/cases/math.jsonl)", math_rows),
-               "choice": report("multiple-choice cases (tasks/cases/choice.jsonl)", choice_rows)}
+    summary = {"math": report("math cases (tasks/grading/cases/math.jsonl)", math_rows),
+               "choice": report("multiple-choice cases (tasks/grading/cases/choice.jsonl)", choice_rows)}
     everything = math_rows + choice_rows
     shared = [g for g in everything[0] if g in choice_rows[0] and g not in ("category", "label")]
     print(f"\nall {len(everything)} cases: " + ", ".join(f"{g} {_rate(everything, g):.3f}" for g in shared))

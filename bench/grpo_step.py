@@ -46,9 +46,9 @@ def run_trl(args, root: Path) -> tuple[list[float], list[float]]:
     from trl import GRPOConfig, GRPOTrainer
 
     from rzoo import tasks
-    from rzoo.harness import generation as G
+    from rzoo.harness.generation import forcing as G
     from rzoo.harness import models
-    from rzoo.harness import thinking as T
+    from rzoo.harness.generation import thinking as T
     from rzoo.methods import grpo
 
     task = tasks.get("arith")
@@ -112,7 +112,8 @@ def main() -> None:
                         help="TRL's gradient checkpointing (its GRPOConfig default is on; ours never recomputes "
                              "activations, so off compares like with like)")
     args = parser.parse_args()
-    from rzoo.harness import models, precision
+    from rzoo.harness import models
+    from rzoo.harness.models import precision
 
     models.set_cpu_threads()
     args.dtype = precision.resolve(args.dtype)  # the same for both: bf16 on an AVX2-only CPU is ~36x slower

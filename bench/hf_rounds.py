@@ -8,7 +8,7 @@ three ways on the same model:
 - `in the round`: each row writes its answer as soon as its thinking stops, in the thinking round's own
   loop (`hf_compact.think_then_answer`, the greedy default);
 - `+ head`: as above, with the LM head's product in the orientation measured faster here
-  (`harness/head_matmul.py`; not installed where it is not faster).
+  (`harness/engines/head_matmul.py`; not installed where it is not faster).
 
 Prints wall seconds, generated tokens and whether the answers are identical, and `ratio` lines.
 
@@ -32,10 +32,11 @@ def main() -> None:
     args = parser.parse_args()
 
     from rzoo import tasks
-    from rzoo.harness import generation as G
-    from rzoo.harness import head_matmul, models
-    from rzoo.harness import thinking as T
-    from rzoo.harness.hf_engine import HFEngine
+    from rzoo.harness.generation import forcing as G
+    from rzoo.harness.engines import head_matmul
+    from rzoo.harness import models
+    from rzoo.harness.generation import thinking as T
+    from rzoo.harness.engines.hf import HFEngine
     from rzoo.tasks.base import find_data_dir
 
     models.set_cpu_threads()

@@ -2,10 +2,10 @@
 
 1. The limit: dense matmul FLOP/s on this CPU (torch, the threads this process has), fp32 and bf16.
 2. The decode roofline for the model: every generated token costs ~2 x N FLOPs (N = matmul
-   parameters, `harness/flops.py`), so tokens/s <= peak FLOP/s / (2 N) at any batch size.
+   parameters, `harness/models/flops.py`), so tokens/s <= peak FLOP/s / (2 N) at any batch size.
 3. Measured decode tokens/s at batch 1, 8, 32 (fixed prompt, exactly --new-tokens new tokens, greedy)
    for transformers' `generate` as is, for our HF generation round (greedy: our own decode loop with
-   the per-row stop check, `harness/hf_compact.py`, which is what evaluation runs) and, with --vllm,
+   the per-row stop check, `harness/engines/hf_decode.py`, which is what evaluation runs) and, with --vllm,
    for vLLM; each as a fraction of the roofline.
 
     .venv/bin/python bench/roofline.py [--dtype auto|float32|bfloat16] [--batches 1,8,32] [--new-tokens 64]
@@ -48,8 +48,9 @@ def main() -> None:
     import torch
     from transformers import GenerationConfig
 
-    from rzoo.harness import flops, models, precision
-    from rzoo.harness import generation as G
+    from rzoo.harness.models import flops, precision
+    from rzoo.harness import models
+    from rzoo.harness.generation import forcing as G
 
     models.set_cpu_threads()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s)")
@@ -67,12 +68,12 @@ def main() -> None:
 
     engine = None
     if args.vllm:
-        from rzoo.harness.vllm_engine import VllmEngine
+        from rzoo.harness.engines.vllm import VllmEngine
 
         engine = VllmEngine(models.resolve(args.model).path, tok, dtype=args.dtype)
     text = "The history of mathematics is a long story. " * 40
     prompt = tok.encode(text, add_special_tokens=False)[:args.prompt_tokens]
-    from rzoo.harness.hf_engine import HFEngine
+    from rzoo.harness.engines.hf import HFEngine
 
     ours_engine = HFEngine(model, tok)
     eos = sorted(ours_engine.eos_ids)

@@ -32,12 +32,12 @@ def main() -> None:
     budgets = sorted(int(b) for b in args.budgets.split(","))
 
     from rzoo import tasks
-    from rzoo.harness import generation as G
+    from rzoo.harness.generation import forcing as G
     from rzoo.harness import models
-    from rzoo.harness import thinking as T
+    from rzoo.harness.generation import thinking as T
     from rzoo.tasks.base import find_data_dir
 
-    from rzoo.harness.hf_engine import HFEngine
+    from rzoo.harness.engines.hf import HFEngine
 
     models.set_cpu_threads()
     engine = HFEngine(*models.load(models.resolve(args.model), dtype=args.dtype))

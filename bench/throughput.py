@@ -29,7 +29,7 @@ import time
 
 
 def ours(engine, prompts, problems, task, args) -> dict:
-    from rzoo.harness import generation as G
+    from rzoo.harness.generation import forcing as G
 
     t = time.perf_counter()
     rows = G.generate(engine, prompts, G.Budget(args.budget, answer_tokens=args.answer_tokens),
@@ -81,7 +81,7 @@ def main() -> None:
     parser.add_argument("--backends", default="hf,lmeval-hf")
     parser.add_argument("--lmeval-attention", choices=("own", "ours"), default="own",
                         help="lm-eval hf's attention: own = transformers' sdpa (what it loads by itself); ours = "
-                             "the model as models.load leaves it (sdpa_gqa on the CPU, harness/attention.py)")
+                             "the model as models.load leaves it (sdpa_gqa on the CPU, harness/models/attention.py)")
     parser.add_argument("--model", default="default")
     parser.add_argument("--task", default="math500")
     parser.add_argument("--limit", type=int, default=32)
@@ -108,12 +108,12 @@ def main() -> None:
 
     from rzoo import tasks
     from rzoo.harness import models
-    from rzoo.harness import thinking as T
+    from rzoo.harness.generation import thinking as T
     from rzoo.tasks.base import find_data_dir
 
     import torch
 
-    from rzoo.harness import precision
+    from rzoo.harness.models import precision
 
     models.set_cpu_threads()
     args.dtype = precision.resolve(args.dtype, "cuda" if torch.cuda.is_available() else "cpu")
@@ -131,11 +131,11 @@ def main() -> None:
             tok = AutoTokenizer.from_pretrained(resolved.path)
         prompts = [T.build_prompt(tok, task.messages(p)) for p in problems]
         if name == "hf":
-            from rzoo.harness.hf_engine import HFEngine
+            from rzoo.harness.engines.hf import HFEngine
 
             results[name] = ours(HFEngine(hf_model, tok), prompts, problems, task, args)
         elif name in ("vllm", "vllm-ngram"):
-            from rzoo.harness.vllm_engine import VllmEngine
+            from rzoo.harness.engines.vllm import VllmEngine
 
             engine = VllmEngine(resolved.path, tok, dtype=args.dtype, ngram=args.ngram if name == "vllm-ngram" else 0)
             ours(engine, prompts[:2], problems[:2], task, args)  # warm-up (compilation, cache)
@@ -148,7 +148,7 @@ def main() -> None:
             ours_attention = hf_model.config._attn_implementation
             if args.lmeval_attention == "own":  # what lm-eval's own from_pretrained gives: transformers' sdpa
                 hf_model.set_attn_implementation("sdpa")
-            from rzoo.harness import head_matmul
+            from rzoo.harness.engines import head_matmul
 
             head_matmul.uninstall(hf_model)  # lm-eval gets the head as transformers builds it (our engine routes it)
             lm = HFLM(pretrained=hf_model, tokenizer=tok, batch_size=args.batch_size, device="cpu")
@@ -163,7 +163,7 @@ def main() -> None:
             os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")
             from lm_eval.models.vllm_causallms import VLLM
 
-            from rzoo.harness.vllm_engine import ngram_config
+            from rzoo.harness.engines.vllm import ngram_config
 
             extra = {"speculative_config": ngram_config(args.ngram)} if name.endswith("-ngram") else {}
             lm = VLLM(pretrained=resolved.path, dtype=args.dtype, batch_size="auto", enable_prefix_caching=True,

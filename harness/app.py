@@ -1,212 +1,37 @@
-"""The application layer: a typed job from command-line tokens, and running it.
+"""The application layer: running a resolved job (`jobs.resolve`), in named steps.
 
-This is the only place (with `cli.py` above it) that imports methods, tasks and the leaderboard: the
-core (`harness/*` otherwise) receives tasks and data as objects. Layers, top to bottom:
+This is the only place (with `jobs.py` and `cli.py` beside it) that imports methods, tasks and the
+leaderboard: the core receives tasks and data as objects. Layers, top to bottom (`tests/test_layers.py`):
 
-    cli.py          argparse, commands, help
-    app.py          Job, resolve(), run_job(): methods + tasks + core + leaderboard
-    methods/        one file per recipe, on the core's RL / SFT loops
-    tasks/          benchmarks, the testbed, graders
-    harness/ core   config, engines, generation, evaluation, training loops, losses, run store
+    cli.py, jobs.py, app.py     the command line; a typed job; running it
+    methods/  tasks/            one file per recipe, on the training core; benchmarks, the testbed, graders
+    training/  evaluation/      the loops, losses, rewards, samplers; evaluating, results, metrics
+    engines/                    transformers and vLLM behind one protocol
+    generation/                 thinking format, budget forcing, the engine protocol, test-time knobs
+    models/                     loading, precision, attention, the recurrent architecture, FLOPs
+    config, registry, runstore, data, distributed
 """
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import signal
 import threading
-from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import Any
 
-from .config import ConfigError, apply_overrides, config_hash, parse_tokens, suggest, valid_keys, with_preset
-from .evaluate import PRESETS as EVAL_PRESETS
-from .evaluate import EvalConfig
-
-PRESET_NAMES = ("cpu", "paper")
-ALIASES = {"task": "eval.task"}
-COMMANDS = ("train", "eval", "train+eval")
-
-
-@dataclass
-class EvalJob:
-    """`harness eval`: which model to evaluate (the rest is the eval section)."""
-    model: str = dataclasses.field(default="default", metadata={
-        "help": "model: hub id, local folder (a checkpoint), 'default' (SmolLM2-135M-Instruct) or 'testbed'"})
-
-
-@dataclass
-class Job:
-    """What one `harness` command does, fully resolved and validated."""
-    command: str  # one of COMMANDS
-    preset: str
-    config: Any  # the method's Config (train, train+eval) or EvalJob (eval)
-    eval: EvalConfig
-    method: str | None = None
-    module: Any = None  # the method module
-    resume: Path | None = None  # a run folder to continue
-
-    @property
-    def trains(self) -> bool:
-        return self.command in ("train", "train+eval")
-
-    @property
-    def evaluates(self) -> bool:
-        return self.command in ("eval", "train+eval")
-
-    def to_dict(self) -> dict:
-        out: dict = {"command": self.command, "preset": self.preset}
-        if self.method:
-            out["method"] = self.method
-        out["config"] = dataclasses.asdict(self.config)
-        if self.evaluates:
-            out["eval"] = dataclasses.asdict(self.eval)
-        return out
-
-
-def _split(overrides: dict[str, str], root_keys: list[str], eval_keys: list[str]):
-    """Route overrides to the root config and the eval section; unknown keys get suggestions."""
-    valid = root_keys + [f"eval.{k}" for k in eval_keys] + list(ALIASES)
-    root, ev = {}, {}
-    for raw, value in overrides.items():
-        key = ALIASES.get(raw, raw)
-        if key.startswith("eval.") and key[5:] in eval_keys:
-            ev[key[5:]] = value
-        elif key in root_keys:
-            root[key] = value
-        else:
-            raise ConfigError(f"unknown config key {raw!r}.{suggest(raw, valid)}")
-    return root, ev
-
-
-def method_module(name: str):
-    from rzoo import methods
-
-    return methods.get(name)
-
-
-def resolve(command: str, tokens: list[str]) -> Job:
-    """Parse `key=value` tokens into a validated Job."""
-    if command not in COMMANDS:
-        raise ConfigError(f"unknown command {command!r}; valid: {', '.join(COMMANDS)}")
-    overrides = parse_tokens(tokens)
-    if "resume" in overrides:
-        return _resolve_resume(command, overrides)
-    preset = overrides.pop("preset", "cpu")
-    if preset not in PRESET_NAMES:
-        raise ConfigError(f"preset {preset!r} is not valid; valid: {', '.join(PRESET_NAMES)}")
-    name, module = None, None
-    if command == "eval":
-        if "method" in overrides:
-            raise ConfigError("harness eval takes model=..., not method=... (use train+eval to train)")
-        root_cfg = EvalJob()
-        eval_preset = EVAL_PRESETS[preset]
-    else:
-        from rzoo import methods
-
-        name = overrides.pop("method", None)
-        if name is None:
-            raise ConfigError(f"missing method=NAME; valid: {', '.join(methods.REGISTRY.names())}")
-        module = method_module(name)
-        presets = module.PRESETS.get(preset, {})
-        root_cfg = with_preset(module.Config(), {k: v for k, v in presets.items() if not k.startswith("eval.")})
-        eval_preset = {**EVAL_PRESETS[preset], **{k[5:]: v for k, v in presets.items() if k.startswith("eval.")}}
-    eval_cfg = with_preset(EvalConfig(), eval_preset)
-    root_over, eval_over = _split(overrides, valid_keys(root_cfg), valid_keys(eval_cfg))
-    if command == "train" and eval_over:
-        raise ConfigError(f"harness train does not evaluate; drop {', '.join('eval.' + k for k in eval_over)} "
-                          "or use train+eval")
-    return Job(command, preset, apply_overrides(root_cfg, root_over), apply_overrides(eval_cfg, eval_over),
-               name, module)
-
-
-def _resolve_resume(command: str, overrides: dict[str, str]) -> Job:
-    """`resume=<run dir>`: the run's saved config, then any overrides (e.g. more steps)."""
-    from .trainer import STATE_FILE
-
-    path = Path(overrides.pop("resume")).expanduser()
-    if not (path / "config.json").is_file():
-        raise ConfigError(f"resume={path}: not a run folder (no config.json)")
-    saved = json.loads((path / "config.json").read_text(encoding="utf-8"))
-    if command == "eval" or saved.get("command") == "eval":
-        if command != "eval" or saved.get("command") != "eval":
-            raise ConfigError(f"resume={path}: a {saved.get('command')!r} run continues with harness "
-                              f"{saved.get('command')}, not {command}")
-        root_cfg, eval_cfg = EvalJob(**saved["config"]), EvalConfig(**saved["eval"])
-        root_over, eval_over = _split(overrides, valid_keys(root_cfg), valid_keys(eval_cfg))
-        return Job("eval", saved["preset"], apply_overrides(root_cfg, root_over), apply_overrides(eval_cfg, eval_over),
-                   resume=path)
-    if not (path / "checkpoint" / STATE_FILE).is_file():
-        raise ConfigError(f"resume={path}: not a resumable run folder (no {STATE_FILE}: it never saved a step)")
-    name = overrides.pop("method", saved["method"])
-    if name != saved["method"]:
-        raise ConfigError(f"resume={path} is a {saved['method']!r} run, not {name!r}")
-    if "preset" in overrides:
-        raise ConfigError("resume= keeps the run's preset; override single keys instead")
-    module = method_module(name)
-    root_cfg = module.Config(**saved["config"])
-    eval_cfg = EvalConfig(**saved["eval"]) if "eval" in saved else EvalConfig()
-    root_over, eval_over = _split(overrides, valid_keys(root_cfg), valid_keys(eval_cfg))
-    return Job(command, saved["preset"], apply_overrides(root_cfg, root_over), apply_overrides(eval_cfg, eval_over),
-               name, module, path)
-
-
-# ---------------------------------------------------------------------------------------------
-# data
-
-
-def load_eval_tasks(cfg: EvalConfig):
-    """Load and subset every task up front, so bad names or files fail before any run folder exists."""
-    import random
-
-    from rzoo import tasks as registry
-    from rzoo.tasks.base import find_data_dir
-
-    from .data import TaskData
-
-    data_dir = find_data_dir(cfg.data_dir)
-    out = []
-    for name in cfg.task:
-        task = registry.get(name, cfg.question_field, cfg.answer_field)
-        problems, source = task.load(data_dir)
-        total = len(problems)
-        if cfg.shuffle:
-            problems = list(problems)
-            random.Random(f"subset-{cfg.seed}").shuffle(problems)
-        if cfg.limit is not None:
-            problems = problems[:cfg.limit]
-        out.append(TaskData(name, task, problems, source, total))
-    return out
-
-
-def load_train_data(cfg):
-    """The training data a method's config names: a task's train split (RL) or SFT examples."""
-    from rzoo import tasks as registry
-    from rzoo.tasks.base import find_data_dir
-
-    from .data import TaskData
-
-    data_dir = find_data_dir(cfg.data_dir)
-    if hasattr(cfg, "train_data"):
-        return registry.load_examples(cfg.train_data, data_dir)
-    task = registry.get(cfg.train_task)
-    problems, source = task.load(data_dir, split="train")
-    return TaskData(cfg.train_task, task, problems, source, len(problems))
-
-
-# ---------------------------------------------------------------------------------------------
-# running
+from .config import config_hash
+from .jobs import Job, load_eval_tasks, load_train_data
 
 
 def _print_table(summary: dict[str, list[dict]], label: str) -> None:
+    from .generation import knobs
+
     print(f"\n{label}")
     print(f"  {'task':<12} {'setting':>16} {'accuracy':>9} {'think tok':>9} {'truncated':>9} {'forced':>7}")
     for task, rows in summary.items():
         for r in rows:
-            setting = " ".join(f"{k[0]}={r[k]}" for k in ("budget", "waits", "alpha", "recurrence")
-                               if r.get(k) is not None)
-            print(f"  {task:<12} {setting:>16} {r['accuracy']:>9.3f} {r['thinking_tokens_mean']:>9.1f} "
+            print(f"  {task:<12} {knobs.label(r):>16} {r['accuracy']:>9.3f} {r['thinking_tokens_mean']:>9.1f} "
                   f"{r['truncation_rate']:>9.2f} {r['forced_rate']:>7.2f}")
 
 
@@ -225,37 +50,27 @@ STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 @contextlib.contextmanager
+def _signals(handler):
+    """`handler` for SIGTERM and SIGINT while the block runs (main thread only: elsewhere Python cannot
+    install handlers, and the main thread's own apply); the previous handlers after."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, handler) for sig in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def _raise(signum, frame):
+    raise Interrupted(signum)
+
+
 def signals_as_exceptions():
-    """SIGTERM and SIGINT raise `Interrupted` while the block runs (main thread only: elsewhere Python
-    cannot install handlers, and the main thread's own handlers apply); the previous handlers after."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def _raise(signum, frame):
-        raise Interrupted(signum)
-
-    previous = {sig: signal.signal(sig, _raise) for sig in STOP_SIGNALS}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-
-@contextlib.contextmanager
-def _signals_held():
-    """Ignore further stop signals while a failed run's status is written (a second Ctrl-C must not
-    leave it `running`); restored after."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in STOP_SIGNALS}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    """SIGTERM and SIGINT raise `Interrupted` while the block runs."""
+    return _signals(_raise)
 
 
 def run_job(job: Job, progress: bool = True):
@@ -265,109 +80,147 @@ def run_job(job: Job, progress: bool = True):
         return _run_job(job, progress)
 
 
-def _run_job(job: Job, progress: bool):
-    from functools import partial
+class _Steps:
+    """One job's steps, sharing what they need: the job, its inputs, the run folder, the process's role."""
 
-    from . import models
-    from .evaluate import evaluate_engines, load_engine
-    from .runstore import Run, atomic_write_json
-    from .trainer import TrainContext
+    def __init__(self, job: Job, progress: bool):
+        from . import models
 
-    cfg, ecfg = job.config, job.eval
-    # cheap checks first: a bad task or data name fails before a model is built or converted (minutes
-    # for a testbed build or a GGUF file), and everything fails before any run folder exists
-    tasks = load_eval_tasks(ecfg) if job.evaluates else []
-    train_data = load_train_data(cfg) if job.trains else None
-    resolved = models.resolve(cfg.model)
-    from . import distributed
+        self.job, self.progress = job, progress
+        # cheap checks first: a bad task or data name fails before a model is built or converted (minutes
+        # for a testbed build or a GGUF file), and everything fails before any run folder exists
+        self.tasks = load_eval_tasks(job.eval) if job.evaluates else []
+        self.train_data = load_train_data(job.config) if job.trains else None
+        self.resolved = models.resolve(job.config.model)
+        self.record = job.to_dict()
+        self.record["model_source"] = self.resolved.source
+        if job.module is not None and hasattr(job.module, "label"):  # how curves name the run (e.g. a variant)
+            self.record["label"] = job.module.label(job.config)
+        self.run = None
+        from . import distributed
 
-    models.set_cpu_threads()
-    distributed.init()  # under torchrun / accelerate launch: one process group for the whole job
-    main = distributed.rank_and_world()[0] == 0
-    resolved_dict = job.to_dict()
-    resolved_dict["model_source"] = resolved.source
-    if job.module is not None and hasattr(job.module, "label"):  # how curves name the run (e.g. a variant)
-        resolved_dict["label"] = job.module.label(cfg)
-    if main:
-        print("[config] " + json.dumps(resolved_dict, indent=2, default=str), flush=True)
-    run = None
-    try:
+        models.set_cpu_threads()
+        distributed.init()  # under torchrun / accelerate launch: one process group for the whole job
+        self.main = distributed.rank_and_world()[0] == 0
+        if self.main:
+            print("[config] " + json.dumps(self.record, indent=2, default=str), flush=True)
+
+    def start(self) -> None:
+        """Open the run folder (a new one, or the one being resumed)."""
+        from . import distributed
+        from .runstore import Run, atomic_write_json
+
+        job = self.job
         if job.resume:
-            run = Run(job.resume)
-            if main:
-                atomic_write_json(run.path / "config.json", resolved_dict)
-                run.set_status("running")
-                print(f"[run] resuming {run.path}", flush=True)
+            self.run = Run(job.resume)
+            if self.main:
+                atomic_write_json(self.run.path / "config.json", self.record)
+                self.run.set_status("running")
+                print(f"[run] resuming {self.run.path}", flush=True)
         else:  # one run folder, made by the main process, whatever the number of processes
-            path = Run.create(job.method or "eval", resolved_dict, config_hash(cfg)).path if main else None
-            run = Run(distributed.broadcast(path))
-            if main:
-                print(f"[run] {run.path}", flush=True)
-        summaries = {}
-        if job.evaluates and job.trains and ecfg.baseline and not _finished(run.path / "eval_base", tasks):
-            info = {"spec": resolved.spec, "source": resolved.source, "role": "base"}
-            # alpha scales the adapter that training makes: the base has none (it is alpha = 0), so it is
-            # evaluated at the budgets alone
-            base_cfg = dataclasses.replace(ecfg, alphas=[])
-            summaries["base"] = evaluate_engines([({}, partial(load_engine, resolved, base_cfg))], info, base_cfg,
-                                                 tasks, run.path / "eval_base", progress)
-        eval_model = resolved
-        if job.trains:
-            ctx = TrainContext(job.method, run, resolved, train_data, resolved_dict, progress, bool(job.resume))
-            job.module.train(cfg, ctx)
-            if main:
-                print(f"[train] checkpoint: {run.checkpoint_dir}", flush=True)
-            eval_model = models.ResolvedModel(str(run.checkpoint_dir), str(run.checkpoint_dir),
-                                              f"local:{run.checkpoint_dir}")
-        if job.evaluates and not _finished(run.path / "eval", tasks):
-            info = {"spec": eval_model.spec, "source": eval_model.source, "base_model": resolved.source,
-                    "method": job.method, "run": str(run.path)}
-            summaries["eval"] = evaluate_engines([({}, partial(load_engine, eval_model, ecfg))], info, ecfg, tasks,
-                                                 run.path / "eval", progress)
-        stages = getattr(job.module, "stage_checkpoints", None) if job.trains else None
-        if job.evaluates and stages:  # each stage's checkpoint at the largest budget: one line on the board
-            top = {"budget": max(ecfg.budgets), "waits": None, "alpha": None, "recurrence": None, "knob": "stage"}
-            engines = [({"stage": k}, partial(load_engine, models.ResolvedModel(str(p), str(p), f"local:{p}"), ecfg))
-                       for k, p in stages(run.path)]
-            info = {"spec": "stages", "source": f"local:{run.path / 'stages'}", "base_model": resolved.source,
-                    "method": job.method, "run": str(run.path)}
-            evaluate_engines(engines, info, ecfg, tasks, run.path / "eval_stages", progress, [top])
-        if not main:
-            summaries = {}
-        if "base" in summaries and summaries["base"]:
+            path = Run.create(job.method or "eval", self.record, config_hash(job.config)).path if self.main else None
+            self.run = Run(distributed.broadcast(path))
+            if self.main:
+                print(f"[run] {self.run.path}", flush=True)
+
+    def evaluate(self, resolved, folder: str, info: dict, ecfg=None, engines=None, settings=None):
+        """Evaluate into `<run>/<folder>/` unless it is already complete; returns {task: results} ({} if not)."""
+        from .evaluation.evaluate import evaluate_engines, load_engine
+
+        ecfg = ecfg or self.job.eval
+        out = self.run.path / folder
+        if _finished(out, self.tasks):
+            return {}
+        engines = engines or [({}, partial(load_engine, resolved, ecfg))]
+        return evaluate_engines(engines, info, ecfg, self.tasks, out, self.progress, settings)
+
+    def train(self):
+        """The method's training; returns the checkpoint as a model to evaluate."""
+        from . import models
+        from .training.trainer import TrainContext
+
+        job = self.job
+        ctx = TrainContext(job.method, self.run, self.resolved, self.train_data, self.record, self.progress,
+                           bool(job.resume))
+        job.module.train(job.config, ctx)
+        checkpoint = self.run.checkpoint_dir
+        if self.main:
+            print(f"[train] checkpoint: {checkpoint}", flush=True)
+        return models.ResolvedModel(str(checkpoint), str(checkpoint), f"local:{checkpoint}")
+
+    def method_curves(self) -> None:
+        """A method's own extra evaluations of its run (`checkpoint_curves`: e.g. one line of checkpoints)."""
+        from . import models
+        from .evaluation.evaluate import load_engine
+
+        hook = getattr(self.job.module, "checkpoint_curves", None)
+        ecfg = self.job.eval
+        for curve in hook(self.run.path) if hook else []:
+            engines = [({curve.knob: value}, partial(load_engine, models.ResolvedModel(str(p), str(p), f"local:{p}"),
+                                                     ecfg)) for value, p in curve.checkpoints]
+            info = {"spec": curve.spec, "source": curve.source, "base_model": self.resolved.source,
+                    "method": self.job.method, "run": str(self.run.path)}
+            self.evaluate(None, curve.folder, info, engines=engines, settings=[ecfg.top_setting(curve.knob)])
+
+    def report(self, summaries: dict) -> None:
+        if summaries.get("base"):
             _print_table(summaries["base"], "before training (base model)")
         if summaries.get("eval"):
-            _print_table(summaries["eval"], "after training" if job.trains else "results")
-        log = run.train_log() if main else []
+            _print_table(summaries["eval"], "after training" if self.job.trains else "results")
+        log = self.run.train_log()
         if log and "reward_mean" in log[0]:
             first, last = log[0], log[-1]
             print(f"\n[train] reward {first['reward_mean']:.3f} (step 1) -> {last['reward_mean']:.3f} "
-                  f"(step {last['step']}); see {run.path / 'train.jsonl'}")
+                  f"(step {last['step']}); see {self.run.path / 'train.jsonl'}")
         elif log:
             print(f"\n[train] loss {log[0]['loss']:.4f} (step 1) -> {log[-1]['loss']:.4f} (step {log[-1]['step']}); "
-                  f"see {run.path / 'train.jsonl'}")
-        if main:
-            run.set_status("done")
-    except BaseException as e:
-        if main and run is not None and (run.path / "status.json").exists():
-            with _signals_held():
-                if isinstance(e, Interrupted):
-                    run.set_status("failed", error=f"interrupted by {e.name}", signal=e.name)
-                else:
-                    run.set_status("failed", error=f"{type(e).__name__}: {e}")
-        raise
-    if main:
-        print(f"[run] done: {run.path}")
+                  f"see {self.run.path / 'train.jsonl'}")
+
+    def fail(self, error: BaseException) -> None:
+        """Mark the run failed (with the signal's name when a signal ended it), ignoring further signals."""
+        if not (self.main and self.run is not None and (self.run.path / "status.json").exists()):
+            return
+        with _signals(signal.SIG_IGN):  # a second Ctrl-C must not leave it `running`
+            if isinstance(error, Interrupted):
+                self.run.set_status("failed", error=f"interrupted by {error.name}", signal=error.name)
+            else:
+                self.run.set_status("failed", error=f"{type(error).__name__}: {error}")
+
+
+def _run_job(job: Job, progress: bool):
+    steps = _Steps(job, progress)
+    try:
+        steps.start()
+        summaries = {}
+        if job.evaluates and job.trains and job.eval.baseline:
+            info = {"spec": steps.resolved.spec, "source": steps.resolved.source, "role": "base"}
+            summaries["base"] = steps.evaluate(steps.resolved, "eval_base", info, ecfg=job.eval.for_base())
+        model = steps.train() if job.trains else steps.resolved
         if job.evaluates:
-            refresh_leaderboard(run.path.parent.parent)
-    return run
+            info = {"spec": model.spec, "source": model.source, "base_model": steps.resolved.source,
+                    "method": job.method, "run": str(steps.run.path)}
+            summaries["eval"] = steps.evaluate(model, "eval", info)
+            if job.trains:
+                steps.method_curves()
+        if steps.main:
+            steps.report(summaries)
+            steps.run.set_status("done")
+    except BaseException as e:
+        steps.fail(e)
+        raise
+    if steps.main:
+        print(f"[run] done: {steps.run.path}")
+        if job.evaluates:
+            refresh_leaderboard(steps.run.path.parent.parent)
+    return steps.run
 
 
 def _finished(folder: Path, tasks) -> bool:
     """Every task evaluated into `folder` (results.json written, no journal of an interrupted evaluation)?"""
-    return all((folder / t.name.replace(":", "_").replace("/", "_") / "results.json").is_file()
-               and not list((folder / t.name.replace(":", "_").replace("/", "_")).glob("samples.partial.*"))
-               for t in tasks)
+    from .runstore import task_folder
+
+    return all((folder / task_folder(t.name) / "results.json").is_file()
+               and not list((folder / task_folder(t.name)).glob("samples.partial.*")) for t in tasks)
 
 
 def refresh_leaderboard(root) -> None:
@@ -385,31 +238,3 @@ def refresh_leaderboard(root) -> None:
               "`harness leaderboard` to retry", flush=True)
         return
     print(f"[leaderboard] {index.as_uri()}", flush=True)
-
-
-def key_help(command: str, tokens: list[str]) -> str:
-    """`harness <command> [method=NAME] --help`: every key, its default, where it comes from, its help."""
-    from .config import field_help
-
-    overrides = parse_tokens([t for t in tokens if t.startswith(("method=", "preset="))])
-    preset = overrides.get("preset", "cpu")
-    lines = [f"usage: harness {command} " + ("model=SPEC" if command == "eval" else "method=NAME")
-             + " [preset=cpu|paper] [key=value ...]", ""]
-    rows = []
-    eval_preset = dict(EVAL_PRESETS.get(preset, {}))
-    if command == "eval":
-        rows += field_help(EvalJob)
-    elif overrides.get("method"):
-        module = method_module(overrides["method"])
-        presets = module.PRESETS.get(preset, {})
-        rows += field_help(module.Config, {k: v for k, v in presets.items() if not k.startswith("eval.")})
-        eval_preset.update({k[5:]: v for k, v in presets.items() if k.startswith("eval.")})
-    else:
-        lines.append("Give method=NAME to list its keys (harness methods lists the names).")
-    if command != "train":
-        rows += [(f"eval.{n}", d, s if s == "preset" else "eval", h) for n, d, s, h in field_help(EvalConfig, eval_preset)]
-    lines.append(f"  {'key':<26} {'default (preset=' + preset + ')':<22} {'from':<11} help")
-    for name, default, source, text in rows:
-        lines.append(f"  {name:<26} {default:<22} {source:<11} {text}")
-    lines.append("\npreset=cpu (default) sizes the run for a 2-core CPU; preset=paper keeps the paper's values.")
-    return "\n".join(lines)

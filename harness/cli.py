@@ -6,7 +6,7 @@
     harness methods | harness tasks
     harness plot [--run RUN_DIR ...] [--out DIR]      accuracy vs thinking tokens / FLOPs
     harness leaderboard [--out DIR] [--screenshot PNG]
-    harness export CHECKPOINT --alpha A --out DIR     merge a LoRA checkpoint (CoT-Valve) at scale A
+    harness export CHECKPOINT --knob NAME=VALUE --out DIR   a test-time knob baked into a plain checkpoint
     harness grade FILE.jsonl                          grade other tools' answers: one JSON line each
 
 Overrides are `key=value` tokens converted by the config dataclass's field types. Nothing heavy is
@@ -32,7 +32,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from rzoo.leaderboard.browser import BrowserError
     from rzoo.leaderboard.site import LeaderboardError
     from rzoo.tasks.base import TaskError
-    from rzoo.tasks.regrade import GradeInputError
+    from rzoo.tasks.grading.regrade import GradeInputError
 
     return (ConfigError, UnknownName, ModelError, TaskError, LeaderboardError, BrowserError, GradeInputError)
 
@@ -53,7 +53,10 @@ def _plot_command(args) -> int:
     from rzoo.leaderboard.collect import collect, find_runs
     from rzoo.leaderboard.plot import AXES, plot_curves
 
+    from .jobs import bootstrap
     from .runstore import runs_root
+
+    bootstrap()  # the methods' knobs label the points
 
     root = Path(args.runs) if args.runs else runs_root()
     runs = find_runs(root)
@@ -78,8 +81,10 @@ def _leaderboard_command(args) -> int:
 
     from rzoo.leaderboard.site import build
 
+    from .jobs import bootstrap
     from .runstore import runs_root
 
+    bootstrap()  # the methods' knobs name the columns
     index = build(Path(args.runs) if args.runs else runs_root(), args.out)
     print(f"[leaderboard] {index.as_uri()}")
     if args.screenshot:
@@ -90,18 +95,29 @@ def _leaderboard_command(args) -> int:
 
 
 def _export_command(args) -> int:
-    """`harness export CHECKPOINT --alpha A --out DIR`: merged weights at one alpha."""
-    if len(args.overrides) != 1 or args.alpha is None or not args.out:
-        raise ConfigError("usage: harness export CHECKPOINT --alpha A --out DIR")
-    from .models import export_merged
+    """`harness export CHECKPOINT --knob NAME=VALUE --out DIR`: a plain checkpoint with a test-time knob's value
+    baked in (for engines that cannot set the knob, e.g. vLLM), by the knob's own `export`."""
+    from .generation import knobs
+    from .jobs import bootstrap
 
-    print(f"[export] {export_merged(args.overrides[0], args.alpha, args.out)} (alpha={args.alpha:g})")
+    usage = "usage: harness export CHECKPOINT --knob NAME=VALUE --out DIR"
+    if len(args.overrides) != 1 or not args.knob or "=" not in args.knob or not args.out:
+        raise ConfigError(usage)
+    bootstrap()
+    name, _, value = args.knob.partition("=")
+    knob = knobs.get(name)
+    if knob.export is None:
+        can = [k.name for k in knobs.all_knobs() if k.export is not None]
+        raise ConfigError(f"knob {name!r} cannot be baked into a checkpoint; these can: {', '.join(can) or 'none'}")
+    from .config import convert
+
+    print(f"[export] {knob.export(args.overrides[0], convert(value, knob.type, name), args.out)} ({args.knob})")
     return 0
 
 
 def _grade_command(words: list[str]) -> int:
-    """`harness grade FILE.jsonl`: one JSON verdict line per input line (format: tasks/regrade.py)."""
-    from rzoo.tasks import regrade
+    """`harness grade FILE.jsonl`: one JSON verdict line per input line (format: tasks/grading/regrade.py)."""
+    from rzoo.tasks.grading import regrade
 
     if len(words) != 1:
         raise ConfigError("usage: harness grade FILE.jsonl (one file, or - for standard input); each line "
@@ -114,7 +130,7 @@ def _tasks_command(words: list[str]) -> int:
     from rzoo import tasks
     from rzoo.tasks.base import Problem
 
-    from .thinking import DEFAULT_FORMAT
+    from .generation.thinking import DEFAULT_FORMAT
 
     if not words:
         for e in tasks.REGISTRY.entries():
@@ -149,13 +165,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run", metavar="RUN_DIR", action="append", help="plot: only these runs (repeatable)")
     parser.add_argument("--screenshot", metavar="PNG", help="leaderboard: also save a headless-Chromium "
                                                             "screenshot of the index page")
-    parser.add_argument("--alpha", type=float, help="export: the LoRA scale to merge at (CoT-Valve's alpha)")
+    parser.add_argument("--knob", metavar="NAME=VALUE", help="export: the test-time knob value to bake in")
     if not argv or argv[0] in ("-h", "--help"):
         parser.print_help()
         return 0
     if any(a in ("-h", "--help") for a in argv[1:]) and argv[0] in ("train", "eval", "train+eval"):
         try:
-            from .app import key_help
+            from .jobs import key_help
 
             print(key_help(argv[0], [a for a in argv[1:] if "=" in a]))
         except _user_errors() as e:
@@ -184,7 +200,8 @@ def main(argv: list[str] | None = None) -> int:
             if args.overrides:
                 raise ConfigError(f"harness {args.command} takes options, not key=value: {' '.join(args.overrides)}")
             return (_plot_command if args.command == "plot" else _leaderboard_command)(args)
-        from .app import Interrupted, resolve, run_job
+        from .app import Interrupted, run_job
+        from .jobs import resolve
 
         try:
             run_job(resolve(args.command, args.overrides), progress=not args.no_progress)

@@ -71,3 +71,4 @@ class SFTData:
     name: str
     examples: list[Example]
     source: Source
+    task: TaskLike | None = None  # the task that wrote them, where one did (its own hooks, e.g. `state_targets`)

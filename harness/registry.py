@@ -1,8 +1,13 @@
-"""Explicit, lazy registries (the shape of lm-eval's model registry).
+"""Explicit registries: one class for every kind (methods, tasks, losses, rewards, samplers, knobs, ...).
 
-An entry maps a name to `"module:attribute"` plus a one-line description, so listing names never
-imports the module (and never imports torch). Duplicates are rejected; an unknown name raises
-`UnknownName` listing the valid names and the closest ones.
+An entry is either lazy, `add(name, "package.module:attribute", description)`, so that listing names
+never imports the module (and never imports torch; lm-eval's model registry), or an object registered
+directly, `@REGISTRY.register(name)` (verl's `@register_policy_loss`). Duplicates are rejected; an
+unknown name raises `UnknownName` listing the valid names and the closest ones.
+
+A registered function's keyword-only parameters are its settings: `bind(name, cfg)` reads each from the
+config attribute of the same name (or the parameter's default), so choosing a function by name in a
+config also says which config fields it needs (`check_config`).
 """
 from __future__ import annotations
 
@@ -13,17 +18,20 @@ import inspect
 from dataclasses import dataclass
 from typing import Any, Callable
 
+_UNLOADED = object()
+
 
 class UnknownName(KeyError):
     def __str__(self) -> str:  # KeyError quotes its message; we want it plain
         return str(self.args[0])
 
 
-@dataclass(frozen=True)
+@dataclass
 class Entry:
     name: str
-    target: str  # "package.module" or "package.module:attribute"
+    target: str | None  # "package.module" or "package.module:attribute"; None for an object registered directly
     description: str
+    value: Any = _UNLOADED
 
 
 class Registry:
@@ -31,16 +39,38 @@ class Registry:
         self.kind = kind
         self._entries: dict[str, Entry] = {}
 
-    def add(self, name: str, target: str, description: str) -> None:
-        if name in self._entries:
-            raise ValueError(f"{self.kind} {name!r} is registered twice")
-        self._entries[name] = Entry(name, target, description)
+    # -- registering ----------------------------------------------------------------------------
+    def _put(self, entry: Entry) -> None:
+        if entry.name in self._entries:
+            raise ValueError(f"{self.kind} {entry.name!r} is registered twice")
+        self._entries[entry.name] = entry
 
+    def add(self, name: str, target: str, description: str = "") -> None:
+        """A lazy entry: `target` is imported on first `get`."""
+        self._put(Entry(name, target, description))
+
+    def register(self, name: str, description: str = "") -> Callable[[Any], Any]:
+        """Decorator (or call with an object) registering `obj` under `name`; returns `obj`."""
+        def deco(obj: Any) -> Any:
+            self._put(Entry(name, None, description, obj))
+            return obj
+
+        return deco
+
+    def remove(self, name: str) -> None:
+        """Unregister `name` (tests add entries and take them out again)."""
+        self.entry(name)
+        del self._entries[name]
+
+    # -- reading --------------------------------------------------------------------------------
     def names(self) -> list[str]:
         return sorted(self._entries)
 
     def entries(self) -> list[Entry]:
         return [self._entries[n] for n in self.names()]
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._entries
 
     def entry(self, name: str) -> Entry:
         if name not in self._entries:
@@ -49,66 +79,30 @@ class Registry:
             raise UnknownName(f"unknown {self.kind} {name!r}.{hint} Valid: {', '.join(self.names())}")
         return self._entries[name]
 
-    def __contains__(self, name: str) -> bool:
-        return name in self._entries
+    def get(self, name: str) -> Any:
+        """The registered object (a lazy entry's module or attribute, imported now)."""
+        entry = self.entry(name)
+        if entry.value is _UNLOADED:
+            module_name, _, attr = entry.target.partition(":")
+            module = importlib.import_module(module_name)
+            entry.value = getattr(module, attr) if attr else module
+        return entry.value
 
-    def remove(self, name: str) -> None:
-        """Unregister `name` (tests add entries and take them out again)."""
-        self.entry(name)
-        del self._entries[name]
+    load = get
 
-    def load(self, name: str) -> Any:
-        """Import and return the registered module (or its attribute)."""
-        module_name, _, attr = self.entry(name).target.partition(":")
-        module = importlib.import_module(module_name)
-        return getattr(module, attr) if attr else module
+    def values(self) -> list[Any]:
+        """Every registered object in registration order (lazy ones imported now)."""
+        return [self.get(name) for name in list(self._entries)]
 
-
-class FunctionRegistry:
-    """Registered pure functions (verl's `@register_policy_loss`): a decorator that rejects duplicates.
-
-    A registered function's keyword-only parameters are its settings: `bind(name, cfg)` reads each
-    from the config attribute of the same name (or the parameter's default), so choosing a function by
-    name in a config also says which config fields it needs (`check_config`)."""
-
-    def __init__(self, kind: str):
-        self.kind = kind
-        self._fns: dict[str, Callable] = {}
-
-    def register(self, name: str) -> Callable[[Callable], Callable]:
-        def deco(fn: Callable) -> Callable:
-            if name in self._fns:
-                raise ValueError(f"{self.kind} {name!r} is registered twice")
-            self._fns[name] = fn
-            return fn
-
-        return deco
-
-    def get(self, name: str) -> Callable:
-        if name not in self._fns:
-            close = difflib.get_close_matches(name, list(self._fns), n=3, cutoff=0.4)
-            hint = f" Did you mean: {', '.join(close)}?" if close else ""
-            raise UnknownName(f"unknown {self.kind} {name!r}.{hint} Valid: {', '.join(sorted(self._fns))}")
-        return self._fns[name]
-
-    def names(self) -> list[str]:
-        return sorted(self._fns)
-
-    def __contains__(self, name: str) -> bool:
-        return name in self._fns
-
-    def remove(self, name: str) -> None:
-        self.get(name)
-        del self._fns[name]
-
+    # -- registered functions' settings ---------------------------------------------------------
     def settings(self, name: str) -> dict[str, inspect.Parameter]:
         """The keyword-only parameters of the function (or class constructor) registered as `name`."""
         params = inspect.signature(self.get(name)).parameters
         return {p.name: p for p in params.values() if p.kind is inspect.Parameter.KEYWORD_ONLY}
 
     def check_config(self, name: str, cfg: Any, provided: tuple[str, ...] = ("step",)) -> None:
-        """Raise ValueError-derived UnknownName / ConfigError-like messages when `name` is not registered
-        or needs a setting `cfg` lacks (a parameter without default and no config field)."""
+        """ConfigError when `name` is not registered or needs a setting `cfg` lacks (a parameter without
+        default and no config field)."""
         from .config import ConfigError
 
         try:
@@ -122,10 +116,6 @@ class FunctionRegistry:
 
     def bind(self, name: str, cfg: Any, **fixed: Any) -> Callable:
         """The function with its settings read from `cfg` (and `fixed` ones given here)."""
-        kwargs = {}
-        for p in self.settings(name).values():
-            if p.name in fixed:
-                continue
-            if hasattr(cfg, p.name):
-                kwargs[p.name] = getattr(cfg, p.name)
+        kwargs = {p.name: getattr(cfg, p.name) for p in self.settings(name).values()
+                  if p.name not in fixed and hasattr(cfg, p.name)}
         return functools.partial(self.get(name), **kwargs, **fixed)

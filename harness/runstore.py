@@ -10,13 +10,16 @@ Layout (root from `$RZOO_RUNS`, default `./runs`):
         eval/<task>/samples.jsonl, eval/<task>/results.json
 
 Atomic means temp file in the same folder + `os.replace`, so a reader (the leaderboard, pandas)
-never sees half a file, and a crash leaves the previous version in place.
+never sees half a file, and a crash leaves the previous version in place. A folder (a checkpoint, a
+converted model, the leaderboard) is built beside its place and swapped in by renames (`atomic_folder`).
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import os
+import shutil
 import subprocess
 import tempfile
 from pathlib import Path
@@ -77,6 +80,42 @@ def atomic_write_jsonl(path: Path, rows: Iterable[dict]) -> None:
     atomic_write_text(path, text)
 
 
+def swap_folder(tmp: Path, out: Path, old: Path | None = None) -> None:
+    """Replace folder `out` with the finished folder `tmp` by two renames (`out` moves aside to `old`, then
+    is deleted), so `out` is at every moment either the previous folder or the new one, never a mixture."""
+    old = old or out.with_name(out.name + ".old")
+    if out.exists():
+        # a process killed after the last swap but before its clean-up leaves a stale `old` beside a complete
+        # `out`: drop it, or the rename below fails ("Directory not empty")
+        shutil.rmtree(old, ignore_errors=True)
+        out.rename(old)
+    tmp.rename(out)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def atomic_folder(out: Path, fsync: bool = False):
+    """Build the folder `out` atomically: the block writes into the yielded temp folder beside it, which then
+    replaces `out` (`swap_folder`); if the block raises, the temp folder is removed and `out` is untouched.
+    `fsync`: every file is on disk before the swap commits it (checkpoints: a SIGKILL right after must leave
+    a complete folder). A temp folder left by a killed process is cleared on the next build."""
+    out = Path(out)
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        yield tmp
+        if fsync:
+            for f in tmp.rglob("*"):
+                if f.is_file():
+                    with open(f, "rb") as fh:
+                        os.fsync(fh.fileno())
+        swap_folder(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
 def read_jsonl(path: Path) -> list[dict]:
     with open(path, encoding="utf-8") as fh:
         return [json.loads(line) for line in fh if line.strip()]
@@ -90,6 +129,11 @@ def git_sha() -> str | None:
     except (OSError, subprocess.TimeoutExpired):
         return None
     return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def task_folder(task: str) -> str:
+    """A task's folder name under an evaluation folder (`jsonl:/a/b.jsonl` must not become a path)."""
+    return task.replace(":", "_").replace("/", "_")
 
 
 class Run:
@@ -118,9 +162,7 @@ class Run:
         return self.path / "checkpoint"
 
     def eval_dir(self, task: str) -> Path:
-        # `jsonl:/a/b.jsonl` must not become a path with slashes
-        safe = task.replace(":", "_").replace("/", "_")
-        return self.path / "eval" / safe
+        return self.path / "eval" / task_folder(task)
 
     def set_status(self, state: str, **extra: Any) -> None:
         atomic_write_json(self.path / "status.json", {"state": state, **extra})

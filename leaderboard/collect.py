@@ -13,38 +13,44 @@ import datetime as _dt
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rzoo.harness.generation import knobs
+
 from . import runfiles
 
-# Columns of the table `collect` returns, in order.
-COLUMNS = ["curve", "run", "run_dir", "role", "method", "model", "base_model", "task", "series", "knob",
-           "setting", "budget", "waits", "alpha", "recurrence", "stage", "accuracy", "ci_lo", "ci_hi",
-           "thinking_tokens_mean", "flops_mean", "n_problems", "n_problems_total", "k", "date", "git_sha",
-           "data_sha256", "results_file"]
+# Columns of the table `collect` returns, in order; the knobs' columns (`knobs.names()`) follow "setting".
+BEFORE_KNOBS = ["curve", "run", "run_dir", "role", "method", "model", "base_model", "task", "series", "knob",
+                "setting"]
+AFTER_KNOBS = ["accuracy", "ci_lo", "ci_hi", "thinking_tokens_mean", "flops_mean", "n_problems", "n_problems_total",
+               "k", "date", "git_sha", "data_sha256", "results_file"]
 
-KNOB_NAMES = runfiles.KNOB_NAMES
-_SYMBOL = {"budget": "b", "waits": "w", "alpha": "α", "recurrence": "r", "stage": "stage"}
+
+def columns() -> list[str]:
+    return BEFORE_KNOBS + knobs.names() + AFTER_KNOBS
 
 
 def setting_label(r: dict) -> str:
-    """A short name for one test-time setting: `b=16`, `b=128 w=2`, `α=0.5 b=64`, `r=8 b=1`."""
-    knob = r.get("knob") or "budget"
-    first = knob if knob in ("alpha", "recurrence", "stage") and r.get(knob) is not None else "budget"
-    order = [first] + [k for k in KNOB_NAMES if k != first]
-    return " ".join(f"{_SYMBOL[k]}={r[k]:g}" if isinstance(r[k], float) else f"{_SYMBOL[k]}={r[k]}"
-                    for k in order if r.get(k) is not None)
+    """A short name for one test-time setting (`knobs.label`): `b=16`, `b=128 w=2`, `α=0.5 b=64`."""
+    return knobs.label(r)
 
 
 def series_of(r: dict) -> str:
     """What one curve holds fixed while its knob varies: "" for a budget (and Wait) curve, else the other
-    knobs' values, e.g. "α @ b=64" for CoT-Valve's alpha sweep at budget 64."""
-    knob = r.get("knob") or "budget"
-    if knob in ("budget", "waits"):
-        fixed = [f"{_SYMBOL[k]}={r[k]:g}" for k in ("alpha", "recurrence") if r.get(k) is not None]
-        return " ".join(fixed)
-    fixed = [f"{_SYMBOL[k]}={r[k]}" for k in ("budget", "waits") if r.get(k) is not None]
-    return f"{_SYMBOL[knob]} @ {' '.join(fixed)}"
+    knobs' values, e.g. "α @ b=64" for a sweep of a method's knob at budget 64."""
+    swept = knobs.swept(r)
+    others = [k for k in knobs.all_knobs() if r.get(k.name) is not None]
+    if swept is not None and swept.kind == knobs.GENERATION:
+        return " ".join(k.label(r[k.name]) for k in others if k.kind == knobs.ENGINE)
+    symbol = swept.symbol if swept is not None else str(r.get("knob"))
+    return f"{symbol} @ {' '.join(k.label(r[k.name]) for k in others if k.kind == knobs.GENERATION)}"
 
-ROLE_DIRS = {"eval": "trained", "eval_base": "base", "eval_stages": "stages"}
+
+# An evaluation folder of a run and its role: `eval` (the trained model), `eval_base` (its base), and any
+# other `eval_<name>` a method's hook writes (its role is <name>).
+ROLE_DIRS = {"eval": "trained", "eval_base": "base"}
+
+
+def role_of(folder: str) -> str:
+    return ROLE_DIRS.get(folder) or folder.removeprefix("eval_")
 
 
 @dataclass
@@ -90,9 +96,10 @@ def find_runs(root: Path | str) -> list[RunInfo]:
         status_path = path / "status.json"
         status = (_read_json(status_path, runfiles.check_status) or {}) if status_path.exists() else {}
         info = RunInfo(path, f"{path.parent.name}/{path.name}", config, status)
-        for folder, role in ROLE_DIRS.items():
+        others = sorted(p.name for p in path.glob("eval_*") if p.is_dir() and p.name not in ROLE_DIRS)
+        for folder in [*ROLE_DIRS, *others]:
             for results in sorted((path / folder).glob("*/results.json")):
-                info.results.append((role, results))
+                info.results.append((role_of(folder), results))
         runs.append(info)
     runs.sort(key=lambda r: (r.date, r.id))
     return runs
@@ -118,8 +125,8 @@ def curve_label(run: RunInfo, role: str, results: dict) -> str:
     if role == "base":
         return f"{short_model(model.get('source') or model.get('spec'))} (base) {when}"
     name = run.config.get("label") if isinstance(run.config.get("label"), str) else run.method
-    if role == "stages":
-        return f"{name} stages {when}"
+    if role != "trained":  # a method's own evaluation of its run (`checkpoint_curves`)
+        return f"{name} {role} {when}"
     if run.method:
         return f"{name} {when}"
     return f"{short_model(model.get('source') or model.get('spec'))} {when}"
@@ -133,14 +140,14 @@ def points_of(run: RunInfo, role: str, path: Path, results: dict) -> list[dict]:
     out = []
     for r in results["results"]:
         lo, hi = r.get("accuracy_ci95") or (None, None)
-        knobs = {k: r.get(k) for k in KNOB_NAMES}
+        values = {k: r.get(k) for k in knobs.names()}
         series = series_of(r)
         out.append({
             "curve": f"{label} [{series}]" if series else label, "run": run.id, "run_dir": str(run.path),
             "role": role, "method": run.method or "eval",
             "model": model.get("source") or model.get("spec"), "base_model": base or model.get("source"),
             "task": results["task"], "series": series, "knob": r.get("knob") or "budget",
-            "setting": setting_label(r), **knobs, "accuracy": float(r["accuracy"]),
+            "setting": setting_label(r), **values, "accuracy": float(r["accuracy"]),
             "ci_lo": lo, "ci_hi": hi, "thinking_tokens_mean": r.get("thinking_tokens_mean"),
             "flops_mean": r.get("flops_mean"), "n_problems": r.get("n_problems"),
             "n_problems_total": results.get("n_problems_total"), "k": results.get("k"), "date": run.date,
@@ -156,7 +163,7 @@ def load_results(path: Path) -> dict | None:
 
 
 def collect(root: Path | str, runs: list[RunInfo] | None = None, results: dict[Path, dict | None] | None = None):
-    """One row per (run, role, task, budget) under `root`, as a pandas DataFrame with `COLUMNS`.
+    """One row per (run, role, task, budget) under `root`, as a pandas DataFrame with `columns()`.
     `results`: results.json files already loaded (path -> content, None when skipped), so a bad file
     is warned about once per build."""
     import pandas as pd
@@ -175,4 +182,4 @@ def collect(root: Path | str, runs: list[RunInfo] | None = None, results: dict[P
     for row in rows:
         if len(owners[row["curve"]]) > 1:
             row["curve"] += " #" + row["run"].rsplit("/", 1)[-1].split("-", 1)[-1]
-    return pd.DataFrame(rows, columns=COLUMNS)
+    return pd.DataFrame(rows, columns=columns())

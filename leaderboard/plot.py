@@ -5,7 +5,7 @@ bootstrap interval as a band, log-scaled x. Also the per-run training curve.
 
 writes `accuracy_vs_thinking_tokens.{png,svg}` and `accuracy_vs_flops.{png,svg}`. The x values are
 the mean thinking tokens per sample at each budget (what the model spent, not the budget it was
-allowed) and the mean estimated inference FLOPs per sample (`harness/flops.py`).
+allowed) and the mean estimated inference FLOPs per sample (`harness/models/flops.py`).
 """
 from __future__ import annotations
 
@@ -57,21 +57,36 @@ def _log_x(ax, values, engineering: bool) -> None:
     ax.xaxis.set_minor_formatter(NullFormatter())
 
 
-ROLE_STYLE = {"trained": ("-", "o"), "base": ("--", "s"), "eval": (":", "^"), "stages": ("-.", "D")}
+ROLE_STYLE = {"trained": ("-", "o"), "base": ("--", "s"), "eval": (":", "^")}
+OTHER_ROLE = ("-.", "D")  # a method's own evaluation of its run (e.g. its checkpoints on one line)
 
 
 def _point_label(row) -> str:
-    """The knob value a point stands for, written beside it (`16`, `w2`, `α0.5`, `r8`)."""
-    knob = row["knob"]
-    if knob == "waits":
-        return f"w{int(row['waits'])}"
-    if knob == "alpha":
-        return f"α{row['alpha']:g}"
-    if knob == "recurrence":
-        return f"r{int(row['recurrence'])}"
-    if knob == "stage":
-        return f"stage {int(row['stage'])}"
-    return f"{int(row['budget'])}"
+    """The knob value a point stands for, written beside it (`16`, `w2`, and each method knob's own form)."""
+    from rzoo.harness.generation import knobs
+
+    knob = knobs.find(row["knob"]) or knobs.get("budget")
+    value = row.get(knob.name)
+    if value is None or value != value:  # None or NaN: a point without its knob's value
+        return str(row["knob"])
+    return knob.point_label(knob.type(value) if knob.type is int else value)
+
+
+def _in_knob_order(line):
+    """A curve over checkpoints runs in the order of its knob's values, not by x."""
+    from rzoo.harness.generation import knobs
+
+    knob = knobs.find(line["knob"].iloc[0])
+    if knob is not None and knob.kind == knobs.CHECKPOINT and (line["knob"] == knob.name).all():
+        return line.sort_values(knob.name)
+    return line
+
+
+def _legend_title() -> str:
+    from rzoo.harness.generation import knobs
+
+    labels = ", ".join(f"{k.point.strip() or k.symbol} = {k.caption}" for k in knobs.all_knobs() if k.point)
+    return f"model (run start, UTC); point labels: budget, {labels}"
 
 
 def plot_curves(points, out_dir: Path | str, axis: str = "tokens") -> list[Path]:
@@ -106,18 +121,16 @@ def plot_curves(points, out_dir: Path | str, axis: str = "tokens") -> list[Path]
         part = data[data["task"] == task]
         names = sorted(part["curve"].unique())
         for j, (curve, line) in enumerate((c, part[part["curve"] == c]) for c in names):
-            if (line["knob"] == "stage").all():  # a stages line runs in stage order, not by x
-                line = line.sort_values("stage")
+            line = _in_knob_order(line)
             nudge = 1.0 + 0.04 * (j - (len(names) - 1) / 2)
             x = line[column].astype(float).to_numpy() * nudge
             y = line["accuracy"].astype(float).to_numpy()
             lo = line["ci_lo"].astype(float).fillna(line["accuracy"]).to_numpy()
             hi = line["ci_hi"].astype(float).fillna(line["accuracy"]).to_numpy()
-            style, marker = ROLE_STYLE.get(line["role"].iloc[0], ("-", "o"))
+            style, marker = ROLE_STYLE.get(line["role"].iloc[0], OTHER_ROLE)
             colour = colours[curve]
-            ax.errorbar(x, y, yerr=[np.clip(y - lo, 0, None), np.clip(hi - y, 0, None)], color=colour,
-                        linestyle=style, marker=marker, markersize=5, capsize=2.5, linewidth=1.4, elinewidth=0.8,
-                        alpha=0.9)
+            ax.errorbar(x, y, yerr=[np.clip(y - lo, 0, None), np.clip(hi - y, 0, None)], color=(*colour, 0.9),
+                        linestyle=style, marker=marker, markersize=5, capsize=2.5, linewidth=1.4, elinewidth=0.8)
             # points that coincide (a budget the model never reaches) share one label, "6-16"
             groups: dict[tuple[float, float], list[str]] = {}
             for xi, yi, (_, row) in zip(x, y, line.iterrows()):
@@ -138,10 +151,10 @@ def plot_curves(points, out_dir: Path | str, axis: str = "tokens") -> list[Path]
     from matplotlib.lines import Line2D
 
     roles = {c: data[data["curve"] == c]["role"].iloc[0] for c in curves}
-    handles = [Line2D([0], [0], color=colours[c], linestyle=ROLE_STYLE.get(roles[c], ("-", "o"))[0],
-                      marker=ROLE_STYLE.get(roles[c], ("-", "o"))[1], label=_escape(c)) for c in curves]
+    handles = [Line2D([0], [0], color=colours[c], linestyle=ROLE_STYLE.get(roles[c], OTHER_ROLE)[0],
+                      marker=ROLE_STYLE.get(roles[c], OTHER_ROLE)[1], label=_escape(c)) for c in curves]
     fig.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False, fontsize=9,
-               title="model (run start, UTC); labels: budget, w = Waits, α, r")
+               title=_legend_title())
     fig.tight_layout()
     return _save(fig, Path(out_dir) / stem)
 

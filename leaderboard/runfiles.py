@@ -21,13 +21,19 @@ import sys
 from pathlib import Path
 from typing import Any
 
-KNOB_NAMES = ("budget", "waits", "alpha", "recurrence", "stage")
 # results.json entries: the statistics the index, the plots and the run pages compute with
 RESULT_NUMBERS = ("thinking_tokens_mean", "thinking_tokens_median", "flops_mean", "n_problems", "closed_rate",
                   "forced_rate", "truncation_rate", "seconds", "tokens_per_second", "grader_disagreements")
 # train.jsonl values the training figure plots
 TRAIN_NUMBERS = ("reward_mean", "accuracy_mean", "format_mean", "loss", "completion_tokens_mean",
                  "thinking_tokens_mean", "completion_tokens")
+
+
+def _knob_names() -> tuple[str, ...]:
+    """The registered test-time knobs' names: the columns a row may hold as knobs."""
+    from rzoo.harness.generation import knobs
+
+    return tuple(knobs.names())
 
 
 class BadFile(ValueError):
@@ -110,10 +116,11 @@ def check_results(data: Any) -> dict:
             raise BadFile(f"{where} has no 'budget' / 'accuracy'")
         if not finite(r["accuracy"]) or not 0 <= r["accuracy"] <= 1:
             raise BadFile(f"{where}: 'accuracy' is not a number in [0, 1]")
-        for key in KNOB_NAMES + RESULT_NUMBERS:
+        names = _knob_names()
+        for key in names + RESULT_NUMBERS:
             _optional_number(r, key, where)
-        if r.get("knob") is not None and r["knob"] not in KNOB_NAMES:
-            raise BadFile(f"{where}: 'knob' is not one of {', '.join(KNOB_NAMES)}")
+        if r.get("knob") is not None and r["knob"] not in names:
+            raise BadFile(f"{where}: 'knob' is not one of {', '.join(names)}")
         ci = r.get("accuracy_ci95")
         if ci is not None and not (isinstance(ci, list) and len(ci) == 2 and all(finite(x) for x in ci)):
             raise BadFile(f"{where}: 'accuracy_ci95' is not two finite numbers")
@@ -138,7 +145,7 @@ def check_status(data: Any) -> dict:
 def check_sample(row: Any, where: str) -> dict:
     if not isinstance(row, dict):
         raise BadFile(f"{where} is not an object")
-    for key in KNOB_NAMES + ("thinking_tokens", "answer_tokens", "sample_index"):
+    for key in _knob_names() + ("thinking_tokens", "answer_tokens", "sample_index"):
         _optional_number(row, key, where)
     return row
 

@@ -32,7 +32,9 @@ import tempfile
 import urllib.parse
 from pathlib import Path
 
-from rzoo.harness.runstore import atomic_write_text, current_umask
+from rzoo.harness.runstore import atomic_write_text, current_umask, swap_folder
+
+from rzoo.harness.generation import knobs
 
 from . import plot, runfiles
 from .collect import RunInfo, collect, find_runs, load_results, short_model
@@ -103,14 +105,20 @@ def _cell(value, digits: int = 3, sort=None) -> str:
 
 
 def _setting_order(row) -> tuple:
-    """Columns in a readable order: budgets ascending (then their Wait extensions), then alpha, then
-    recurrence values."""
+    """Columns in a readable order: budgets ascending (then their Wait extensions), then each method knob's
+    values, knob by knob (`Knob.order`)."""
     def num(x) -> float:
         return 0.0 if x is None or x != x else float(x)  # None or NaN (pandas) -> 0
 
-    knob = row["knob"] if row["knob"] in ("alpha", "recurrence", "stage") else "budget"
-    rank = {"budget": 0, "alpha": 1, "recurrence": 2, "stage": 3}[knob]
-    return (rank, num(row[knob]), num(row["budget"]), num(row["waits"]))
+    knob = knobs.swept(row)
+    if knob is None or knob.kind == knobs.GENERATION:
+        knob = knobs.get("budget")
+    return (knob.order, num(row.get(knob.name)), num(row["budget"]), num(row["waits"]))
+
+
+def _knob_note() -> str:
+    """What each knob's symbol in a column name means: `b = thinking budget, w = Wait extensions, ...`."""
+    return ", ".join(f"{k.symbol} = {k.caption}" for k in knobs.all_knobs())
 
 
 def leaderboard_rows(points) -> tuple[list[str], list[dict]]:
@@ -168,7 +176,7 @@ def index_html(points, runs: list[RunInfo], figures: dict[str, str], root: Path,
     body = f"""<header><h1>Accuracy vs thinking tokens</h1>
 <p>{len(rows)} evaluated model × task rows from {len(runs)} runs under <code>{e(root)}</code>; built {e(built)}.
 Accuracy is avg@k over the problems evaluated (n); the interval is a 95% bootstrap over problems.
-Columns are test-time settings: b = thinking budget, w = Wait extensions, α = CoT-Valve scale, r = recurrence.
+Columns are test-time settings: {e(_knob_note())}.
 Thinking tokens are the mean actually spent at the best setting.</p></header>
 <section><h2>Leaderboard</h2><p class="hint">Click a column to sort.</p>
 <table id="board" class="sortable"><thead><tr>{th}</tr></thead>
@@ -182,8 +190,9 @@ Thinking tokens are the mean actually spent at the best setting.</p></header>
 
 
 def _results_table(data: dict) -> str:
-    cols = [("budget", "budget", 0), ("waits", "waits", 0), ("alpha", "alpha", 2), ("recurrence", "recurrence", 0),
-            ("accuracy", "accuracy", 3), ("accuracy_ci95", "95% CI", 3),
+    cols = [(k.name, k.name, 2 if k.type is float else 0) for k in knobs.all_knobs()
+            if any(r.get(k.name) is not None for r in data["results"])]
+    cols += [("accuracy", "accuracy", 3), ("accuracy_ci95", "95% CI", 3),
             ("thinking_tokens_mean", "thinking mean", 1), ("thinking_tokens_median", "median", 1),
             ("closed_rate", "closed", 2), ("forced_rate", "forced", 2), ("truncation_rate", "unclosed", 2),
             ("flops_mean", "FLOPs/sample", 0), ("n_problems", "problems", 0), ("seconds", "seconds", 1),
@@ -358,13 +367,7 @@ def _apply_umask(folder: Path) -> None:
 
 def _swap_in(tmp: Path, out: Path) -> None:
     """Replace `out` with the finished `tmp` (readers never see a half-built site)."""
-    old = None
-    if out.exists():
-        old = out.with_name(f".{out.name}.old-{os.getpid()}")
-        out.rename(old)
-    tmp.rename(out)
-    if old is not None:
-        shutil.rmtree(old)
+    swap_folder(tmp, out, out.with_name(f".{out.name}.old-{os.getpid()}"))
 
 
 def _copy_provenance(run: RunInfo, folder: Path, results: dict[Path, dict | None]) -> dict[str, str]:

@@ -2,8 +2,12 @@
 
 A method is one module with `NAME`, a `Config` dataclass inheriting one of the core's `RLConfig` /
 `SFTConfig` (paper defaults, field help), `PRESETS` ("paper" and "cpu"; `eval.`-prefixed keys set the
-evaluation section) and `train(cfg, ctx) -> checkpoint path` (`ctx`: `harness.trainer.TrainContext`).
-The registry is explicit and lazy: listing methods imports no method module (and no torch).
+evaluation section) and `train(cfg, ctx) -> checkpoint path` (`ctx`: `harness.training.trainer.TrainContext`).
+Optional hooks, read by the app: `label(cfg)` (how its curves are named, e.g. by variant) and
+`checkpoint_curves(run_path)` (extra evaluations of its run: several checkpoints on one curve).
+A method that owns a test-time knob declares it in its file (`harness.generation.knobs.Knob`) and lists
+it in `KNOBS` below. The registries are explicit and lazy: listing methods imports no method module (and
+no torch).
 """
 from __future__ import annotations
 
@@ -20,6 +24,13 @@ REGISTRY.add("deepscaler", "rzoo.methods.deepscaler", "DeepScaleR: GRPO with sta
 REGISTRY.add("latent", "rzoo.methods.latent", "latent recurrence (Huginn): a recurrent-depth model, random depth in "
              "training, truncated backprop, KL early exit")
 REGISTRY.add("s1", "rzoo.methods.s1", "s1: SFT on reasoning traces (completion-only loss) + budget forcing (cap, Wait)")
+
+# Test-time knobs the methods own, registered with the core by the app (`harness.jobs.bootstrap`).
+KNOBS = {
+    "alpha": "rzoo.methods.cot_valve:ALPHA",
+    "recurrence": "rzoo.methods.latent:RECURRENCE",
+    "stage": "rzoo.methods.deepscaler:STAGE",
+}
 
 
 def get(name: str):

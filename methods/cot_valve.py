@@ -18,26 +18,31 @@ chain and 1-4 re-checks of it, five per question), or a user's JSONL of paired c
 
 Run:  harness train+eval method=cot_valve                  (CPU preset: the testbed, α swept 0..1.25)
       harness train+eval method=cot_valve valve=plus_plus   (CoT-Valve++)
-      harness export <run>/checkpoint --alpha 0.5 --out merged/    (merged weights at one α)
+      harness export <run>/checkpoint --knob alpha=0.5 --out merged/    (merged weights at one α)
 
 The checkpoint is peft's own format (the adapter, with its base named in adapter_config.json), which
-`AutoModelForCausalLM.from_pretrained` loads with the adapter applied. Evaluation sweeps α as a
-test-time knob (`eval.alphas`, `harness/knobs.py`: peft's `LoraLayer.set_scale`), each α a point on
-the accuracy-vs-thinking-tokens plot. The SFT loop, with LoRA and per-example adapter scales, is the
-core's (`harness/sft.py`); what is here is the data each variant trains on.
+`AutoModelForCausalLM.from_pretrained` loads with the adapter applied. α is this method's test-time
+knob (`ALPHA` below, `eval.alphas`: peft's `LoraLayer.set_scale`), each α a point on the
+accuracy-vs-thinking-tokens plot; the base model has no adapter and is evaluated at the budgets alone.
+The SFT loop, with LoRA and per-example adapter scales, is the core's (`harness/training/sft.py`); what is
+here is the data each variant trains on and the knob.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, replace
+from pathlib import Path
 
-from rzoo.harness import sft
 from rzoo.harness.config import ConfigError
 from rzoo.harness.config import option as _f
-from rzoo.harness.registry import FunctionRegistry
-from rzoo.harness.train_config import SFTConfig
+from rzoo.harness.generation.knobs import Knob
+from rzoo.harness.models.lora import lora_layers, set_lora_scale
+from rzoo.harness.registry import Registry
+from rzoo.harness.training import sft
+from rzoo.harness.training.config import SFTConfig
 
 NAME = "cot_valve"
-VALVES = FunctionRegistry("CoT-Valve variant")
+VALVES = Registry("CoT-Valve variant")
 
 
 @dataclass
@@ -113,6 +118,42 @@ def plus_p(examples) -> list:
 def label(cfg: Config) -> str:
     """The curve's name on plots and the leaderboard: the variant is what tells runs apart."""
     return {"plain": "cot_valve", "plus_plus": "cot_valve++", "plus_p": "cot_valve+P"}.get(cfg.valve, cfg.valve)
+
+
+def export_merged(checkpoint, alpha: float, out) -> Path:
+    """Merge a LoRA checkpoint (peft format) into its base at scale `alpha`: weights W + alpha * (B A) *
+    lora_alpha / r, saved (with the tokenizer) as a plain model that `AutoModelForCausalLM` and vLLM load.
+    Written to a temp folder and renamed."""
+    import torch
+    from peft import PeftConfig, PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from rzoo.harness.models import ModelError
+    from rzoo.harness.runstore import atomic_folder, atomic_write_json
+
+    checkpoint, out = Path(checkpoint), Path(out)
+    if not (checkpoint / "adapter_config.json").is_file():
+        raise ModelError(f"{checkpoint}: not an adapter checkpoint (no adapter_config.json); nothing to merge")
+    base_path = PeftConfig.from_pretrained(checkpoint).base_model_name_or_path
+    base = AutoModelForCausalLM.from_pretrained(base_path, dtype=torch.float32)
+    model = PeftModel.from_pretrained(base, checkpoint)
+    set_lora_scale(model, alpha)
+    merged = model.merge_and_unload()
+    meta_path = checkpoint / "method.json"
+    meta = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.is_file() else {}
+    with atomic_folder(out) as tmp:
+        merged.save_pretrained(tmp)
+        AutoTokenizer.from_pretrained(checkpoint).save_pretrained(tmp)
+        atomic_write_json(tmp / "method.json", {**meta, "merged_from": str(checkpoint.resolve()), "alpha": float(alpha)})
+    return out
+
+
+# The test-time knob: θ + αΔθ, every LoRA adapter's scale set to α (peft's `LoraLayer.set_scale`, which
+# multiplies lora_alpha / r by α). The base model has no adapter (`on_base=False`).
+ALPHA = Knob("alpha", "α", "CoT-Valve: scale the LoRA length direction by each alpha (adapter checkpoints)",
+             title="CoT-Valve scale", point="α", key="alphas", type=float, order=2, on_base=False,
+             supported=lambda model: bool(lora_layers(model)),
+             apply=lambda engine, value, cfg: set_lora_scale(engine.model, value), export=export_merged)
 
 
 def train(cfg: Config, ctx):

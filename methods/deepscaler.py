@@ -14,15 +14,15 @@ Run:  harness train+eval method=deepscaler                 (CPU preset: the test
       harness train+eval method=deepscaler preset=paper     (R1-Distill-Qwen-1.5B on DeepScaleR-40K, GPUs)
 
 Users of the original run three scripts by hand and copy checkpoint paths between them; here the stages
-are one config and one run: a per-step schedule (`harness/rl.py`) switches the response length and the
+are one config and one run: a per-step schedule (`harness/training/rl.py`) switches the response length and the
 group size at each stage boundary, the optimiser state is reset there (each original stage starts a
 fresh trainer from the last checkpoint), and each stage's checkpoint, training log and config are kept
 in `stages/stage<k>/`. `resume=` works anywhere (the schedule is a function of the step). After
-training, every stage's checkpoint is evaluated at the largest budget (`eval_stages/`), so the
-leaderboard shows the stages as points on one line.
+training, every stage's checkpoint is evaluated at the largest budget (`eval_stages/`, this file's
+`checkpoint_curves` hook and its `STAGE` knob), so the leaderboard shows the stages as points on one line.
 
-Everything else is registered and shared: the `correct_and_closed` reward (harness/rewards.py), the
-`token_mean` aggregation (harness/losses.py), `entropy_coef`, `force_close=false`.
+Everything else is registered and shared: the `correct_and_closed` reward (harness/training/rewards.py), the
+`token_mean` aggregation (harness/training/losses.py), `entropy_coef`, `force_close=false`.
 
 Departures: the response length is a thinking budget plus a short answer budget (the original caps
 the whole response); the CPU preset starts from `testbed:early_stop` on the testbed with stages of
@@ -36,11 +36,13 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from rzoo.harness import rl
 from rzoo.harness.config import ConfigError
 from rzoo.harness.config import option as _f
+from rzoo.harness.evaluation.evaluate import CheckpointCurve
+from rzoo.harness.generation.knobs import CHECKPOINT, Knob
 from rzoo.harness.runstore import atomic_write_json, atomic_write_jsonl, weights_sha256
-from rzoo.harness.train_config import RLConfig
+from rzoo.harness.training import rl
+from rzoo.harness.training.config import RLConfig
 
 NAME = "deepscaler"
 STAGES_DIR = "stages"
@@ -138,7 +140,7 @@ class Stages:
 
 def save_stage(trainer, stage: int, step: int) -> Path:
     """Keep stage `stage`'s checkpoint, its slice of the training log and its config under stages/."""
-    from rzoo.harness.trainer import save_checkpoint
+    from rzoo.harness.training.trainer import save_checkpoint
 
     cfg = trainer.cfg
     out = trainer.run.path / STAGES_DIR / f"stage{stage}"
@@ -164,6 +166,18 @@ def stage_checkpoints(run_path: Path) -> list[tuple[int, Path]]:
         meta = json.loads((folder / "method.json").read_text(encoding="utf-8"))
         out.append((int(meta["stage"]), folder))
     return sorted(out)
+
+
+# The knob its checkpoints are told apart by on the leaderboard: which stage's checkpoint was evaluated.
+STAGE = Knob("stage", "stage", "DeepScaleR: the checkpoint at the end of each stage", title="DeepScaleR stage",
+             point="stage ", type=int, kind=CHECKPOINT, order=4)
+
+
+def checkpoint_curves(run_path: Path) -> list[CheckpointCurve]:
+    """After training: every stage's checkpoint on one curve, at the largest budget."""
+    run_path = Path(run_path)
+    return [CheckpointCurve("eval_stages", "stage", stage_checkpoints(run_path), "stages",
+                            f"local:{run_path / STAGES_DIR}")]
 
 
 def train(cfg: Config, ctx):

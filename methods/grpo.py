@@ -6,12 +6,12 @@ Learning" (2025), §2.2 (R1-Zero) and the GRPO objective of Shao et al., "DeepSe
     J = E[ (1/G) sum_i (1/|o_i|) sum_t ( min(rho A_i, clip(rho, 1-eps, 1+eps) A_i) - beta KL_k3 ) ]
     A_i = (r_i - mean(r)) / std(r),   r_i = accuracy_i + format_i
 
-Run:  harness train+eval method=grpo                      (CPU preset: the default model on `arith`)
+Run:  harness train+eval method=grpo                      (CPU preset: `testbed:early_stop` on the testbed)
       harness train method=grpo preset=paper model=Qwen/Qwen2.5-1.5B train_task=...   (on GPUs)
 
-What this file holds is what R1-Zero adds to the shared RL loop (`harness/rl.py`): the paper's
+What this file holds is what R1-Zero adds to the shared RL loop (`harness/training/rl.py`): the paper's
 defaults and the rule rewards. The loss (`grpo`), the advantages (`group_normalized`) and the
-aggregation (`seq_mean`) are registered in `harness/losses.py` (tested against the equation and
+aggregation (`seq_mean`) are registered in `harness/training/losses.py` (tested against the equation and
 TRL's GRPOTrainer loss); rollouts use the budget-forcing generator evaluation uses.
 
 Why our own loop and not TRL's GRPOTrainer: rollouts must use the harness's budget-forcing generator
@@ -33,10 +33,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from rzoo.harness import rewards, rl
-from rzoo.harness import thinking as T
+from rzoo.harness.training import rewards, rl
+from rzoo.harness.generation import thinking as T
 from rzoo.harness.config import option as _f
-from rzoo.harness.train_config import RLConfig
+from rzoo.harness.training.config import RLConfig
 
 NAME = "grpo"
 
@@ -67,8 +67,9 @@ class Config(RLConfig):
     format_weight: float = _f(1.0, "weight of the format reward (paper: rule rewards summed)", ge=0)
 
 
-# The default run on a 2-core CPU: SmolLM2-135M, ~4 minutes of training. The learning rate is raised
-# because 24 rollouts per step and 7 steps are ~3 orders of magnitude less data than the paper.
+# The default run on a 2-core CPU: the testbed model that stops its chain early (`testbed:early_stop`), 30 steps of
+# 16 prompts x 8 samples (seconds each). The learning rate is raised for a 0.4M-parameter model and ~4 orders of
+# magnitude less data than the paper; rollouts are force-closed at the budget so truncated ones still answer.
 PRESETS = {
     "paper": {},
     "cpu": {

@@ -19,9 +19,9 @@ No public implementation exists; every choice the paper leaves open is a config 
 Run:  harness train+eval method=kimi                      (CPU preset: the testbed)
       harness train+eval method=kimi preset=paper model=<hub id> train_task=math_train
 
-The loss and both tau log Z estimators are registered in `harness/losses.py` (tested against the
+The loss and both tau log Z estimators are registered in `harness/training/losses.py` (tested against the
 equation written as loops and against the paper's gradient expression); the curriculum and the
-prioritised sampler (p_i ∝ 1 - s_i, s_i problem i's running success rate) in `harness/samplers.py`,
+prioritised sampler (p_i ∝ 1 - s_i, s_i problem i's running success rate) in `harness/training/samplers.py`,
 with their state saved for resume. This file holds the defaults and the length-penalty reward.
 
 Departures, on purpose:
@@ -37,9 +37,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rzoo.harness import rewards, rl
+from rzoo.harness.training import rewards, rl
 from rzoo.harness.config import option as _f
-from rzoo.harness.train_config import RLConfig
+from rzoo.harness.training.config import RLConfig
 
 NAME = "kimi"
 
@@ -48,12 +48,12 @@ NAME = "kimi"
 class Config(RLConfig):
     """Kimi k1.5's RL. The paper gives the objective, the length penalty and the sampling strategies but
     almost no hyper-parameters: fields marked "paper silent" are ours."""
-    loss: str = _f("kimi", "policy loss: the squared mirror-descent surrogate (harness/losses.py)")
+    loss: str = _f("kimi", "policy loss: the squared mirror-descent surrogate (harness/training/losses.py)")
     advantage: str = _f("kimi_mean_baseline", "tau log Z estimate: kimi_mean_baseline (r_bar, the paper's practice) "
                                               "or kimi_logmeanexp_baseline (tau log mean exp(r/tau))")
     reward: str = _f("kimi_length_penalty", "reward: accuracy + the token length penalty (this file)")
     sampler: str = _f("curriculum_prioritized", "problem sampler: curriculum (easy -> hard) then prioritised "
-                                                "by 1 - success rate (harness/samplers.py)")
+                                                "by 1 - success rate (harness/training/samplers.py)")
     reset_optimizer: bool = _f(True, "reset the optimiser state at each iteration (paper: yes)")
     minibatches: int = _f(4, "optimiser updates per iteration (paper silent)", ge=1)
     tau: float = _f(0.1, "tau, the KL regularisation strength of the mirror-descent step (paper silent)", gt=0)

@@ -4,17 +4,18 @@ Paper: Geiping et al., "Scaling up Test-Time Compute with Latent Reasoning: A Re
 (2025); code seal-rg/recurrent-pretraining ("Huginn-0125", 3.5B).
 
     model     prelude -> recurrent core applied r times to a noise-initialised state, the prelude's
-              output injected each step -> coda (`harness/recurrent.py`, a transformers model registered
-              with AutoConfig / AutoModelForCausalLM)
+              output injected each step -> coda (`harness/models/recurrent.py`, a transformers model
+              registered with AutoConfig / AutoModelForCausalLM)
     training  r per forward: tau ~ LogNormal(log r_bar - sigma^2/2, sigma = 0.5), r = Poisson(tau) + 1;
               backpropagation through the last k = min(backprop_depth, r) iterations only
-    test time more iterations = more compute (`eval.recurrence=[1,2,4,8,16,32]`); a token exits early once
-              the KL between two successive iterations' outputs is below a threshold (`eval.exit_kl`)
+    test time more iterations = more compute: this method's test-time knob (`RECURRENCE` below,
+              `eval.recurrence=[1,2,4,8,16,32]`); a token exits early once the KL between two successive
+              iterations' outputs is below a threshold (`eval.exit_kl`)
 
 Run:  harness train+eval method=latent          (CPU preset: the testbed's no-chain traces, from scratch)
       harness eval model=<checkpoint> task=runsum eval.recurrence=[1,4,16] eval.exit_kl=0.001
 
-The loss is the core SFT loop's completion-only cross-entropy (`harness/sft.py`) plus, on the testbed,
+The loss is the core SFT loop's completion-only cross-entropy (`harness/training/sft.py`) plus, on the testbed,
 the chain supervision below; the recurrence sampling and the truncated backpropagation live in the
 model's forward, so any loop that trains the model gets them. FLOPs per sample are counted from the
 iterations actually run (early exit included), so the model sits on the accuracy-vs-FLOPs plot beside
@@ -26,19 +27,16 @@ Trained on the answer alone, the model stays at chance at every r within minutes
 to the task's intermediate result there (the task's `state_targets`; runsum: the running sum of the digits read
 so far, and the final sum on the format tokens up to the answer), positions added left to right over
 `chain_curriculum` steps. Nothing is written: the model still answers directly, no thinking tokens.
-Measured (docs/measurements.md, "Latent recurrence"): weights 0.15 and 0.3 learned nothing in 900 steps.
+Lower weights (0.15, 0.3) learned nothing in 900 steps (docs/measurements.md, "Latent recurrence").
 
 Attention window (the testbed model's `attention_window` 6, a departure: Huginn attends to everything).
 The running sum mod 10 can be counted in parallel, so with full attention one pass (prelude, one
 iteration, coda) could learn to read it, and whether the trained model needed its iterations depended on
-the seed: r = 32 minus r = 1 was +0.18 / +0.40 / +0.34 / +0.64 / +0.11 / +0.10 over seeds 0-5 (seed 0: 0.706
--> 0.888). With every block seeing its token and the 5 before it, one pass sees 15 tokens back and a
+the seed. With every block seeing its token and the 5 before it, one pass sees 15 tokens back and a
 problem's first digit sits 18 or more before its answer: r = 1 is at chance and each iteration reaches 5
-tokens further. Seeds 0-5 (lr 2e-3): r = 32 minus r = 1 is +0.45 / -0.02 / +0.45 / +0.44 / +0.44 / +0.49
-(seed 0: 0.106 -> 0.560); seed 1 learned nothing at all (chance at every r). The price: the models learn
-the sums of up to ~6 digits (which fit in one window) and carry them to the answer by iterating, and stay
-at chance on 8-10 digits, so accuracy at r = 32 is 0.54-0.59 against 0.84-0.94 with full attention.
-Early exit (KL < 1e-3) at r = 32 runs 5.4 of 32 iterations at +0.010 accuracy (seed 0).
+tokens further. The price: the models learn the sums of up to ~6 digits (which fit in one window) and
+carry them to the answer by iterating, so accuracy at the largest r is lower than with full attention.
+Per-seed numbers, early exit and FLOPs: docs/measurements.md ("Latent recurrence on the testbed").
 
 Huginn-3.5B on GPUs: its code is its own (`trust_remote_code`), so it is not loaded by default;
     harness eval model=tomg-group-umd/huginn-0125 ...   needs RZOO_TRUST_REMOTE_CODE=1 (you opt in to
@@ -47,9 +45,9 @@ applies. Not run here (no GPU, no hub).
 
 Departures (CPU preset): 1 prelude / 1 core / 1 coda blocks of width 128 (Huginn: 2 / 4 / 2 of 5,280),
 an attention window of 6 tokens (above),
-r_bar = 8 and k = 1 (Huginn: 32 and 8; with full attention k = 1 gave a larger depth effect than k = 4 in each of
-four seeds, and is cheaper), trained 900 steps of 48 examples (4.2-5.0 min on a slow day here) on the testbed instead of 800B tokens; the
-chain supervision above.
+r_bar = 8 and k = 1 (Huginn: 32 and 8; with full attention k = 1 gave a larger depth effect than k = 4, and
+is cheaper), trained 900 steps of 48 examples on the testbed instead of 800B tokens; the chain supervision
+above.
 """
 from __future__ import annotations
 
@@ -57,10 +55,11 @@ from dataclasses import dataclass
 
 import torch
 
-from rzoo.harness import sft
 from rzoo.harness.config import ConfigError
 from rzoo.harness.config import option as _f
-from rzoo.harness.train_config import SFTConfig
+from rzoo.harness.generation.knobs import Knob, Option
+from rzoo.harness.training import sft
+from rzoo.harness.training.config import SFTConfig
 
 NAME = "latent"
 
@@ -117,10 +116,7 @@ class LatentTrainer(sft.SFTTrainer):
         self._shown_step, self._shown, self._n_chain = None, {}, 0.0
         if not self.cfg.chain_weight:
             return
-        from rzoo import tasks
-
-        name = self.ctx.data.name.split(":")[0]
-        task = tasks.REGISTRY.load(name) if name in tasks.REGISTRY else None
+        task = getattr(self.ctx.data, "task", None)
         if task is None or not hasattr(task, "state_targets"):
             raise ConfigError(f"chain_weight={self.cfg.chain_weight} needs a task that defines intermediate results "
                               f"(`state_targets`; runsum does), not {self.ctx.data.name!r}; or set chain_weight=0")
@@ -159,6 +155,24 @@ class LatentTrainer(sft.SFTTrainer):
         if self.targets is not None:
             row["chain_loss"] = self.chain_total
         return row
+
+
+def _set_iterations(engine, value: int, cfg) -> None:
+    """The recurrence knob on the engine: `num_steps` (and the exit threshold) travel as `generate` arguments."""
+    engine.generate_kwargs["num_steps"] = int(value)
+    if cfg is not None and cfg.exit_kl is not None:
+        engine.generate_kwargs["exit_kl"] = cfg.exit_kl
+
+
+# The test-time knob: core iterations r, for models that declare `supports_recurrence`.
+RECURRENCE = Knob(
+    "recurrence", "r", "recurrent-depth models: core iterations, one result each", title="core iterations",
+    point="r", key="recurrence",
+    type=int, bounds={"ge": 1}, order=3, apply=_set_iterations,
+    supported=lambda model: bool(getattr(model, "supports_recurrence", False)),
+    options=(Option("exit_kl", float | None, None, "recurrent-depth models: exit a token's iterations once the KL "
+                    "between two successive iterations' outputs is below this (none: the model's config; 0: off)",
+                    {"ge": 0}),))
 
 
 PRESETS = {

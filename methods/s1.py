@@ -10,9 +10,9 @@ Paper: Muennighoff et al., "s1: Simple test-time scaling" (2025), §2-3; code: s
 Run:  harness train+eval method=s1                        (CPU preset: the testbed, minutes)
       harness train+eval method=s1 preset=paper           (s1K-1.1 on Qwen2.5-32B-Instruct, GPUs)
 
-What this file holds is what s1 adds to the shared SFT loop (`harness/sft.py`): the paper's
+What this file holds is what s1 adds to the shared SFT loop (`harness/training/sft.py`): the paper's
 hyper-parameters and the evaluation that sweeps caps and extensions on one curve. Budget forcing
-itself is the harness's generator (`harness/generation.py`, `thinking.Budget`), used by every
+itself is the harness's generator (`harness/generation/forcing.py`, `thinking.Budget`), used by every
 method's evaluation; s1 / s1.1 checkpoints' own delimiters (`<|im_start|>think`,
 `<|im_start|>answer`) are detected from their chat template (`thinking.ThinkingFormat.detect`).
 
@@ -32,9 +32,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rzoo.harness import sft
+from rzoo.harness.training import sft
 from rzoo.harness.config import option as _f
-from rzoo.harness.train_config import SFTConfig
+from rzoo.harness.training.config import SFTConfig
 
 NAME = "s1"
 

@@ -22,6 +22,16 @@ REGISTRY.add("gpqa_diamond", "rzoo.tasks.gpqa_diamond:TASK", "GPQA-Diamond: 198 
 
 JSONL_PREFIX = "jsonl:"
 
+# Models tasks build rather than download (`model=<name>[:<variant>]`), registered with the core by the app
+# (`harness.jobs.bootstrap`): name -> (builder "module:function", description).
+MODEL_BUILDERS = {
+    "testbed": ("rzoo.tasks.testbed_model:build",
+                "the testbed's tiny Llama, trained from scratch on runsum traces (testbed:<variant>)"),
+    "testbed_recurrent": ("rzoo.tasks.testbed_model:build_recurrent",
+                          "an untrained recurrent-depth model with the testbed's tokenizer (latent recurrence "
+                          "starts here)"),
+}
+
 
 def get(name: str, question_field: str = "question", answer_field: str = "answer"):
     """The task registered under `name`, or a `jsonl:<path>` task (raises UnknownName with suggestions)."""

@@ -220,15 +220,15 @@ class Task:
     def score(self, problem: Problem, answer_text: str) -> float:
         """1.0 if the answer text (after the thinking block) is correct, else 0.0. The RL accuracy
         reward calls this same function. Default: math-verify against the gold answer."""
-        from .grading import math_score
+        from .grading.verdict import math_score
 
         return math_score(answer_text, problem.answer)
 
     def grade(self, problem: Problem, answer_text: str) -> Grade:
         """`score`'s verdict with what evaluation records for audit: the extracted answer, the sympy
         second opinion, and whether the time limit was hit."""
-        from .grading import math_verdict
-        from .sympy_check import sympy_verdict
+        from .grading.verdict import math_verdict
+        from .grading.sympy_check import sympy_verdict
 
         verdict = math_verdict(answer_text, problem.answer)
         return Grade(verdict.correct, verdict.extracted, sympy_verdict(answer_text, problem.answer),

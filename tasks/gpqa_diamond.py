@@ -68,7 +68,7 @@ class GpqaDiamond(Task):
         return 1.0 if self.grade(problem, answer_text).correct else 0.0
 
     def grade(self, problem: Problem, answer_text: str) -> Grade:
-        from .choice import choice_letter
+        from .grading.choice import choice_letter
 
         letter = choice_letter(answer_text, LETTERS)  # "E" and beyond are no answer here
         return Grade(letter == problem.answer, letter)

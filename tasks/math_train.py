@@ -8,7 +8,7 @@ MATH-500 or AIME 2024/2025 is dropped (tasks/overlap.py). `difficulty` feeds the
 """
 from __future__ import annotations
 
-from .base import Problem, Source, Task, TaskError
+from .base import Problem, Task, TaskError
 
 
 class MathTrain(Task):

@@ -194,7 +194,7 @@ class RunSum(Task):
         blob = "\n".join(f"{e.id}\t{e.thinking}\t{e.answer}" for e in examples).encode()
         return SFTData(f"runsum:{variant}", examples,
                        Source("generated", f"rzoo.tasks.runsum traces variant={variant} split={split}",
-                              hashlib.sha256(blob).hexdigest()))
+                              hashlib.sha256(blob).hexdigest()), task=self)
 
 
 TASK = RunSum()

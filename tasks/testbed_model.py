@@ -17,14 +17,17 @@ minimal traces; trained from scratch on early-stopping traces it was not learned
 fine-tune learns that in ~800 steps (measured: post-Wait step accuracy 0.05 -> 0.98).
 
 The build is deterministic by seed (fp32, one thread) and cached under `$RZOO_CACHE/models/` keyed by
-a hash of the recipe; ~2 minutes on one core. The small RoPE base and lr 3e-3 are measured choices:
+a hash of the recipe and of the source of every module that decides what a build produces (`BUILD_CODE`:
+the SFT loop, the traces, the thinking format, this file...), so a change to any of them builds anew
+instead of reusing a stale model; ~2 minutes on one core. The small RoPE base and lr 3e-3 are measured choices:
 with them the chain is learned by step ~700; with RoPE base 10,000 or lr 1e-3 it had not been by 1,000.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
+import importlib.util
 import json
-import os
 import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -34,13 +37,25 @@ CHAT_TEMPLATE = ("{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}<|
 SPECIALS = ["<pad>", "<|end|>", "<unk>", "<|system|>", "<|user|>", "<|assistant|>"]
 WORDS = ["<think>", "</think>", "\n</think>", "Wait", "Final Answer:", "\\boxed{"]
 SLOT_CHARS = "0123456789_"
-RECIPE_VERSION = 6  # bump when the code below changes what a build produces
+# The modules whose code decides what a build produces; their source is part of the cache key.
+BUILD_CODE = ("rzoo.tasks.testbed_model", "rzoo.tasks.runsum", "rzoo.harness.data", "rzoo.harness.generation.thinking",
+              "rzoo.harness.training.sft", "rzoo.harness.training.trainer", "rzoo.harness.training.config",
+              "rzoo.harness.training.losses", "rzoo.harness.models.loading", "rzoo.harness.models.recurrent")
 
+
+@functools.cache
+def code_hash(modules: tuple[str, ...] = BUILD_CODE) -> str:
+    """sha256 of the modules' source files, in order (found without importing them)."""
+    h = hashlib.sha256()
+    for name in modules:
+        h.update(name.encode())
+        h.update(Path(importlib.util.find_spec(name).origin).read_bytes())
+    return h.hexdigest()
 
 
 def recipe_key(recipe) -> str:
-    """The cache key of a build recipe: its fields and the code version, hashed."""
-    blob = json.dumps({**asdict(recipe), "version": RECIPE_VERSION}, sort_keys=True).encode()
+    """The cache key of a build recipe: its fields and the code that builds it, hashed."""
+    blob = json.dumps({**asdict(recipe), "code": code_hash()}, sort_keys=True).encode()
     return hashlib.sha256(blob).hexdigest()[:10]
 
 
@@ -106,10 +121,10 @@ def train(recipe: Recipe, out_dir: Path, progress: bool = True, start: Path | No
     """SFT on the recipe's traces and save to `out_dir`: from a random model with a new tokenizer (the
     minimal variant, until the chain has converged), or from the model in `start` (other variants)."""
     from rzoo.harness.models import ResolvedModel
-    from rzoo.harness.runstore import Run, atomic_write_json
-    from rzoo.harness.sft import SFTTrainer
-    from rzoo.harness.train_config import SFTConfig
-    from rzoo.harness.trainer import TrainContext
+    from rzoo.harness.runstore import Run, atomic_write_json, swap_folder
+    from rzoo.harness.training.sft import SFTTrainer
+    from rzoo.harness.training.config import SFTConfig
+    from rzoo.harness.training.trainer import TrainContext
 
     from .runsum import TASK
 
@@ -138,12 +153,7 @@ def train(recipe: Recipe, out_dir: Path, progress: bool = True, start: Path | No
                        {"recipe": asdict(recipe)}, progress=progress)
     checkpoint = SFTTrainer(cfg, ctx, stop=_converged(recipe, tokenizer) if chain else None).fit()
     shutil.copy(run.path / "train.jsonl", checkpoint / "train.jsonl")
-    tmp = out_dir.with_name(out_dir.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    checkpoint.rename(tmp)
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    os.replace(tmp, out_dir)
+    swap_folder(checkpoint, out_dir)
     shutil.rmtree(work, ignore_errors=True)
     return out_dir
 
@@ -152,7 +162,7 @@ def chain_accuracy(model, tokenizer, rows) -> float:
     """Teacher-forced accuracy on the chain's step tokens (" 0".." 9") of tokenised examples."""
     import torch
 
-    from rzoo.harness.sft import collate
+    from rzoo.harness.training.sft import collate
 
     steps = set(tokenizer.convert_tokens_to_ids([" " + d for d in "0123456789"]))
     ids, attn, cmask = collate(rows, tokenizer.pad_token_id)
@@ -167,8 +177,8 @@ def _converged(recipe: Recipe, tokenizer):
     """A stop rule for the SFT loop: every 50 steps from `min_steps`, the chain accuracy on the validation
     problems' traces of the recipe's variant; stop at `recipe.converged`. (Grokking-like: the chain is
     learned abruptly, after 400-800 steps depending on the seed.)"""
-    from rzoo.harness import thinking as T
-    from rzoo.harness.sft import tokenize
+    from rzoo.harness.generation import thinking as T
+    from rzoo.harness.training.sft import tokenize
 
     from .runsum import TASK
 
@@ -204,7 +214,7 @@ def build(variant: str = "minimal", progress: bool = True, **overrides):
         what = "from scratch until the chain is learned" if start is None else "fine-tuning the minimal model"
         print(f"[model] building the testbed model on {variant} traces ({what}) into {out} (once)", flush=True)
         train(recipe, out, progress, start)
-        atomic_write_json(marker, {"recipe": asdict(recipe), "version": RECIPE_VERSION})
+        atomic_write_json(marker, {"recipe": asdict(recipe), "code": code_hash()})
     spec = "testbed" if variant == "minimal" else f"testbed:{variant}"
     return ResolvedModel(spec, str(out), f"testbed:{variant}:{recipe.key()}")
 
@@ -237,14 +247,14 @@ class RecurrentRecipe:
 
 
 def build_recurrent(progress: bool = True, **overrides):
-    """`model=testbed_recurrent`: a randomly initialised recurrent-depth model (`harness/recurrent.py`) with
+    """`model=testbed_recurrent`: a randomly initialised recurrent-depth model (`harness/models/recurrent.py`) with
     the testbed's tokenizer and chat template, saved once (deterministic by seed); the latent method
     trains it from scratch."""
     import torch
 
     from rzoo.harness.models import ResolvedModel, cache_root
-    from rzoo.harness.recurrent import RecurrentConfig, RecurrentForCausalLM
-    from rzoo.harness.runstore import atomic_write_json
+    from rzoo.harness.models.recurrent import RecurrentConfig, RecurrentForCausalLM
+    from rzoo.harness.runstore import atomic_folder, atomic_write_json
 
     recipe = RecurrentRecipe(**overrides)
     out = cache_root() / "models" / f"testbed-recurrent-{recipe.key()}"
@@ -255,12 +265,8 @@ def build_recurrent(progress: bool = True, **overrides):
         model = RecurrentForCausalLM(RecurrentConfig(vocab_size=len(tokenizer), max_position_embeddings=256,
                                                      eos_token_id=tokenizer.eos_token_id,
                                                      pad_token_id=tokenizer.pad_token_id, **fields))
-        tmp = out.with_name(out.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-        atomic_write_json(tmp / "rzoo_source.json", {"recipe": asdict(recipe), "version": RECIPE_VERSION})
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
+        with atomic_folder(out) as tmp:
+            model.save_pretrained(tmp)
+            tokenizer.save_pretrained(tmp)
+            atomic_write_json(tmp / "rzoo_source.json", {"recipe": asdict(recipe), "code": code_hash()})
     return ResolvedModel("testbed_recurrent", str(out), f"testbed_recurrent:{recipe.key()}")

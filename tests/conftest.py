@@ -10,8 +10,22 @@ import pytest
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never touch a hub
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Models the suite builds or converts (the testbed's, SmolLM2 from its GGUF) go to a cache of the tests' own,
+# never the developer's (~/.cache/rzoo): kept between sessions, keyed by what builds each model (recipe and
+# the code that trains it), so a changed builder rebuilds. RZOO_TEST_CACHE moves it.
+os.environ["RZOO_CACHE"] = os.environ.get("RZOO_TEST_CACHE") or str(
+    Path(__file__).resolve().parents[1] / ".pytest_cache" / "rzoo-models")
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _registered():
+    """What the command line registers before any job (`jobs.bootstrap`): the methods' test-time knobs and the
+    models tasks build (the testbed's)."""
+    from rzoo.harness.jobs import bootstrap
+
+    bootstrap()
 
 
 @pytest.fixture(scope="session")
@@ -54,6 +68,25 @@ def tiny_model_dir(tmp_path_factory, tokenizer) -> Path:
     """A save_pretrained folder (model + tokenizer), loadable by `model=<path>`."""
     out = tmp_path_factory.mktemp("tiny_model")
     build_tiny_model(tokenizer).save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_recurrent_dir(tmp_path_factory, tokenizer) -> Path:
+    """A tiny recurrent-depth model (`harness/models/recurrent.py`: depth drawn from the RNG in each training
+    forward) with SmolLM2's vocabulary and chat template, as a save_pretrained folder."""
+    import torch
+
+    from rzoo.harness.models.recurrent import RecurrentConfig, RecurrentForCausalLM
+
+    torch.manual_seed(0)
+    config = RecurrentConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_attention_heads=2,
+                             n_prelude=1, n_core=1, n_coda=1, mean_recurrence=3, max_recurrence=8, backprop_depth=2,
+                             max_position_embeddings=512, bos_token_id=tokenizer.bos_token_id,
+                             eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+    out = tmp_path_factory.mktemp("tiny_recurrent")
+    RecurrentForCausalLM(config).save_pretrained(out)
     tokenizer.save_pretrained(out)
     return out
 

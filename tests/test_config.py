@@ -6,9 +6,9 @@ import sys
 
 import pytest
 
-from rzoo.harness.app import resolve
+from rzoo.harness.jobs import resolve
 from rzoo.harness.config import ConfigError, apply_overrides, convert, parse_tokens
-from rzoo.harness.evaluate import EvalConfig
+from rzoo.harness.evaluation.config import EvalConfig
 
 
 def test_convert_by_field_type():
@@ -82,7 +82,7 @@ def test_numeric_fields_have_validated_ranges():
 
 
 def test_help_lists_every_key_with_default_and_source():
-    from rzoo.harness.app import key_help
+    from rzoo.harness.jobs import key_help
     from rzoo.harness.config import valid_keys
     from rzoo.methods.grpo import Config
 

@@ -5,6 +5,9 @@
 - two training steps on a tiny fixture model write a checkpoint that plain transformers loads;
 - a run interrupted after its first saved step and resumed with `resume=` ends exactly like an
   uninterrupted one (same train.jsonl, same weights).
+
+A method that trains the recurrent-depth architecture (`latent`) runs on a tiny recurrent model, whose
+depth is drawn from the RNG inside each training forward, so its resume also checks the RNG state.
 """
 from __future__ import annotations
 
@@ -14,10 +17,10 @@ import pytest
 import torch
 
 from rzoo import methods, tasks
-from rzoo.harness import trainer
-from rzoo.harness.app import resolve
+from rzoo.harness.training import trainer
+from rzoo.harness.jobs import resolve
 from rzoo.harness.cli import main
-from rzoo.harness.train_config import RLConfig, SFTConfig
+from rzoo.harness.training.config import RLConfig, SFTConfig
 
 
 @pytest.fixture()
@@ -36,10 +39,11 @@ def sft_file(tmp_path_factory):
     return path
 
 
-def tiny_overrides(name: str, model_dir, varying: str, sft_file) -> list[str]:
+def tiny_overrides(name: str, model_dir, varying: str, sft_file, recurrent_dir=None) -> list[str]:
     """Overrides that make one optimiser step cheap on the fixture model, by the loop the method uses."""
     cfg = methods.get(name).Config()
-    out = [f"model={model_dir}", "seed=3", "save_every=1"]
+    recurrent = cfg.model == "testbed_recurrent" and recurrent_dir is not None  # it trains the recurrent architecture
+    out = [f"model={recurrent_dir if recurrent else model_dir}", "seed=3", "save_every=1"]
     if isinstance(cfg, RLConfig):
         out += [f"train_task={varying}", "prompts_per_step=2", "samples_per_prompt=4", "max_thinking_tokens=6",
                 "answer_tokens=4", "temperature=1.0", "lr=1e-2", "generation_batch_size=8"]
@@ -67,18 +71,20 @@ def test_help_and_presets(name, capsys):
 
 
 @pytest.mark.parametrize("name", methods.REGISTRY.names())
-def test_two_steps_checkpoint_loads_and_resume_repeats(name, tiny_model_dir, runs_root, varying_task, sft_file,
-                                                        monkeypatch):
+def test_two_steps_checkpoint_loads_and_resume_repeats(name, tiny_model_dir, tiny_recurrent_dir, runs_root, varying_task,
+                                                        sft_file, monkeypatch):
     from safetensors.torch import load_file
     from transformers import AutoModelForCausalLM
 
-    common = ["train", f"method={name}", *tiny_overrides(name, tiny_model_dir, varying_task, sft_file), _steps(name, 2),
-              "--no-progress"]
+    common = ["train", f"method={name}", *tiny_overrides(name, tiny_model_dir, varying_task, sft_file,
+                                                         tiny_recurrent_dir), _steps(name, 2), "--no-progress"]
     assert main(common) == 0
     (full,) = (runs_root / name).iterdir()
     meta = json.loads((full / "checkpoint" / "method.json").read_text())
     assert meta["method"] == name and meta["step"] == 2
-    AutoModelForCausalLM.from_pretrained(full / "checkpoint")  # plain transformers, no project code
+    loaded = AutoModelForCausalLM.from_pretrained(full / "checkpoint")  # plain transformers, no project code
+    if methods.get(name).Config().model == "testbed_recurrent":
+        assert getattr(loaded, "supports_recurrence", False)  # the recurrent architecture was trained and resumed
 
     # interrupted after step 1 was saved, then resumed
     real_step = trainer.Trainer.fit
@@ -104,7 +110,7 @@ def test_two_steps_checkpoint_loads_and_resume_repeats(name, tiny_model_dir, run
     a = [json.loads(x) for x in (full / "train.jsonl").read_text().splitlines()]
     b = [json.loads(x) for x in (part / "train.jsonl").read_text().splitlines()]
     assert [r["step"] for r in b] == [1, 2]
-    for ra, rb in zip(a, b):
+    for ra, rb in zip(a, b, strict=True):
         for key, value in ra.items():
             if key in ("seconds", "generation_seconds") or not isinstance(value, (int, float)):
                 continue

@@ -7,10 +7,11 @@ import json
 import pytest
 import torch
 
-from rzoo.harness import generation as G
-from rzoo.harness import thinking as T
+from rzoo.harness.generation import forcing as G
+from rzoo.harness.generation import knobs
+from rzoo.harness.generation import thinking as T
 from rzoo.harness.data import Example
-from rzoo.harness.hf_engine import HFEngine
+from rzoo.harness.engines.hf import HFEngine
 from rzoo.methods import cot_valve
 
 
@@ -55,7 +56,7 @@ def test_merged_weights_are_base_plus_alpha_times_the_direction(adapter_dir, tin
     from safetensors.torch import load_file
     from transformers import AutoModelForCausalLM
 
-    from rzoo.harness.models import export_merged
+    from rzoo.methods.cot_valve import export_merged
 
     alpha = 0.5
     out = export_merged(adapter_dir, alpha, tmp_path / "merged")
@@ -79,14 +80,14 @@ def test_merged_weights_are_base_plus_alpha_times_the_direction(adapter_dir, tin
 def test_merged_model_generates_the_adapters_tokens_at_alpha(adapter_dir, tmp_path, tokenizer):
     from transformers import AutoModelForCausalLM
 
-    from rzoo.harness.models import export_merged
+    from rzoo.methods.cot_valve import export_merged
 
     prompts = [T.build_prompt(tokenizer, [{"role": "user", "content": f"{i} plus {i}?"}]) for i in range(4)]
     budget = T.Budget(10, 6)
     adapted = HFEngine(AutoModelForCausalLM.from_pretrained(adapter_dir).eval(), tokenizer)
     assert "alpha" in adapted.knobs
     for alpha in (0.0, 0.75):
-        adapted.set_knob("alpha", alpha)
+        knobs.apply(adapted, "alpha", alpha)
         merged = HFEngine(AutoModelForCausalLM.from_pretrained(export_merged(adapter_dir, alpha, tmp_path / f"m{alpha}"))
                           .eval(), tokenizer)
         a = G.generate(adapted, prompts, budget)
@@ -94,7 +95,7 @@ def test_merged_model_generates_the_adapters_tokens_at_alpha(adapter_dir, tmp_pa
         assert [c.completion_ids for c in a] == [c.completion_ids for c in b]
     base = HFEngine(AutoModelForCausalLM.from_pretrained(
         json.loads((adapter_dir / "adapter_config.json").read_text())["base_model_name_or_path"]).eval(), tokenizer)
-    adapted.set_knob("alpha", 0.0)  # alpha 0 is the base model
+    knobs.apply(adapted, "alpha", 0.0)  # alpha 0 is the base model
     assert [c.completion_ids for c in G.generate(adapted, prompts, budget)] == \
            [c.completion_ids for c in G.generate(base, prompts, budget)]
 

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from rzoo import tasks
-from rzoo.harness import trainer
+from rzoo.harness.training import trainer
 from rzoo.harness.cli import main
 
 

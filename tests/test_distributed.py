@@ -64,7 +64,12 @@ def test_two_processes_train_like_one(launcher, port, tiny_model_dir, sft_file, 
     _harness(_sft_args(tiny_model_dir, sft_file), tmp_path / "two", 2, port, launcher=launcher)
     (two,) = (tmp_path / "two" / "s1").iterdir()  # one run folder for both processes
     meta = json.loads((two / "checkpoint" / "method.json").read_text())
-    assert meta["processes"] == 2 and meta["weights_sha256_all_processes"]  # both ended with these weights
+    assert meta["processes"] == 2  # both processes ended with these weights, which are the checkpoint's:
+    from transformers import AutoModelForCausalLM
+
+    from rzoo.harness.runstore import weights_sha256
+
+    assert meta["weights_sha256_all_processes"] == weights_sha256(AutoModelForCausalLM.from_pretrained(two / "checkpoint"))
     _harness(_sft_args(tiny_model_dir, sft_file), tmp_path / "one", 1, 0)
     (one,) = (tmp_path / "one" / "s1").iterdir()
     a, b = _weights(one), _weights(two)
@@ -118,3 +123,41 @@ def test_sharded_evaluation_equals_one_process(tiny_model_dir, tmp_path):
           for x in (two / "eval" / "arith" / "samples.jsonl").read_text().splitlines()]
     assert sa == sb and len(sa) == 20
     assert not list((two / "eval" / "arith").glob("samples.partial*"))
+
+
+_SYNC_SCRIPT = """
+import sys, torch
+from accelerate import Accelerator
+from rzoo.harness.training.trainer import Trainer
+
+accelerator = Accelerator(cpu=True)
+torch.manual_seed(0)
+model = torch.nn.Linear(3, 2)  # the same weights on both processes
+if sys.argv[1] == "differ" and accelerator.process_index == 1:
+    with torch.no_grad():
+        model.weight[0, 0] += 1e-6  # one process drifted by one ulp-sized step
+trainer = Trainer.__new__(Trainer)
+trainer.accelerator, trainer.model = accelerator, model
+try:
+    trainer.check_in_sync()
+    verdict = f"IN SYNC {trainer.in_sync}"
+except RuntimeError as e:
+    verdict = f"FIRED {str(e)[:60]}"
+open(f"{sys.argv[2]}/rank{accelerator.process_index}.txt", "w").write(verdict)  # one file each: no interleaving
+"""
+
+
+@pytest.mark.parametrize("case,port", [("same", 29541), ("differ", 29542)])
+def test_the_weights_in_sync_check_fires_when_processes_differ(case, port, tmp_path):
+    """The end-of-run check (`Trainer.check_in_sync`) on two real processes: identical weights pass with their
+    hash; weights that differ by 1e-6 in one entry on one process raise on both."""
+    script = tmp_path / "sync.py"
+    script.write_text(_SYNC_SCRIPT)
+    out = subprocess.run(TORCHRUN + [str(port), str(script), case, str(tmp_path)], env=_env(tmp_path),
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    lines = [(tmp_path / f"rank{r}.txt").read_text() for r in (0, 1)]  # one verdict per process
+    if case == "same":
+        assert all(line.startswith("IN SYNC ") and len(line.split()[-1]) == 64 for line in lines)
+    else:
+        assert all(line.startswith("FIRED processes ended with different weights") for line in lines)

@@ -120,7 +120,7 @@ def test_resume_continues_exactly(tiny_model_dir, runs_root, varying_task, tmp_p
 def test_training_rollouts_keep_the_plain_head(tiny_model_dir, runs_root, varying_task, monkeypatch):
     """head_matmul picks the head's orientation by timing and the two orientations round differently: a
     timing-dependent choice in training made a run and its resumed copy diverge. Rollouts must not use it."""
-    from rzoo.harness import head_matmul
+    from rzoo.harness.engines import head_matmul
 
     calls = []
     monkeypatch.setattr(head_matmul, "install", lambda model, **kw: calls.append(model))
@@ -133,7 +133,7 @@ def test_training_rollouts_keep_the_plain_head(tiny_model_dir, runs_root, varyin
 def test_resume_keeps_the_recorded_dtype(tiny_model_dir, runs_root, varying_task, monkeypatch, capsys):
     """`dtype=auto` is decided by timing; a resumed run keeps what its checkpoint recorded, even where the
     timing would now say otherwise."""
-    from rzoo.harness import precision
+    from rzoo.harness.models import precision
 
     common = ["method=grpo", f"model={tiny_model_dir}", f"train_task={varying_task}", "prompts_per_step=2",
               "samples_per_prompt=2", "max_thinking_tokens=4", "answer_tokens=2", "--no-progress"]

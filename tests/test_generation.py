@@ -14,10 +14,11 @@ import torch
 from transformers import LlamaForCausalLM, LogitsProcessor, LogitsProcessorList
 
 from conftest import build_tiny_model
-from rzoo.harness import generation as G
-from rzoo.harness import hf_engine
-from rzoo.harness import thinking as T
-from rzoo.harness.hf_engine import HFEngine
+from scripted import ScriptedLM
+from rzoo.harness.generation import forcing as G
+from rzoo.harness.engines import hf as hf_engine
+from rzoo.harness.generation import thinking as T
+from rzoo.harness.engines.hf import HFEngine
 
 
 def generate(model, tok, prompts, *, max_thinking_tokens, answer_tokens=64, min_thinking_tokens=0, max_waits=0,
@@ -72,17 +73,20 @@ class Script(LogitsProcessor):
         return out
 
 
-def _completion_start(ids: list[int], tok) -> int:
-    """Index just after the last `<think>\\n` of the prompt."""
+def _completion_start(ids: list[int], tok, strict: bool = True) -> int | None:
+    """Index just after the last `<think>\\n` of the prompt (None, unless `strict`, when there is none)."""
     open_ids = tok.encode(T.THINK_OPEN, add_special_tokens=False)
     for i in range(len(ids) - len(open_ids), -1, -1):
         if ids[i:i + len(open_ids)] == open_ids:
             return i + len(open_ids)
-    raise AssertionError("prompt does not end inside <think>")
+    if strict:
+        raise AssertionError("prompt does not end inside <think>")
+    return None
 
 
 class Scripted(torch.nn.Module):
-    """The tiny model with its generate() driven by a Script."""
+    """The tiny model with its generate() driven by a Script: not a transformers model, so the engine falls
+    back to `model.generate()` (the path for wrappers that customise generation)."""
 
     def __init__(self, model, script):
         super().__init__()
@@ -103,24 +107,52 @@ def _prompts(tok, n=2):
     return [T.build_prompt(tok, [{"role": "user", "content": f"What is {i}+{i}?"}]) for i in range(n)]
 
 
-def _run(tiny, tok, close_after, eos_after=None, **kw):
-    model = Scripted(tiny, Script(tok, None, close_after, eos_after))
-    return generate(model, tok, _prompts(tok), **kw)
+class ProductionOnly(ScriptedLM):
+    """A scripted real model that fails the test if the engine falls back to `generate()`: its own prefill,
+    compaction and cache continuation must carry it."""
+
+    def generate(self, *args, **kwargs):
+        raise AssertionError("the engine fell back to model.generate(); the production path was not tested")
+
+
+def scripted_model(tok, script, path: str = "production"):
+    """`script` (a `Script`) as a model the engine drives on `path`: "production" (a real transformers model:
+    shared prefill, row compaction, answers from the cache) or "generate" (a wrapper: `model.generate()`)."""
+    if path == "generate":
+        return Scripted(build_tiny_model(tok), script)
+    def next_token(ids):
+        start = _completion_start(ids, tok, strict=False)
+        return None if start is None else script.next_token(ids[start:])  # None: a prefill position
+
+    return ProductionOnly.of(tok, next_token)
+
+
+PATHS = ["production", "generate"]
+
+
+def _run(tiny, tok, close_after, eos_after=None, path="production", **kw):
+    model = scripted_model(tok, Script(tok, None, close_after, eos_after), path)
+    out = generate(model, tok, _prompts(tok), **kw)
+    if path == "production":
+        assert model.forwards > 0
+    return out
 
 
 @pytest.mark.parametrize("max_waits", [1, 3])
-def test_max_waits_alone_extends_that_many_times(tiny, tokenizer, max_waits):
+@pytest.mark.parametrize("path", PATHS)
+def test_max_waits_alone_extends_that_many_times(tiny, tokenizer, path, max_waits):
     """s1's extension on its own: with no minimum, every close is suppressed max_waits times."""
     wait = tokenizer.encode(T.WAIT, add_special_tokens=False)
-    out = _run(tiny, tokenizer, close_after=3, max_thinking_tokens=200, max_waits=max_waits, answer_tokens=20)
+    out = _run(tiny, tokenizer, path=path, close_after=3, max_thinking_tokens=200, max_waits=max_waits, answer_tokens=20)
     for c in out:
         assert c.waits == max_waits and c.thinking_text.count(T.WAIT) == max_waits
         assert c.thinking_tokens == 3 * (max_waits + 1) + len(wait) * max_waits
         assert c.thinking_end == T.CLOSED and "\\boxed{7}" in c.answer_text
 
 
-def test_model_closes_block_itself(tiny, tokenizer):
-    out = _run(tiny, tokenizer, close_after=5, max_thinking_tokens=50, answer_tokens=20)
+@pytest.mark.parametrize("path", PATHS)
+def test_model_closes_block_itself(tiny, tokenizer, path):
+    out = _run(tiny, tokenizer, path=path, close_after=5, max_thinking_tokens=50, answer_tokens=20)
     for c in out:
         assert c.thinking_end == T.CLOSED
         assert c.thinking_tokens == 5 and c.waits == 0
@@ -130,10 +162,11 @@ def test_model_closes_block_itself(tiny, tokenizer):
         assert all(c.sampled_mask)  # nothing injected
 
 
-def test_cap_forces_close_exactly_at_budget(tiny, tokenizer):
+@pytest.mark.parametrize("path", PATHS)
+def test_cap_forces_close_exactly_at_budget(tiny, tokenizer, path):
     forced = tokenizer.encode(T.FORCED_CLOSE, add_special_tokens=False)
     for cap in (1, 7, 16):
-        out = _run(tiny, tokenizer, close_after=10_000, max_thinking_tokens=cap, answer_tokens=20)
+        out = _run(tiny, tokenizer, path=path, close_after=10_000, max_thinking_tokens=cap, answer_tokens=20)
         for c in out:
             assert c.thinking_end == T.FORCED
             assert c.thinking_tokens == cap
@@ -145,9 +178,10 @@ def test_cap_forces_close_exactly_at_budget(tiny, tokenizer):
 
 
 @pytest.mark.parametrize("max_waits", [1, 2, 3])
-def test_min_thinking_appends_wait_the_configured_number_of_times(tiny, tokenizer, max_waits):
+@pytest.mark.parametrize("path", PATHS)
+def test_min_thinking_appends_wait_the_configured_number_of_times(tiny, tokenizer, path, max_waits):
     wait = tokenizer.encode(T.WAIT, add_special_tokens=False)
-    out = _run(tiny, tokenizer, close_after=3, max_thinking_tokens=200, min_thinking_tokens=100,
+    out = _run(tiny, tokenizer, path=path, close_after=3, max_thinking_tokens=200, min_thinking_tokens=100,
                max_waits=max_waits, answer_tokens=20)
     for c in out:
         assert c.waits == max_waits
@@ -159,8 +193,9 @@ def test_min_thinking_appends_wait_the_configured_number_of_times(tiny, tokenize
         assert len(injected) == len(wait) * max_waits
 
 
-def test_wait_stops_when_minimum_reached(tiny, tokenizer):
-    out = _run(tiny, tokenizer, close_after=4, max_thinking_tokens=200, min_thinking_tokens=6, max_waits=10,
+@pytest.mark.parametrize("path", PATHS)
+def test_wait_stops_when_minimum_reached(tiny, tokenizer, path):
+    out = _run(tiny, tokenizer, path=path, close_after=4, max_thinking_tokens=200, min_thinking_tokens=6, max_waits=10,
                answer_tokens=20)
     wait = tokenizer.encode(T.WAIT, add_special_tokens=False)
     for c in out:
@@ -168,24 +203,27 @@ def test_wait_stops_when_minimum_reached(tiny, tokenizer):
         assert c.thinking_tokens == 8 + len(wait)
 
 
-def test_wait_never_pushes_past_the_cap(tiny, tokenizer):
-    out = _run(tiny, tokenizer, close_after=3, max_thinking_tokens=10, min_thinking_tokens=10, max_waits=5,
+@pytest.mark.parametrize("path", PATHS)
+def test_wait_never_pushes_past_the_cap(tiny, tokenizer, path):
+    out = _run(tiny, tokenizer, path=path, close_after=3, max_thinking_tokens=10, min_thinking_tokens=10, max_waits=5,
                answer_tokens=8)
     for c in out:
         assert c.thinking_tokens <= 10
         assert c.thinking_end in (T.CLOSED, T.FORCED)
 
 
-def test_end_of_turn_inside_block_is_incomplete(tiny, tokenizer):
-    out = _run(tiny, tokenizer, close_after=10_000, eos_after=4, max_thinking_tokens=50, answer_tokens=20)
+@pytest.mark.parametrize("path", PATHS)
+def test_end_of_turn_inside_block_is_incomplete(tiny, tokenizer, path):
+    out = _run(tiny, tokenizer, path=path, close_after=10_000, eos_after=4, max_thinking_tokens=50, answer_tokens=20)
     for c in out:
         assert c.thinking_end == T.INCOMPLETE
         assert c.thinking_tokens == 4
         assert c.answer_ids == [] and c.answer_text == ""
 
 
-def test_no_force_close_leaves_block_incomplete(tiny, tokenizer):
-    out = _run(tiny, tokenizer, close_after=10_000, max_thinking_tokens=6, answer_tokens=20, force_close=False)
+@pytest.mark.parametrize("path", PATHS)
+def test_no_force_close_leaves_block_incomplete(tiny, tokenizer, path):
+    out = _run(tiny, tokenizer, path=path, close_after=10_000, max_thinking_tokens=6, answer_tokens=20, force_close=False)
     for c in out:
         assert c.thinking_end == T.INCOMPLETE and c.thinking_tokens == 6 and c.answer_ids == []
 
@@ -230,13 +268,13 @@ def test_sweep_equals_separate_runs(tiny, tokenizer, close_after, eos_after):
     """One generation at the largest budget + short answers == one generation per budget (greedy).
     Budgets 4/7/8/16 around a close after 5 words (+3 delimiter tokens) cover: cut before the close,
     cut inside the delimiter, close exactly at the budget, close well inside."""
-    model = Scripted(tiny, Script(tokenizer, None, close_after, eos_after))
+    model = scripted_model(tokenizer, Script(tokenizer, None, close_after, eos_after))
     budgets = [4, 7, 8, 16]
     swept = sweep(model, tokenizer, _prompts(tokenizer), budgets=budgets, answer_tokens=12)
     assert sorted(swept) == budgets
     for b in budgets:
         separate = generate(model, tokenizer, _prompts(tokenizer), max_thinking_tokens=b, answer_tokens=12)
-        for x, y in zip(swept[b], separate):
+        for x, y in zip(swept[b], separate, strict=True):
             _same(x, y)
 
 
@@ -245,7 +283,7 @@ def test_sweep_on_random_model_matches_separate_runs(tiny, tokenizer):
     swept = sweep(tiny, tokenizer, _prompts(tokenizer, 3), budgets=budgets, answer_tokens=5)
     for b in budgets:
         separate = generate(tiny, tokenizer, _prompts(tokenizer, 3), max_thinking_tokens=b, answer_tokens=5)
-        for x, y in zip(swept[b], separate):
+        for x, y in zip(swept[b], separate, strict=True):
             _same(x, y)
 
 
@@ -282,14 +320,14 @@ def test_sweep_answers_smaller_budgets_from_the_kv_cache(tiny, tokenizer, monkey
     assert calls == []  # no answer re-read its prefix: every budget's answers continued a KV cache
     assert sum(from_cache) >= len(prompts)  # budget 2 cuts every row that did not end within 2 tokens
     for b in budgets:
-        for x, y in zip(swept[b], generate(tiny, tokenizer, prompts, max_thinking_tokens=b, answer_tokens=5)):
+        for x, y in zip(swept[b], generate(tiny, tokenizer, prompts, max_thinking_tokens=b, answer_tokens=5), strict=True):
             _same(x, y)
     calls.clear()
     monkeypatch.setattr(hf_engine.HFChunk, "continue_rows", lambda self, *a, **k: None)
     reread = sweep(tiny, tokenizer, prompts, budgets=budgets, answer_tokens=5)
     assert "forced answers (smaller budgets)" in calls and "answer" in calls
     for b in budgets:
-        for x, y in zip(reread[b], swept[b]):
+        for x, y in zip(reread[b], swept[b], strict=True):
             _same(x, y)
 
 
@@ -299,14 +337,14 @@ def test_answers_from_the_cache_equal_answers_from_a_reread_prefix(tiny, tokeniz
     rows: the forced cue appended) equal the re-reading answer round (the engine refusing to continue).
     Same tokens, same accounting. `None`: the random model itself (ragged closes, ends and caps in one
     batch)."""
-    model = tiny if close_after is None else Scripted(tiny, Script(tokenizer, None, close_after, eos_after))
+    model = tiny if close_after is None else scripted_model(tokenizer, Script(tokenizer, None, close_after, eos_after))
     prompts = _prompts(tokenizer, 4)
     for budget in (3, 9):
         cached = generate(model, tokenizer, prompts, max_thinking_tokens=budget, answer_tokens=7)
         with pytest.MonkeyPatch.context() as mp:
             mp.setattr(hf_engine.HFChunk, "continue_rows", lambda self, *a, **k: None)
             reread = generate(model, tokenizer, prompts, max_thinking_tokens=budget, answer_tokens=7)
-        for x, y in zip(cached, reread):
+        for x, y in zip(cached, reread, strict=True):
             _same(x, y)
             assert x.answer_truncated == y.answer_truncated
 
@@ -351,7 +389,7 @@ def test_cached_answers_with_ragged_closes_equal_reread_answers(tiny, tokenizer)
     ends = {c.thinking_end for c in cached}
     assert ends == {T.CLOSED, T.FORCED}, ends  # both kinds of row in one batch
     assert len({c.thinking_tokens for c in cached}) >= 3  # closes at different steps
-    for x, y in zip(cached, reread):
+    for x, y in zip(cached, reread, strict=True):
         _same(x, y)
 
 
@@ -372,7 +410,7 @@ def _with_and_without_prefill(tiny, tokenizer, monkeypatch, prompts, budget, **k
         plain_read = sum(read)
     finally:
         hook.remove()
-    for x, y in zip(ours, plain):
+    for x, y in zip(ours, plain, strict=True):
         _same(x, y)
     return ours_read, plain_read
 
@@ -514,7 +552,7 @@ def test_answers_inside_the_thinking_round_equal_the_two_round_path(tiny, tokeni
     reference = G.sweep(two, prompts, budget, budgets, sampling=G.Sampling(batch_size=8))
     assert continued  # the reference did continue rows
     for b in budgets:
-        for x, y in zip(inside[b], reference[b]):
+        for x, y in zip(inside[b], reference[b], strict=True):
             _same(x, y)
             assert x.answer_truncated == y.answer_truncated
     if scripted:

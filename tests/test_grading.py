@@ -1,4 +1,4 @@
-"""The graders against the case files in tasks/cases (input text, gold, expected verdict; multiple-choice
+"""The graders against the case files in tasks/grading/cases (input text, gold, expected verdict; multiple-choice
 cases may name their number of options), and the grader's guarantees: never raising, a time limit in
 any thread."""
 from __future__ import annotations
@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from rzoo.tasks import timelimit
+from rzoo.tasks.grading import timelimit
 from rzoo.tasks.base import Problem, Task
-from rzoo.tasks.choice import LETTERS, choice_letter
-from rzoo.tasks.grading import math_verdict
-from rzoo.tasks.math_answer import decimal_comma, final_box_run, join_thousands
-from rzoo.tasks.sympy_check import sympy_verdict
+from rzoo.tasks.grading.choice import LETTERS, choice_letter
+from rzoo.tasks.grading.verdict import math_verdict
+from rzoo.tasks.grading.answers import decimal_comma, final_box_run, join_thousands
+from rzoo.tasks.grading.sympy_check import sympy_verdict
 
-CASES = Path(__file__).resolve().parents[1] / "tasks" / "cases"
+CASES = Path(__file__).resolve().parents[1] / "tasks" / "grading" / "cases"
 MATH = [json.loads(line) for line in (CASES / "math.jsonl").read_text(encoding="utf-8").splitlines() if line.strip()]
 CHOICE = [json.loads(line) for line in (CASES / "choice.jsonl").read_text(encoding="utf-8").splitlines()
           if line.strip()]
@@ -133,3 +133,28 @@ def test_time_limit_in_main_thread_and_worker_thread():
     t.join(30)
     assert errors == ["timeout"]
     assert timelimit.run(_spin, 0.0, seconds=5) == "finished"  # the pool is usable again
+
+
+@pytest.mark.parametrize("thread", [False, True])
+def test_a_grader_call_that_hangs_on_a_real_answer_is_cut_at_the_limit(thread):
+    """A power tower the parsers try to evaluate (seconds to hours of big-integer work) is cut at the limit,
+    in the main thread (the alarm) and in a worker thread (the killable process), and graded wrong."""
+    import threading
+    import time
+
+    out = {}
+
+    def grade():
+        start = time.time()
+        out["verdict"] = math_verdict("\\boxed{2^{2^{40}}}", "1", seconds=0.5)
+        out["seconds"] = time.time() - start
+
+    if thread:
+        worker = threading.Thread(target=grade)
+        worker.start()
+        worker.join(timeout=30)
+        assert not worker.is_alive()
+    else:
+        grade()
+    assert out["verdict"].timed_out and not out["verdict"].correct
+    assert out["seconds"] < 5.0  # the limit, plus a process start in the worker-thread path

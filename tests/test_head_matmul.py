@@ -6,7 +6,7 @@ import copy
 import torch
 
 from conftest import build_tiny_model
-from rzoo.harness import head_matmul
+from rzoo.harness.engines import head_matmul
 
 
 def test_routed_head_equals_linear_and_copies_rebind(tokenizer):

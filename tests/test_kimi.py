@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from rzoo.harness.generation import Completion
-from rzoo.harness import thinking as T
+from rzoo.harness.generation.forcing import Completion
+from rzoo.harness.generation import thinking as T
 from rzoo.methods import kimi
 
 

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 import torch
 
-from rzoo.harness import sft
-from rzoo.harness import thinking as T
+from rzoo.harness.training import sft
+from rzoo.harness.generation import thinking as T
 from rzoo.methods import latent
 from rzoo.tasks import runsum
 from rzoo.tasks.runsum import TASK

@@ -1,56 +1,153 @@
-"""The layering the README draws: the core (`harness/` except the command line and the app layer)
-imports nothing from methods, tasks or the leaderboard; methods and tasks never import the app, the
-command line or the leaderboard. Checked on the source (function-local imports included)."""
+"""The layering the README draws, checked on the source (function-local imports and registry strings
+included). Inside `harness/`, imports only run downward:
+
+    top          cli.py, jobs.py, app.py
+    loops        training/   evaluation/      (siblings: neither imports the other)
+    engines      engines/
+    generation   generation/
+    models       models/
+    foundation   config.py, registry.py, runstore.py, data.py, distributed.py
+
+The core (everything below the top) imports nothing from methods, tasks or the leaderboard, not even
+through a string a registry or `importlib` would import; methods and tasks never import the top, the
+leaderboard or each other."""
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-TOP = {"harness/cli.py", "harness/app.py"}
+PACKAGES = {"harness": "rzoo.harness", "methods": "rzoo.methods", "tasks": "rzoo.tasks", "leaderboard": "rzoo.leaderboard"}
+FOUNDATION = {"config", "registry", "runstore", "data", "distributed"}
+TOP = {"cli", "app", "jobs"}
+RANK = {"foundation": 0, "models": 1, "generation": 2, "engines": 3, "training": 4, "evaluation": 4, "top": 5}
+UPPER = re.compile(r"^rzoo\.(tasks|methods|leaderboard)(\.|:|$)")
 
 
-def _imports(path: Path) -> set[str]:
+def _package_of(path: Path, root: Path) -> str:
+    rel = path.relative_to(root).parent.parts
+    return ".".join([PACKAGES[rel[0]], *rel[1:]])
+
+
+def _imports(path: Path, root: Path = ROOT) -> set[str]:
+    """Every module (or module.name) a file imports, relative imports resolved."""
     out = set()
+    package = _package_of(path, root)
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):
             out |= {a.name for a in node.names}
         elif isinstance(node, ast.ImportFrom):
-            if node.level:  # relative: resolve against the file's package
-                package = {"harness": "rzoo.harness", "methods": "rzoo.methods", "tasks": "rzoo.tasks",
-                           "leaderboard": "rzoo.leaderboard"}[path.parent.name]
-                base = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
-                out.add(f"{base}.{node.module}" if node.module else base)
-            else:
-                out.add(node.module or "")
+            base = node.module or ""
+            if node.level:
+                parent = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                base = f"{parent}.{node.module}" if node.module else parent
+            out.add(base)
+            out |= {f"{base}.{a.name}" for a in node.names}  # `from rzoo.harness import models` imports a module
     return out
 
 
-def _violations(folder: str, forbidden: tuple[str, ...], skip: set[str] = frozenset()) -> list[str]:
+def _strings(path: Path) -> list[str]:
+    """String constants that are not docstrings (registry targets, importlib arguments)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    docs = {id(n.body[0].value) for n in ast.walk(tree)
+            if isinstance(n, (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and n.body
+            and isinstance(n.body[0], ast.Expr) and isinstance(n.body[0].value, ast.Constant)}
+    return [n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)
+            and id(n) not in docs]
+
+
+def _unit(module: str) -> str | None:
+    """The layer unit of a `rzoo.harness...` module name, or None outside the harness."""
+    parts = module.split(".")
+    if parts[:2] != ["rzoo", "harness"]:
+        return None
+    if len(parts) == 2:
+        return "foundation"
+    head = parts[2]
+    if head in TOP:
+        return "top"
+    return "foundation" if head in FOUNDATION else head
+
+
+def core_violations(root: Path = ROOT) -> list[str]:
     bad = []
-    for path in sorted((ROOT / folder).glob("*.py")):
-        rel = f"{folder}/{path.name}"
-        if rel in skip:
-            continue
-        for name in _imports(path):
-            if name.startswith(forbidden):
+    for path in sorted((root / "harness").rglob("*.py")):
+        rel = path.relative_to(root).as_posix()
+        me = _unit(_package_of(path, root) + "." + path.stem) if path.stem != "__init__" else \
+            _unit(_package_of(path, root))
+        for name in sorted(_imports(path, root)):
+            if UPPER.match(name) and me != "top":
                 bad.append(f"{rel} imports {name}")
+                continue
+            unit = _unit(name)
+            if unit is None or unit == me or me == "top":
+                continue
+            if RANK[unit] >= RANK[me] and not (unit == "foundation" and me == "foundation"):
+                bad.append(f"{rel} ({me}) imports {name} ({unit}): upward or sideways")
+        if me != "top":
+            bad += [f"{rel} names {s!r} in a string" for s in _strings(path) if UPPER.match(s)]
     return bad
 
 
-def test_core_imports_no_methods_tasks_or_leaderboard():
-    assert _violations("harness", ("rzoo.methods", "rzoo.tasks", "rzoo.leaderboard"), TOP) == []
+def _violations(root: Path, folder: str, forbidden: tuple[str, ...]) -> list[str]:
+    bad = []
+    for path in sorted((root / folder).rglob("*.py")):
+        for name in sorted(_imports(path, root)):
+            if name.startswith(forbidden):
+                bad.append(f"{path.relative_to(root)} imports {name}")
+        bad += [f"{path.relative_to(root)} names {s!r}" for s in _strings(path) if s.startswith(forbidden)]
+    return bad
 
 
-def test_methods_and_tasks_stay_below_the_app():
-    upper = ("rzoo.harness.cli", "rzoo.harness.app", "rzoo.leaderboard")
-    assert _violations("methods", upper + ("rzoo.tasks",)) == []
-    assert _violations("tasks", upper + ("rzoo.methods",)) == []
-    assert _violations("leaderboard", ("rzoo.methods", "rzoo.harness.cli", "rzoo.harness.app")) == []
+def outer_violations(root: Path = ROOT) -> list[str]:
+    top = tuple(f"rzoo.harness.{m}" for m in sorted(TOP))
+    return (_violations(root, "methods", top + ("rzoo.leaderboard", "rzoo.tasks"))
+            + _violations(root, "tasks", top + ("rzoo.leaderboard", "rzoo.methods"))
+            + _violations(root, "leaderboard", top + ("rzoo.methods",)))
 
 
-def test_the_check_sees_function_local_imports(tmp_path):
-    src = tmp_path / "harness"
-    src.mkdir()
-    (src / "x.py").write_text("def f():\n    from rzoo.tasks.base import Task\n    from ..tasks import get\n")
-    assert _imports(src / "x.py") == {"rzoo.tasks.base", "rzoo.tasks"}
+def test_the_core_imports_only_downward():
+    assert core_violations() == []
+
+
+def test_methods_tasks_and_the_leaderboard_stay_below_the_top():
+    assert outer_violations() == []
+
+
+def _tree(tmp_path: Path, files: dict[str, str]) -> Path:
+    for rel, text in {"harness/__init__.py": "", "methods/__init__.py": "", "tasks/__init__.py": "",
+                      "leaderboard/__init__.py": "", **files}.items():
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(text)
+    return tmp_path
+
+
+def test_the_check_sees_function_local_and_relative_imports(tmp_path):
+    root = _tree(tmp_path, {"harness/training/x.py": "def f():\n    from rzoo.tasks.base import Task\n"
+                                                    "    from ...tasks import get\n    from .. import models\n"})
+    assert _imports(root / "harness/training/x.py", root) >= {"rzoo.tasks.base", "rzoo.tasks", "rzoo.harness.models"}
+
+
+def test_an_upward_import_between_subpackages_fails(tmp_path):
+    root = _tree(tmp_path, {
+        "harness/generation/x.py": "from ..evaluation import results\n",  # generation -> evaluation: up
+        "harness/models/y.py": "def f():\n    from rzoo.harness.engines import hf\n",  # models -> engines: up
+        "harness/training/z.py": "from ..evaluation.metrics import summarize\n",  # training -> evaluation: sideways
+        "harness/evaluation/ok.py": "from ..engines import load\nfrom ..generation import knobs\n",  # downward
+        "harness/engines/ok.py": "from ..models import flops\nfrom ..config import ConfigError\n",
+    })
+    files = {b.split(" ", 1)[0] for b in core_violations(root)}
+    assert files == {"harness/generation/x.py", "harness/models/y.py", "harness/training/z.py"}
+
+
+def test_a_string_import_of_a_task_or_method_from_the_core_fails(tmp_path):
+    root = _tree(tmp_path, {
+        "harness/models/x.py": '"""Docstrings may mention rzoo.tasks."""\n'
+                               'BUILDERS.add("testbed", "rzoo.tasks.testbed_model:build", "a model a task builds")\n',
+        "harness/evaluation/y.py": 'import importlib\nm = importlib.import_module("rzoo.methods.grpo")\n',
+        "harness/jobs.py": 'KNOWN = "rzoo.methods.grpo"\n',  # the top may name them
+    })
+    bad = core_violations(root)
+    assert {b.split(" ", 1)[0] for b in bad} == {"harness/models/x.py", "harness/evaluation/y.py"}, bad
+    assert any("rzoo.tasks.testbed_model:build" in b for b in bad) and any("rzoo.methods.grpo" in b for b in bad)

@@ -62,7 +62,7 @@ def runs(tmp_path_factory, tiny_model_dir):
 
 def test_collect_reads_every_curve_point(runs):
     points = collect.collect(runs["root"])
-    assert list(points.columns) == collect.COLUMNS
+    assert list(points.columns) == collect.columns()
     # grpo run: base + trained on arith x 3 budgets; eval run: arith + gpqa x 2 budgets
     assert len(points) == 2 * 3 + 2 * 2
     by_role = points.groupby(["run", "role", "task"]).size().to_dict()

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from rzoo.harness import losses, rl
+from rzoo.harness.training import losses, rl
 
 
 def _paper_grpo(logps, old, ref, adv, mask, eps, beta):
@@ -221,7 +221,7 @@ def test_shared_prompt_forward_equals_one_forward(tokenizer, attention):
     prompt not adjacent)."""
     from conftest import build_tiny_model
 
-    from rzoo.harness import generation as G
+    from rzoo.harness.generation import forcing as G
 
     model = build_tiny_model(tokenizer, seed=3).train()
     model.config._attn_implementation = attention

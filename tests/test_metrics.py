@@ -6,7 +6,7 @@ from math import comb
 
 import pytest
 
-from rzoo.harness import metrics
+from rzoo.harness.evaluation import metrics
 
 
 def _brute_pass_at_k(outcomes: list[bool], k: int) -> float:
@@ -68,7 +68,7 @@ def test_summarize():
 
 def test_flops_formula_against_direct_sum(tokenizer):
     from conftest import build_tiny_model
-    from rzoo.harness import flops
+    from rzoo.harness.models import flops
 
     model = build_tiny_model(tokenizer)
     shape = flops.shape_of(model)
@@ -80,3 +80,48 @@ def test_flops_formula_against_direct_sum(tokenizer):
     direct = sum(2 * shape.matmul_params + 2 * shape.n_layer * t * shape.d_model for t in range(1, P + G + 1))
     assert flops.sample_flops(shape, P, G) == direct
     assert flops.sample_flops(shape, P, G + 1) > flops.sample_flops(shape, P, G)
+
+
+def test_results_count_the_graders_disagreements(tmp_path, tokenizer):
+    """An evaluation whose answers split math-verify and the sympy second opinion (both ways) counts them in
+    results.json and names their samples (docs/grading.md); the verdict is math-verify's."""
+    import json
+
+    from scripted import ScriptedLM
+
+    from rzoo import tasks
+    from rzoo.harness.data import TaskData
+    from rzoo.harness.engines.hf import HFEngine
+    from rzoo.harness.evaluation.config import eval_config_class
+    from rzoo.harness.evaluation.evaluate import evaluate_engines
+    from rzoo.harness.generation import thinking as T
+
+    rows = [("q1", "Order the roots.", "4,3", "\\boxed{3,4}"),  # math-verify: right, sympy: wrong
+            ("q2", "Give the pair.", "[1,2]", "\\boxed{(1,2)}"),  # math-verify: wrong, sympy: right
+            ("q3", "Half of one?", "\\frac{1}{2}", "\\boxed{0.5}"),  # both right
+            ("q4", "Two apples?", "3", "\\boxed{4}")]  # both wrong
+    data = tmp_path / "qs.jsonl"
+    data.write_text("".join(json.dumps({"id": i, "question": q, "answer": a}) + "\n" for i, q, a, _ in rows))
+    task = tasks.get(f"jsonl:{data}")
+    problems, source = task.load(None)
+    reply = {q: f"\n{T.THINK_CLOSE}\n\n{said}" for _, q, _, said in rows}
+
+    def script(ids):
+        text = tokenizer.decode(ids)
+        prompt, _, written = text.rpartition(T.THINK_OPEN)
+        said = [r for q, r in reply.items() if q in prompt]
+        if not said:
+            return None  # a prefill position (the prompt without its opening): nobody reads it
+        target = tokenizer.encode(said[0], add_special_tokens=False)
+        done = len(tokenizer.encode(written, add_special_tokens=False)) if written else 0
+        return target[done] if done < len(target) else tokenizer.eos_token_id
+
+    engine = HFEngine(ScriptedLM.of(tokenizer, script), tokenizer)
+    cfg = eval_config_class()(task=[f"jsonl:{data}"], budgets=[16], answer_tokens=24)
+    summary = evaluate_engines([({}, lambda: engine)], {"spec": "scripted"}, cfg,
+                               [TaskData(f"jsonl:{data}", task, problems, source, len(problems))], tmp_path / "eval",
+                               progress=False)
+    (result,) = summary[f"jsonl:{data}"]
+    assert result["accuracy"] == 0.5  # q1 and q3, by math-verify
+    assert result["grader_disagreements"] == 2
+    assert sorted(result["grader_disagreement_ids"]) == ["q1#0", "q2#0"]

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from rzoo.harness import models
-from rzoo.harness.hf_compat import cache_of, with_cache
+from rzoo.harness.models.hf_compat import cache_of, with_cache
 
 
 def test_local_folder_and_errors(tiny_model_dir, tmp_path):
@@ -75,7 +75,7 @@ def test_grouped_heads_without_copies_equal_sdpa(tokenizer):
     from transformers import AttentionInterface
 
     from conftest import build_tiny_model
-    from rzoo.harness import attention
+    from rzoo.harness.models import attention
 
     ref, gqa = build_tiny_model(tokenizer), build_tiny_model(tokenizer)
     assert attention.prefer_gqa(gqa) and gqa.config._attn_implementation == attention.NAME

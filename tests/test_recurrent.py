@@ -10,7 +10,7 @@ import pytest
 import torch
 from transformers.cache_utils import DynamicCache
 
-from rzoo.harness.recurrent import RecurrentConfig, RecurrentForCausalLM
+from rzoo.harness.models.recurrent import RecurrentConfig, RecurrentForCausalLM
 
 
 def _model(**kw):
@@ -86,7 +86,7 @@ def test_recurrence_is_sampled_as_in_the_paper():
 def test_loads_with_plain_automodel_and_generates_with_num_steps(tmp_path):
     model = _model().eval()
     model.save_pretrained(tmp_path)
-    code = ("import torch, rzoo.harness.recurrent\n"
+    code = ("import torch, rzoo.harness.models.recurrent\n"
             "from transformers import AutoModelForCausalLM\n"
             f"m = AutoModelForCausalLM.from_pretrained({str(tmp_path)!r}).eval()\n"
             "ids = torch.tensor([[5, 6, 7, 8]])\n"

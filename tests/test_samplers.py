@@ -6,7 +6,7 @@ from collections import Counter
 
 import pytest
 
-from rzoo.harness import samplers
+from rzoo.harness.training import samplers
 from rzoo.harness.data import Problem
 
 

@@ -10,8 +10,8 @@ from collections import Counter
 import pytest
 import torch
 
-from rzoo.harness import generation as G
-from rzoo.harness import thinking as T
+from rzoo.harness.generation import forcing as G
+from rzoo.harness.generation import thinking as T
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +36,7 @@ def flat_model_dir(tmp_path_factory, tokenizer):
 
 
 def _samples(engine_model, tokenizer, bias):
-    from rzoo.harness.hf_engine import HFEngine
+    from rzoo.harness.engines.hf import HFEngine
 
     handle = engine_model.lm_head.register_forward_hook(lambda m, i, o: o + bias)
     try:
@@ -67,8 +67,8 @@ def test_hf_sampling_ignores_the_models_generation_config(flat_model_dir, tokeni
 
 @pytest.mark.skipif(importlib.util.find_spec("vllm") is None, reason="needs vLLM (make test-vllm)")
 def test_vllm_sampling_params_are_explicit():
-    from rzoo.harness.engine import Sampling
-    from rzoo.harness.vllm_engine import VllmEngine
+    from rzoo.harness.generation.engine import Sampling
+    from rzoo.harness.engines.vllm import VllmEngine
 
     captured = {}
 

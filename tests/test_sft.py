@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from rzoo.harness import sft
-from rzoo.harness import thinking as T
+from rzoo.harness.training import sft
+from rzoo.harness.generation import thinking as T
 from rzoo.harness.data import Example
 from rzoo.tasks.testbed_model import Recipe, build_tokenizer, build_untrained
 
@@ -87,7 +87,7 @@ def test_completion_only_loss_equals_trl(model, testbed_tok, tmp_path):
 
 
 def test_lr_schedule_warms_up_then_decays():
-    from rzoo.harness.trainer import lr_lambda
+    from rzoo.harness.training.trainer import lr_lambda
 
     f = lr_lambda(100, 0.05, "cosine")
     assert [round(f(s), 3) for s in (0, 4)] == [0.2, 1.0]  # 5 warm-up steps

@@ -8,7 +8,7 @@ from conftest import SHARED_DATA
 from rzoo import tasks
 from rzoo.tasks import arith
 from rzoo.tasks.base import TaskError, read_records
-from rzoo.tasks.grading import math_verdict
+from rzoo.tasks.grading.verdict import math_verdict
 
 
 def test_arith_is_seeded_and_splits_are_disjoint():
@@ -92,7 +92,7 @@ REAL = [  # name, problems, a known (id, gold) pair
 @pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="needs ../shared/data")
 @pytest.mark.parametrize("name,count,known", REAL)
 def test_every_loader_on_its_real_file(name, count, known):
-    from rzoo.tasks.sympy_check import last_boxed
+    from rzoo.tasks.grading.sympy_check import last_boxed
 
     task = tasks.get(name)
     problems, source = task.load(SHARED_DATA)
@@ -167,16 +167,38 @@ def test_data_source_precedence(monkeypatch, tmp_path):
 
 
 def test_hub_probe_answers_without_raising(monkeypatch):
-    """The real probe (HF_HUB_OFFLINE unset): offline it must say False quickly, never raise."""
-    import time
+    """The probe says False for any failure of its one request (network, HTTP, auth, a library's own error
+    types), True when the hub answers, and False without asking when the environment says offline. The hub
+    is never contacted here: the request is replaced by each outcome in turn."""
+    import huggingface_hub
+    import huggingface_hub.errors
 
     from rzoo.tasks import base
 
+    probe = base.hub_reachable.__wrapped__
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.delenv("HF_DATASETS_OFFLINE", raising=False)
-    t = time.time()
-    assert base.hub_reachable.__wrapped__("HuggingFaceH4/MATH-500") in (True, False)
-    assert time.time() - t < 30
+    asked = []
+
+    def outcome(result):
+        def dataset_info(self, hub_id, timeout=None):
+            asked.append((hub_id, timeout))
+            if isinstance(result, BaseException):
+                raise result
+            return result
+        return dataset_info
+
+    http_error = huggingface_hub.errors.HfHubHTTPError.__new__(huggingface_hub.errors.HfHubHTTPError)  # a 404
+    for failure in (ConnectionError("no route"), TimeoutError("slow"), OSError("dns"), ValueError("bad reply"),
+                    http_error):
+        monkeypatch.setattr(huggingface_hub.HfApi, "dataset_info", outcome(failure))
+        assert probe("HuggingFaceH4/MATH-500") is False, type(failure).__name__
+    monkeypatch.setattr(huggingface_hub.HfApi, "dataset_info", outcome(object()))
+    assert probe("HuggingFaceH4/MATH-500") is True
+    assert asked[-1] == ("HuggingFaceH4/MATH-500", 5)  # one request, with a time limit
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    asked.clear()
+    assert probe("HuggingFaceH4/MATH-500") is False and asked == []
 
 
 def test_bad_data_files_are_one_line_errors(tmp_path):

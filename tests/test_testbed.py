@@ -29,8 +29,8 @@ def test_splits_are_seeded_disjoint_and_large_enough():
 
 
 def test_trace_variants(tokenizer_testbed):
-    from rzoo.harness import sft
-    from rzoo.harness import thinking as T
+    from rzoo.harness.training import sft
+    from rzoo.harness.generation import thinking as T
 
     fmt = T.ThinkingFormat.detect(tokenizer_testbed)
     steps = set(tokenizer_testbed.convert_tokens_to_ids([" " + d for d in "0123456789"]))
@@ -88,3 +88,31 @@ def test_wait_raises_accuracy_after_early_stopping_traces(runs_root):
     assert extended["accuracy"] >= capped["accuracy"] + 0.2, (capped["accuracy"], extended["accuracy"])
     assert extended["thinking_tokens_mean"] > capped["thinking_tokens_mean"]
     assert extended["waits_mean"] > 0.5
+
+
+def test_the_cache_key_follows_the_code_that_builds_the_model(tmp_path, monkeypatch):
+    """A testbed model is cached under a key made of its recipe and the source of the modules that decide
+    what a build produces, so a change to the SFT loop or the tokenizer code builds anew (no stale model)."""
+    import sys
+
+    from rzoo.tasks import testbed_model as tm
+
+    for name in ("rzoo.harness.training.sft", "rzoo.harness.training.trainer", "rzoo.tasks.runsum",
+                 "rzoo.tasks.testbed_model", "rzoo.harness.generation.thinking"):
+        assert name in tm.BUILD_CODE
+    probe = tmp_path / "tb_probe.py"
+    probe.write_text("STEPS = 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    before = tm.code_hash(("tb_probe",))
+    probe.write_text("STEPS = 2\n")  # an edit to a builder's code
+    tm.code_hash.cache_clear()
+    assert tm.code_hash(("tb_probe",)) != before
+    sys.modules.pop("tb_probe", None)
+    keys = set()
+    for code in ("a" * 64, "b" * 64):
+        monkeypatch.setattr(tm, "code_hash", lambda modules=tm.BUILD_CODE, code=code: code)
+        keys.add(tm.Recipe(variant="minimal").key())
+    assert len(keys) == 2  # same recipe, other code: another cache folder
+    monkeypatch.undo()
+    tm.code_hash.cache_clear()
+    assert tm.Recipe().key() == tm.Recipe().key() != tm.Recipe(seed=1).key()

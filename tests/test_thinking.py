@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from rzoo.harness import thinking as T
+from rzoo.harness.generation import thinking as T
 
 
 class _Tok:

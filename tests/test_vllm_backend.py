@@ -45,11 +45,11 @@ def vllm_model_dir(tmp_path_factory, tokenizer):
 
 @pytest.mark.skipif(not HAVE_VLLM, reason="needs vLLM (make vllm-setup; make test-vllm)")
 def test_vllm_round_matches_hf(vllm_model_dir, tokenizer):
-    from rzoo.harness import generation as G
+    from rzoo.harness.generation import forcing as G
     from rzoo.harness import models
-    from rzoo.harness import thinking as T
-    from rzoo.harness.hf_engine import HFEngine
-    from rzoo.harness.vllm_engine import VllmEngine
+    from rzoo.harness.generation import thinking as T
+    from rzoo.harness.engines.hf import HFEngine
+    from rzoo.harness.engines.vllm import VllmEngine
 
     prompts = [T.build_prompt(tokenizer, [{"role": "user", "content": f"What is {a} + {a}?"}]) for a in range(6)]
     hf = HFEngine(*models.load(models.ResolvedModel(str(vllm_model_dir), str(vllm_model_dir), "local:test"), "float32"))
@@ -57,16 +57,16 @@ def test_vllm_round_matches_hf(vllm_model_dir, tokenizer):
     sampling = G.Sampling(batch_size=8)
     a = G.generate(hf, prompts, T.Budget(12, 6), sampling=sampling)
     b = G.generate(engine, prompts, T.Budget(12, 6), sampling=sampling)
-    same = sum(x.completion_ids == y.completion_ids for x, y in zip(a, b))
+    same = sum(x.completion_ids == y.completion_ids for x, y in zip(a, b, strict=True))
     assert same >= len(prompts) - 1, f"token-identical {same}/{len(prompts)}"
-    for x, y in zip(a, b):
+    for x, y in zip(a, b, strict=True):
         if x.completion_ids == y.completion_ids:
             assert (x.thinking_end, x.thinking_tokens, x.answer_tokens, x.sampled_mask) == \
                    (y.thinking_end, y.thinking_tokens, y.answer_tokens, y.sampled_mask)
         assert y.thinking_tokens <= 12
     # the sweep on vLLM: smaller budgets are cuts of the same generations
     swept = G.sweep(engine, prompts, T.Budget(12, 6), [4, 12])
-    for x, y in zip(swept[4], G.generate(engine, prompts, T.Budget(4, 6))):
+    for x, y in zip(swept[4], G.generate(engine, prompts, T.Budget(4, 6)), strict=True):
         assert x.completion_ids == y.completion_ids
 
 
@@ -87,7 +87,7 @@ def test_testbed_curve_is_the_same_on_hf_and_vllm(runs_root):
         curves[backend] = [(r["budget"], r["waits"], r["accuracy"], r["thinking_tokens_mean"])
                            for r in results["results"]]
     n = 500
-    for h, v in zip(curves["hf"], curves["vllm"]):
+    for h, v in zip(curves["hf"], curves["vllm"], strict=True):
         assert h[:2] == v[:2]
         assert abs(h[2] - v[2]) <= 2 / n, (h, v)  # at most two problems apart (numerics in near-ties)
         assert abs(h[3] - v[3]) <= 0.05, (h, v)
@@ -102,8 +102,8 @@ def test_ngram_speculation_needs_the_vllm_backend(runs_root, capsys):
 _NGRAM_SCRIPT = """
 import json, sys
 from transformers import AutoTokenizer
-from rzoo.harness import generation as G, thinking as T
-from rzoo.harness.vllm_engine import VllmEngine
+from rzoo.harness.generation import forcing as G, thinking as T
+from rzoo.harness.engines.vllm import VllmEngine
 path = sys.argv[1]
 tok = AutoTokenizer.from_pretrained(path)
 prompts = [T.build_prompt(tok, [{"role": "user", "content": f"What is {a} + {a}?"}]) for a in range(6)]
@@ -131,6 +131,6 @@ def test_ngram_speculation_keeps_greedy_output(vllm_model_dir):
                           timeout=900)
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
-    same = sum(a == b for a, b in zip(out["plain"], out["ngram"]))
+    same = sum(a == b for a, b in zip(out["plain"], out["ngram"], strict=True))
     assert same >= len(out["plain"]) - 1, f"identical {same}/{len(out['plain'])}"
     assert out["sampled"] == [True] * 6

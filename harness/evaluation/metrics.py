@@ -1,0 +1,94 @@
+"""Aggregate per-sample verdicts into per-(task, budget) metrics. Pure Python, no torch.
+
+- accuracy: avg@k, the mean over problems of the mean over the k samples; accuracy_std is the
+  standard deviation across the k sample indices of the accuracy each index alone gives (0 if k=1);
+- accuracy_ci95: a percentile bootstrap over problems (seeded, reproducible);
+- pass@j: the unbiased estimator of Chen et al. 2021, 1 - C(n-c, j) / C(n, j), for j <= n;
+- maj@k: majority vote over each problem's k extracted answers (ties go to the answer seen first).
+"""
+from __future__ import annotations
+
+import math
+import random
+import statistics
+from collections import Counter
+
+from ..generation import thinking as T
+
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """Probability that at least one of k samples drawn without replacement from n (c correct) is
+    correct (Chen et al. 2021, eq. 1, numerically stable product form)."""
+    if not 0 < k <= n:
+        raise ValueError(f"pass@k needs 0 < k <= n, got k={k}, n={n}")
+    if n - c < k:
+        return 1.0
+    return 1.0 - math.prod(1.0 - k / i for i in range(n - c + 1, n + 1))
+
+
+def bootstrap_ci(values: list[float], seed: int = 0, resamples: int = 1000, level: float = 0.95) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean of `values` (one value per problem)."""
+    rng = random.Random(seed)
+    n = len(values)
+    means = sorted(sum(values[rng.randrange(n)] for _ in range(n)) / n for _ in range(resamples))
+    lo = means[int((1 - level) / 2 * resamples)]
+    hi = means[min(resamples - 1, int((1 + level) / 2 * resamples))]
+    return lo, hi
+
+
+def majority_correct(answers: list[str | None], correct: list[bool]) -> bool:
+    """Is the most frequent extracted answer (None = no answer, never a winner) a correct one?"""
+    votes = Counter(a for a in answers if a is not None)
+    if not votes:
+        return False
+    top = max(votes.values())
+    winner = next(a for a in answers if a is not None and votes[a] == top)
+    return any(c for a, c in zip(answers, correct) if a == winner)
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    index = (len(ordered) - 1) * q
+    lo, hi = math.floor(index), math.ceil(index)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (index - lo)
+
+
+def summarize(rows: list[dict], k: int, seed: int = 0) -> dict:
+    """rows: one per (problem, sample) at one budget, with keys problem_id, sample_index, correct,
+    extracted, thinking_tokens, answer_tokens, thinking_end, answer_truncated, waits_used."""
+    if not rows:
+        raise ValueError("no samples to summarise")
+    by_problem: dict[str, list[dict]] = {}
+    for r in rows:
+        by_problem.setdefault(r["problem_id"], []).append(r)
+    per_problem = [statistics.fmean(float(r["correct"]) for r in rs) for rs in by_problem.values()]
+    per_index = [statistics.fmean(float(r["correct"]) for r in rows if r["sample_index"] == j) for j in range(k)]
+    lo, hi = bootstrap_ci(per_problem, seed=seed)
+    thinking = [r["thinking_tokens"] for r in rows]
+    ends = [r["thinking_end"] for r in rows]
+    pass_ks = sorted({j for j in (1, 2, 4, 8, 16, 32, 64) if j <= k} | {k})
+    out = {
+        "accuracy": statistics.fmean(per_problem),
+        "accuracy_std": statistics.stdev(per_index) if k > 1 else 0.0,
+        "accuracy_ci95": [lo, hi],
+        "n_problems": len(by_problem),
+        "n_samples": len(rows),
+        "k": k,
+        **{f"pass@{j}": statistics.fmean(pass_at_k(len(rs), sum(bool(r["correct"]) for r in rs), j)
+                                         for rs in by_problem.values()) for j in pass_ks},
+        f"maj@{k}": statistics.fmean(float(majority_correct([r.get("extracted") for r in rs],
+                                                            [bool(r["correct"]) for r in rs]))
+                                     for rs in by_problem.values()),
+        "thinking_tokens_mean": statistics.fmean(thinking),
+        "thinking_tokens_median": statistics.median(thinking),
+        "thinking_tokens_p90": percentile(thinking, 0.9),
+        "answer_tokens_mean": statistics.fmean(r["answer_tokens"] for r in rows),
+        "truncation_rate": ends.count(T.INCOMPLETE) / len(ends),
+        "forced_rate": ends.count(T.FORCED) / len(ends),
+        "closed_rate": ends.count(T.CLOSED) / len(ends),
+        "answer_truncated_rate": sum(bool(r["answer_truncated"]) for r in rows) / len(rows),
+        "waits_mean": statistics.fmean(r["waits_used"] for r in rows),
+    }
+    if all("flops" in r for r in rows):  # estimated inference FLOPs per sample (harness/flops.py)
+        out["flops_mean"] = statistics.fmean(r["flops"] for r in rows)
+    return out

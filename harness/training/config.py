@@ -1,0 +1,130 @@
+"""Config sections shared by every training method, so that a method's `Config` declares only its own
+fields.
+
+A method's `Config` inherits from exactly one of `RLConfig` or `SFTConfig` (each a flat dataclass made
+of the sections below), adds its own fields, and re-declares a shared field only to give it the
+paper's default. Keys stay flat on the command line (`lr=1e-5`, `temperature=0.6`); `harness train
+method=X --help` shows each key's default and where it comes from (a section, the method, or the
+preset).
+
+Defaults here are neutral (torch / TRL defaults); each method's `Config` and `PRESETS` say what its
+paper uses.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..config import ConfigError
+from ..config import option as _f
+
+
+def _next_validate(cls: type, cfg) -> None:
+    """Sections validate cooperatively: each runs its own checks, then the next section's in the MRO."""
+    check = getattr(super(cls, cfg), "validate", None)
+    if check is not None:
+        check()
+
+
+@dataclass
+class ModelData:
+    section = "model/data"
+    model: str = _f("default", "base model: hub id, local folder, 'default' (SmolLM2-135M-Instruct) or 'testbed' "
+                               "(the tiny model of the testbed task)")
+    data_dir: str | None = _f(None, "local data directory (else $RZOO_DATA; the hub if reachable; ../shared/data)")
+    seed: int = _f(0, "seed for data order, sampling and initialisation")
+
+
+@dataclass
+class Optimiser:
+    section = "optimiser"
+    lr: float = _f(1e-6, "AdamW learning rate", gt=0, le=1)
+    weight_decay: float = _f(0.0, "AdamW weight decay", ge=0, le=1)
+    adam_beta1: float = _f(0.9, "AdamW beta1 (torch default)", ge=0, lt=1)
+    adam_beta2: float = _f(0.999, "AdamW beta2 (torch default)", ge=0, lt=1)
+    max_grad_norm: float = _f(1.0, "gradient clipping norm (TRL default 1.0); 0 = no clipping", ge=0)
+    warmup_ratio: float = _f(0.0, "linear warm-up over this fraction of the optimiser steps", ge=0, le=1)
+    lr_schedule: str = _f("constant", "after warm-up: constant or cosine (decay to 0)")
+
+    def validate(self) -> None:
+        if self.lr_schedule not in ("constant", "cosine"):
+            raise ConfigError(f"lr_schedule must be constant or cosine, got {self.lr_schedule!r}")
+        _next_validate(Optimiser, self)
+
+
+@dataclass
+class RunSection:
+    section = "run"
+    save_every: int = _f(100, "write a resumable checkpoint every N optimiser steps (0 = only at the end)", ge=0)
+    dtype: str = _f("auto", "compute dtype for forward/backward and rollouts (autocast; fp32 master weights and "
+                            "optimiser): auto = bf16 where measured faster (CUDA, CPUs with native bf16), else "
+                            "fp32; float32; bfloat16")
+    micro_batch_size: int = _f(8, "rows per forward/backward (memory only; no effect on the maths)", ge=1)
+
+    def validate(self) -> None:
+        from ..models.precision import DTYPES
+
+        if self.dtype not in DTYPES:
+            raise ConfigError(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
+        _next_validate(RunSection, self)
+
+
+@dataclass
+class Rollout:
+    section = "rollout"
+    train_task: str = _f("arith", "training task (registered name, or jsonl:<path>); its scorer is the accuracy reward")
+    steps: int = _f(100, "rollouts (each: prompts_per_step x samples_per_prompt completions, then updates)", ge=1)
+    prompts_per_step: int = _f(32, "questions per rollout", ge=1)
+    samples_per_prompt: int = _f(16, "completions per question (the group)", ge=1)
+    max_thinking_tokens: int = _f(4096, "thinking budget per completion", ge=1)
+    answer_tokens: int = _f(256, "answer budget after the thinking block", ge=1)
+    force_close: bool = _f(True, "at the thinking budget, force-close the block and let the model answer (s1); "
+                                 "false: the rollout stays truncated and scores 0 (R1-Zero, DeepScaleR)")
+    temperature: float = _f(1.0, "rollout sampling temperature", gt=0, le=10)
+    generation_batch_size: int = _f(64, "rows per generate call (memory/speed only)", ge=1)
+
+
+@dataclass
+class RLConfig(RunSection, Optimiser, Rollout, ModelData):  # fields listed model/data first
+    """What the shared RL loop (`rl.py`) reads. Losses, advantage estimators, reward functions and
+    samplers are chosen by registered name; a registered function's keyword-only parameters are read
+    from this config by name (so a method adds the fields its functions need)."""
+    section = "rl"
+    loss: str = _f("grpo", "policy loss (registered name: training/losses.py POLICY_LOSSES)")
+    advantage: str = _f("group_normalized", "advantage estimator (registered name: losses.ADVANTAGES)")
+    aggregation: str = _f("seq_mean", "how a loss over tokens becomes a number (losses.AGGREGATIONS): seq_mean "
+                                      "(mean per completion, then over completions; GRPO paper) or token_mean "
+                                      "(over all tokens of the batch; DAPO, DeepScaleR)")
+    reward: str = _f("accuracy", "reward function (registered name: training/rewards.py REWARDS)")
+    sampler: str = _f("shuffle", "problem sampler (registered name: training/samplers.py SAMPLERS)")
+    minibatches: int = _f(1, "optimiser updates per rollout: one inner epoch over this many random parts", ge=1)
+    beta: float = _f(0.0, "KL coefficient against the reference model (0 = no reference)", ge=0)
+    ref_refresh_updates: int = _f(0, "replace the reference model with the policy every N optimiser updates "
+                                     "(0 = never)", ge=0)
+    entropy_coef: float = _f(0.0, "entropy bonus: subtract this x the aggregated token entropy from the loss", ge=0)
+    reset_optimizer: bool = _f(False, "reset the optimiser state at the start of each rollout (Kimi k1.5)")
+
+    def validate(self) -> None:
+        super().validate()
+        if self.minibatches > self.prompts_per_step * self.samples_per_prompt:
+            raise ConfigError("minibatches must not exceed prompts_per_step * samples_per_prompt")
+        from . import losses, rewards, samplers
+
+        for registry, name in ((losses.POLICY_LOSSES, self.loss), (losses.ADVANTAGES, self.advantage),
+                               (losses.AGGREGATIONS, self.aggregation), (rewards.REWARDS, self.reward),
+                               (samplers.SAMPLERS, self.sampler)):
+            registry.check_config(name, self)
+
+
+@dataclass
+class SFTConfig(RunSection, Optimiser, ModelData):
+    """What the shared SFT loop (`sft.py`) reads: loss on completion tokens only."""
+    section = "sft"
+    train_data: str = _f("runsum:minimal", "training examples: <task>:<variant> for a task that writes traces "
+                                           "(e.g. runsum:minimal), jsonl:<path> with question/thinking/answer, "
+                                           "or a hub id (s1K-1.1) when the hub is reachable")
+    epochs: float = _f(5.0, "passes over the training examples", gt=0)
+    batch_size: int = _f(16, "examples per optimiser step", ge=1)
+    max_length: int = _f(4096, "examples longer than this many tokens are cut (the completion's tail is dropped)",
+                         ge=8)
+    limit: int | None = _f(None, "use only the first N training examples (after the seeded shuffle)", ge=1)
+    max_steps: int | None = _f(None, "stop after N optimiser steps (none: the epochs decide)", ge=1)
