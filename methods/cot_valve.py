@@ -6,15 +6,21 @@ training code is unreleased; every choice the paper leaves open is a config fiel
 "paper silent".
 
     plain      Δθ = a LoRA fine-tuned on the short chains of MixChain (θ writes the long ones), loss at α = 1
-    ++         every chain of MixChain, the loss of a chain of length m computed at θ + β_q Δθ with
+    ++         every chain of MixChain, the loss of a chain of length m (tokens) computed at θ + β_q Δθ with
                β_q = 1 - (m_q - m_min) / (m_max - m_min)   (m_min, m_max: that question's shortest and
-               longest chains -- the paper's scope of the min/max is not explicit: per question here)
+               longest chains -- the paper's scope of the min/max is not explicit: per question here), each
+               row at its own β inside one forward (`harness/models/lora.py` `row_scales`)
     +P         progressive: rounds over chains that get shorter round by round (the k-th longest chain
                of each question in round k), the LoRA carried from round to round, loss at α = 1
 
 MixChain (long and short chains of the same questions): the testbed's `runsum:mixchain` (the minimal
 chain and 1-4 re-checks of it, five per question), or a user's JSONL of paired chains
-(`jsonl:<path>`, rows with question / thinking / answer; chains of one question share its text).
+(`jsonl:<path>`, rows with question / thinking / answer; chains of one question share its text). The
+paper builds it from the model itself (`mixchain_alphas`, the paper preset's default for ++ and +P): a
+plain direction is trained on the given chains first (`<run>/mixchain/direction/`), then θ + αΔθ at each α
+in {0.2, 0.4, 0.6, 0.8} writes a chain for every training question (greedy); the correct ones join their
+question's chains (`<run>/mixchain/chains.jsonl`), and the variant trains on the result, its LoRA starting
+from that direction. A run killed during the first phase starts it again on resume.
 
 Run:  harness train+eval method=cot_valve                  (CPU preset: the testbed, α swept 0..1.25)
       harness train+eval method=cot_valve valve=plus_plus   (CoT-Valve++)
@@ -60,6 +66,14 @@ class Config(SFTConfig):
     lr: float = _f(1e-5, "AdamW learning rate (paper: 1e-5)", gt=0, le=1)
     weight_decay: float = _f(0.01, "AdamW weight decay (paper: 0.01)", ge=0, le=1)
     epochs: float = _f(5.0, "passes over the data (paper: at most 5)", gt=0)
+    mixchain_alphas: list[float] = _f([0.2, 0.4, 0.6, 0.8], "++ and +P: build MixChain from the model itself: a plain "
+                                      "direction's chains at these alphas join the data (paper: 0.2-0.8; "
+                                      "[] = train on the given chains alone)", ge=0)
+    mixchain_steps: int | None = _f(None, "steps of the plain direction that writes MixChain (none: as max_steps / "
+                                          "epochs)", ge=1)
+    mixchain_budget: int = _f(4096, "thinking budget of the generated chains (paper silent)", ge=1)
+    mixchain_answer_tokens: int = _f(256, "answer budget of the generated chains (paper silent)", ge=1)
+    mixchain_questions: int | None = _f(None, "generate for the first N questions only (none: all)", ge=1)
 
     def validate(self) -> None:
         super().validate()
@@ -69,8 +83,10 @@ class Config(SFTConfig):
 
 PRESETS = {
     "paper": {"eval.alphas": [0.0, 0.25, 0.5, 0.75, 1.0, 1.25]},
+    # the testbed writes MixChain itself (`runsum:mixchain`: chains of every length per question)
     "cpu": {
-        "model": "testbed:redundant", "train_data": "runsum:mixchain", "lr": 2e-3, "batch_size": 64,
+        "model": "testbed:redundant", "train_data": "runsum:mixchain", "mixchain_alphas": [], "lr": 2e-3,
+        "batch_size": 64,
         "micro_batch_size": 64, "max_length": 128, "max_steps": 150, "save_every": 50, "lora_rank": 2,
         "eval.task": ["runsum"], "eval.budgets": [24], "eval.alphas": [0.0, 0.25, 0.5, 0.75, 1.0, 1.25],
         "eval.limit": None, "eval.shuffle": False, "eval.answer_tokens": 6, "eval.batch_size": 128,
@@ -78,38 +94,42 @@ PRESETS = {
 }
 
 
-def mixchain(examples) -> dict[str, list]:
-    """Chains grouped by question (the question's text), shortest first by thinking length (characters)."""
+def characters(example) -> int:
+    return len(example.thinking)
+
+
+def mixchain(examples, length=characters) -> dict[str, list]:
+    """Chains grouped by question (the question's text), shortest first by `length` (train: tokens)."""
     groups: dict[str, list] = {}
     for ex in examples:
         key = ex.meta.get("question") or repr(ex.messages)
         groups.setdefault(key, []).append(ex)
-    return {k: sorted(v, key=lambda e: len(e.thinking)) for k, v in groups.items()}
+    return {k: sorted(v, key=length) for k, v in groups.items()}
 
 
 @VALVES.register("plain")
-def plain(examples) -> list:
+def plain(examples, length=characters) -> list:
     """The shortest chain of each question, loss at α = 1."""
-    return [chains[0] for chains in mixchain(examples).values()]
+    return [chains[0] for chains in mixchain(examples, length).values()]
 
 
 @VALVES.register("plus_plus")
-def plus_plus(examples) -> list:
+def plus_plus(examples, length=characters) -> list:
     """Every chain, each at β_q = 1 - (m_q - m_min)/(m_max - m_min) of its question (1 where all are equal)."""
     out = []
-    for chains in mixchain(examples).values():
-        lo, hi = len(chains[0].thinking), len(chains[-1].thinking)
+    for chains in mixchain(examples, length).values():
+        lo, hi = length(chains[0]), length(chains[-1])
         for ex in chains:
-            beta = 1.0 if hi == lo else 1.0 - (len(ex.thinking) - lo) / (hi - lo)
+            beta = 1.0 if hi == lo else 1.0 - (length(ex) - lo) / (hi - lo)
             out.append(replace(ex, meta={**ex.meta, "adapter_scale": beta}))
     return out
 
 
 @VALVES.register("plus_p")
-def plus_p(examples) -> list:
+def plus_p(examples, length=characters) -> list:
     """Round k trains on the k-th longest chain of each question: chains get shorter round by round."""
     out = []
-    for chains in mixchain(examples).values():
+    for chains in mixchain(examples, length).values():
         for k, ex in enumerate(reversed(chains), 1):
             out.append(replace(ex, meta={**ex.meta, "round": k}))
     return out
@@ -158,7 +178,18 @@ ALPHA = Knob("alpha", "α", "CoT-Valve: scale the LoRA length direction by each 
 
 def train(cfg: Config, ctx):
     from peft import LoraConfig
+    from transformers import AutoTokenizer
+
+    from .cot_valve_mixchain import self_mixchain
 
     adapter = LoraConfig(r=cfg.lora_rank, lora_alpha=cfg.lora_alpha, target_modules=list(cfg.lora_targets),
                          lora_dropout=0.0, bias="none", task_type="CAUSAL_LM")
-    return sft.train(cfg, ctx, adapter=adapter, examples=VALVES.get(cfg.valve)(ctx.data.examples))
+    tokenizer = AutoTokenizer.from_pretrained(ctx.model.path)
+
+    def tokens(example) -> int:  # a chain's length in the model's tokens
+        return len(tokenizer.encode(example.thinking, add_special_tokens=False))
+
+    examples, start = list(ctx.data.examples), None
+    if cfg.mixchain_alphas and cfg.valve != "plain":
+        examples, start = self_mixchain(cfg, ctx, adapter, examples, tokens)
+    return sft.train(cfg, ctx, adapter=adapter, examples=VALVES.get(cfg.valve)(examples, tokens), init_adapter=start)

@@ -15,14 +15,19 @@ Run:  harness train+eval method=deepscaler                 (CPU preset: the test
 
 Users of the original run three scripts by hand and copy checkpoint paths between them; here the stages
 are one config and one run: a per-step schedule (`harness/training/rl.py`) switches the response length and the
-group size at each stage boundary, the optimiser state is reset there (each original stage starts a
-fresh trainer from the last checkpoint), and each stage's checkpoint, training log and config are kept
+group size at each stage boundary, the optimiser state is reset and the KL reference is rebuilt from the
+current weights there (each original stage starts a fresh trainer from the last checkpoint, and verl
+builds the reference from that checkpoint), and each stage's checkpoint, training log and config are kept
 in `stages/stage<k>/`. `resume=` works anywhere (the schedule is a function of the step). After
 training, every stage's checkpoint is evaluated at the largest budget (`eval_stages/`, this file's
 `checkpoint_curves` hook and its `STAGE` knob), so the leaderboard shows the stages as points on one line.
 
 Everything else is registered and shared: the `correct_and_closed` reward (harness/training/rewards.py), the
 `token_mean` aggregation (harness/training/losses.py), `entropy_coef`, `force_close=false`.
+
+Updates per rollout: rllm's scripts draw 128 prompts (x 8 or 16 samples) and make two optimiser updates of
+mini-batches of 64 prompts (`ppo_mini_batch_size=64`, one epoch), so the 0.2 clip acts on the second:
+`minibatches=2` here, as in the paper preset.
 
 Departures: the response length is a thinking budget plus a short answer budget (the original caps
 the whole response); the CPU preset starts from `testbed:early_stop` on the testbed with stages of
@@ -72,6 +77,10 @@ class Config(RLConfig):
     force_close: bool = _f(False, "false: a truncated response is not force-closed and scores 0 (paper)")
     reset_optimizer_per_stage: bool = _f(True, "fresh optimiser state at each stage (each original stage is a new "
                                                "trainer started from the last checkpoint)")
+    renew_reference_per_stage: bool = _f(True, "the KL reference becomes the current weights at each stage (verl "
+                                               "builds it from the checkpoint each stage starts from)")
+    minibatches: int = _f(2, "optimiser updates per rollout (paper: rllm's ppo_mini_batch_size 64 of "
+                             "train_batch_size 128: 2)", ge=1)
 
     def validate(self) -> None:
         super().validate()
@@ -87,7 +96,7 @@ PRESETS = {
     "cpu": {
         "model": "testbed:early_stop", "train_task": "runsum", "stage_max_tokens": [8, 12, 16],
         "stage_samples": [8, 8, 16], "stage_steps": [15, 15, 15], "steps": 45, "prompts_per_step": 16,
-        "answer_tokens": 6, "lr": 3e-4, "minibatches": 1, "generation_batch_size": 256,
+        "answer_tokens": 6, "lr": 3e-4, "generation_batch_size": 256,
         "micro_batch_size": 128, "save_every": 5,
         "eval.task": ["runsum"], "eval.budgets": [4, 8, 12, 16], "eval.limit": None, "eval.shuffle": False,
         "eval.answer_tokens": 6, "eval.batch_size": 128,
@@ -122,12 +131,15 @@ class Stages:
         if step not in starts:
             return
         stage = starts.index(step) + 1
-        if trainer.accelerator.is_main_process:  # the weights this stage starts from (kept on disk: resumable)
-            atomic_write_json(trainer.run.path / STAGES_DIR / f"stage{stage}" / "start.json",
-                              {"step": step, "weights_sha256": weights_sha256(trainer.accelerator.unwrap_model(
-                                  trainer.model))})
         if stage > 1 and self.cfg.reset_optimizer_per_stage:
             trainer.reset_optimizer()
+        if stage > 1 and self.cfg.renew_reference_per_stage:
+            trainer.refresh_reference()
+        if trainer.accelerator.is_main_process:  # the weights this stage starts from (kept on disk: resumable)
+            ref = trainer.ref_model
+            atomic_write_json(trainer.run.path / STAGES_DIR / f"stage{stage}" / "start.json",
+                              {"step": step, "weights_sha256": weights_sha256(trainer.accelerator.unwrap_model(
+                                  trainer.model)), "reference_weights_sha256": weights_sha256(ref) if ref else None})
 
     def log(self, step: int) -> dict:
         return {"stage": stage_of(self.cfg, step) + 1}
@@ -152,6 +164,7 @@ def save_stage(trainer, stage: int, step: int) -> Path:
                 "samples_per_prompt": cfg.stage_samples[stage - 1], "base_model": trainer.base_model_info(),
                 "dtype": trainer.dtype,
                 "start_weights_sha256": json.loads((out / "start.json").read_text())["weights_sha256"],
+                "reference_weights_sha256": json.loads((out / "start.json").read_text()).get("reference_weights_sha256"),
                 "weights_sha256": weights_sha256(trainer.accelerator.unwrap_model(trainer.model))}
         save_checkpoint(trainer.accelerator.unwrap_model(trainer.model), trainer.tokenizer, out / "checkpoint", meta)
         atomic_write_jsonl(out / "train.jsonl", log)

@@ -24,12 +24,14 @@ Departures from the paper, on purpose:
 - format reward: 0.5 for closing the thinking block + 0.5 for a `\\boxed{}` answer after it (paper:
   1/0 for the full `<think>/<answer>` template) -- a small model gets a gradient sooner.
 - completions are capped by a thinking budget plus an answer budget (the paper caps total length at
-  32,768); a truncated rollout scores 0 as in the paper (`force_close=false`), or, in the CPU preset,
-  is force-closed s1-style and answers.
+  32,768, and at 65,536 after ~8.2k updates: `late_max_thinking_tokens` from `late_after_updates`); a
+  truncated rollout scores 0 as in the paper (`force_close=false`), or, in the CPU preset, is force-closed
+  s1-style and answers.
 - the CPU preset clips at 0.2 (DeepSeekMath) instead of R1-Zero's 10 and updates twice per rollout.
 """
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 
@@ -65,6 +67,10 @@ class Config(RLConfig):
     clip_eps: float = _f(10.0, "clip ratio epsilon (paper, R1-Zero: 10; DeepSeekMath's GRPO and TRL: 0.2)", gt=0)
     accuracy_weight: float = _f(1.0, "weight of the accuracy reward (paper: rule rewards summed)", ge=0)
     format_weight: float = _f(1.0, "weight of the format reward (paper: rule rewards summed)", ge=0)
+    late_max_thinking_tokens: int = _f(64768, "thinking budget once `late_after_updates` updates are done (paper: "
+                                              "total length 65,536 late in training; 65,536 - 768)", ge=1)
+    late_after_updates: int = _f(8200, "optimiser updates after which the late budget applies (paper: ~8.2k; "
+                                       "0 = never)", ge=0)
 
 
 # The default run on a 2-core CPU: the testbed model that stops its chain early (`testbed:early_stop`), 30 steps of
@@ -77,7 +83,7 @@ PRESETS = {
         "samples_per_prompt": 8, "max_thinking_tokens": 16, "answer_tokens": 6, "temperature": 1.0, "lr": 3e-4,
         "minibatches": 2, "ref_refresh_updates": 0, "clip_eps": 0.2, "force_close": True,
         "generation_batch_size": 128, "micro_batch_size": 128,
-        "save_every": 10,
+        "save_every": 10, "late_after_updates": 0,
         "eval.task": ["runsum"], "eval.budgets": [2, 4, 6, 8, 12, 16], "eval.limit": None, "eval.shuffle": False,
         "eval.answer_tokens": 6, "eval.batch_size": 128,
     },
@@ -105,5 +111,13 @@ def r1_zero_reward(task, problem, group, *, step: int, accuracy_weight: float = 
     return out
 
 
+def length_schedule(cfg: Config, step: int) -> Config:
+    """The rollout's thinking budget at `step` (1-based): the late one once `late_after_updates` updates are
+    done before it (each rollout makes `minibatches` updates)."""
+    if cfg.late_after_updates and (step - 1) * cfg.minibatches >= cfg.late_after_updates:
+        return dataclasses.replace(cfg, max_thinking_tokens=cfg.late_max_thinking_tokens)
+    return cfg
+
+
 def train(cfg: Config, ctx):
-    return rl.train(cfg, ctx)
+    return rl.train(cfg, ctx, schedule=length_schedule)

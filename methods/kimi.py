@@ -20,13 +20,19 @@ Run:  harness train+eval method=kimi                      (CPU preset: the testb
       harness train+eval method=kimi preset=paper model=<hub id> train_task=math_train
 
 The loss and both tau log Z estimators are registered in `harness/training/losses.py` (tested against the
-equation written as loops and against the paper's gradient expression); the curriculum and the
+equation written as loops and against the paper's gradient expression: ours is the paper's times -2 tau, a
+scale Adam ignores but gradient clipping does not: `max_grad_norm` clips the rescaled norm); the curriculum and the
 prioritised sampler (p_i ∝ 1 - s_i, s_i problem i's running success rate) in `harness/training/samplers.py`,
 with their state saved for resume. This file holds the defaults and the length-penalty reward.
+
+No forced answers: a rollout that reaches the thinking budget stays unclosed and earns no accuracy
+(`force_close=false`); Kimi has no such device, and a forced answer would be the longest of its group.
 
 Departures, on purpose:
 - lengths are tokens of the whole completion (model-written and injected); open-r1's implementation
   counts characters.
+- values the paper does not give are ours, and say so in their help: the thinking budget, the number of
+  samples per prompt, prompts per iteration, the learning rate, tau, w and the penalty's warm-up.
 - one iteration = one rollout, split into `minibatches` optimiser updates (paper silent on how many
   gradient steps an iteration takes); with one update the log-ratio is 0 and only the policy-gradient
   term acts, so the default is 4.
@@ -55,6 +61,12 @@ class Config(RLConfig):
     sampler: str = _f("curriculum_prioritized", "problem sampler: curriculum (easy -> hard) then prioritised "
                                                 "by 1 - success rate (harness/training/samplers.py)")
     reset_optimizer: bool = _f(True, "reset the optimiser state at each iteration (paper: yes)")
+    force_close: bool = _f(False, "at the thinking budget: false = the rollout stays unclosed and earns no accuracy "
+                                  "(Kimi has no forced answer); true = force-close and answer (s1)")
+    max_thinking_tokens: int = _f(4096, "thinking budget per rollout (ours; paper silent for this recipe)", ge=1)
+    samples_per_prompt: int = _f(8, "k, completions per prompt (ours; paper silent)", ge=2)
+    prompts_per_step: int = _f(32, "prompts per iteration (ours; paper silent)", ge=1)
+    lr: float = _f(1e-6, "AdamW learning rate (ours; paper silent)", gt=0, le=1)
     minibatches: int = _f(4, "optimiser updates per iteration (paper silent)", ge=1)
     tau: float = _f(0.1, "tau, the KL regularisation strength of the mirror-descent step (paper silent)", gt=0)
     length_penalty_weight: float = _f(0.5, "w, the weight of the length reward (paper silent)", ge=0)
@@ -67,7 +79,7 @@ class Config(RLConfig):
 
 
 PRESETS = {
-    "paper": {"samples_per_prompt": 8, "temperature": 1.0},
+    "paper": {"temperature": 1.0},
     "cpu": {
         "model": "testbed:redundant", "train_task": "runsum", "steps": 60, "prompts_per_step": 16,
         "samples_per_prompt": 8, "max_thinking_tokens": 24, "answer_tokens": 6, "temperature": 1.0, "lr": 1e-4,

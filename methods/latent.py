@@ -125,11 +125,11 @@ class LatentTrainer(sft.SFTTrainer):
         # end the chain was learned, loss 0.013, and the answer stayed at chance at every r)
         self.targets = [task.state_targets(self.tokenizer, ids, ex) for (ids, _), ex in zip(self.rows, self.examples)]
 
-    def micro_loss(self, logits, ids, cmask, chunk, batch, step, n_tokens):
-        loss = super().micro_loss(logits, ids, cmask, chunk, batch, step, n_tokens)
+    def micro_loss(self, logits, ids, cmask, chunk, batch, step, units):
+        loss = super().micro_loss(logits, ids, cmask, chunk, batch, step, units)
         if self.targets is None:
             return loss
-        # the chain term is a mean over the global batch's supervised positions (per process, as n_tokens);
+        # the chain term is a mean over the global batch's supervised positions (per process, as `units`);
         # the batch's curriculum targets are built once per step, not once per micro-batch
         if self._shown_step != step:
             self._shown = {i: chain_curriculum(self.targets[i], step, self.cfg.chain_curriculum) for i in batch}

@@ -3,7 +3,8 @@
 Paper: Muennighoff et al., "s1: Simple test-time scaling" (2025), §2-3; code: simplescaling/s1
 (`train/sft.py`, `eval/` with budget forcing).
 
-    SFT:  L = - (1/|C|) sum_{t in completion} log p(x_t | x_<t)     (loss on completion tokens only)
+    SFT:  L = - (1/B) sum_b (1/|C_b|) sum_{t in C_b} log p(x_t | x_<t)   (completion tokens only; each example
+          weighs the same, as s1's one example per device did: `aggregation=seq_mean`)
     decode: cap   -- at the thinking budget, append the end-of-thinking delimiter + "Final Answer:"
             extend -- suppress the delimiter and append "Wait", N times (eval.waits=[N, ...])
 
@@ -55,6 +56,8 @@ class Config(SFTConfig):
     lr_schedule: str = _f("cosine", "after warm-up: cosine decay (paper) or constant")
     batch_size: int = _f(16, "examples per optimiser step (paper: 16)", ge=1)
     max_length: int = _f(32768, "tokens per example, longer ones cut (paper: block size 32,768)", ge=8)
+    aggregation: str = _f("seq_mean", "each example's mean loss, then their mean (paper: one example per device, so "
+                                      "every example weighs the same); token_mean: the batch's token mean")
 
 
 PRESETS = {

@@ -108,7 +108,7 @@ def test_variants_train(valve, tiny_model_dir, runs_root, tmp_path):
     rows = [{"question": f"q{i}", "thinking": "x " * n, "answer": "\\boxed{1}"} for i in range(3) for n in (2, 5, 9)]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     assert main(["train", "method=cot_valve", f"model={tiny_model_dir}", f"valve={valve}", f"train_data=jsonl:{path}",
-                 "max_steps=3", "batch_size=3", "lr=1e-3", "max_length=64", "--no-progress"]) == 0
+                 "max_steps=3", "batch_size=3", "lr=1e-3", "max_length=64", "mixchain_alphas=[]", "--no-progress"]) == 0
     (run,) = (runs_root / "cot_valve").iterdir()
     assert (run / "checkpoint" / "adapter_config.json").is_file()
     log = [json.loads(x) for x in (run / "train.jsonl").read_text().splitlines()]
@@ -138,3 +138,82 @@ def test_train_eval_sweeps_alpha_on_the_checkpoint_and_budgets_on_the_base(tiny_
     base = json.loads((run / "eval_base" / "arith" / "results.json").read_text())["results"]
     assert [r["alpha"] for r in trained] == [0.0, 1.0]
     assert [(r["budget"], r["alpha"]) for r in base] == [(4, None)]
+
+
+def test_per_row_scales_in_one_forward_equal_one_forward_per_scale(tiny_model_dir, tokenizer):
+    """CoT-Valve++: rows at different betas in one forward (`row_scales`: each row's adapter output scaled by
+    its beta) give the loss and gradients of one forward per beta at peft's own `set_scale` (the definition)."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from rzoo.harness.models.lora import row_scales, set_lora_scale
+    from rzoo.harness.training import sft
+
+    torch.manual_seed(0)
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_model_dir),
+                           LoraConfig(r=2, lora_alpha=8, target_modules=["q_proj", "v_proj", "down_proj"],
+                                      lora_dropout=0.0, init_lora_weights=False))  # a non-zero direction
+    fmt = T.ThinkingFormat.detect(tokenizer)
+    examples = [Example(str(i), [{"role": "user", "content": f"{i} + {i}?"}], "x " * (2 + 3 * i), "\\boxed{1}")
+                for i in range(4)]
+    rows = [sft.tokenize(tokenizer, ex, fmt, 64) for ex in examples]
+    ids, attn, cmask = sft.collate(rows, tokenizer.pad_token_id)
+    betas = [1.0, 0.25, 0.0, 0.6]
+    lora = [p for n, p in model.named_parameters() if "lora_" in n]
+
+    with row_scales(model, betas):
+        one = sft.completion_cross_entropy(model(input_ids=ids, attention_mask=attn).logits, ids, cmask, "sum")
+    one_grads = torch.autograd.grad(one, lora)
+    per_beta = 0.0
+    for b, beta in enumerate(betas):
+        set_lora_scale(model, beta)
+        per_beta = per_beta + sft.completion_cross_entropy(model(input_ids=ids[b:b + 1], attention_mask=attn[b:b + 1]).logits,
+                                                           ids[b:b + 1], cmask[b:b + 1], "sum")
+    set_lora_scale(model, 1.0)
+    ref_grads = torch.autograd.grad(per_beta, lora)
+    assert one.item() == pytest.approx(per_beta.item(), rel=1e-5)
+    assert all(torch.allclose(a, b, atol=1e-5, rtol=1e-4) for a, b in zip(one_grads, ref_grads, strict=True))
+    # and the scales are restored: a plain forward is the adapter at 1
+    with torch.no_grad():
+        plain = model(input_ids=ids, attention_mask=attn).logits
+        set_lora_scale(model, 1.0)
+        again = model(input_ids=ids, attention_mask=attn).logits
+    assert torch.equal(plain, again)
+
+
+def test_plus_plus_betas_come_from_token_lengths(tokenizer):
+    """beta_q = 1 - (m - m_min) / (m_max - m_min) with m the chain's length in the model's tokens."""
+    chains = [Example(f"c{n}", [{"role": "user", "content": "q"}], text, "\\boxed{1}", meta={"question": "q"})
+              for n, text in enumerate(["a b", "alpha beta gamma delta", "x"])]
+    tokens = lambda ex: len(tokenizer.encode(ex.thinking, add_special_tokens=False))  # noqa: E731
+    out = {ex.id: ex.meta["adapter_scale"] for ex in cot_valve.plus_plus(chains, tokens)}
+    m = {ex.id: tokens(ex) for ex in chains}
+    lo, hi = min(m.values()), max(m.values())
+    assert out == {k: pytest.approx(1 - (v - lo) / (hi - lo)) for k, v in m.items()}
+    assert out["c2"] == 1.0 and out["c1"] == 0.0  # the shortest chain at beta 1, the longest at 0
+
+
+def test_mixchain_from_the_model_itself(runs_root):
+    """++ with `mixchain_alphas` (the paper's MixChain): a plain direction is trained first, θ + αΔθ writes a
+    chain for each training question, the correct ones join the data, and the variant starts from the direction.
+    On the testbed's redundant model (it answers runsum correctly), a short run."""
+    from rzoo.harness.cli import main
+    from rzoo.harness.data import Problem
+    from rzoo.methods.cot_valve_mixchain import gold_of
+    from rzoo.tasks.runsum import TASK
+
+    assert main(["train", "method=cot_valve", "valve=plus_plus", "model=testbed:redundant", "train_data=runsum:mixchain",
+                 "limit=200", "mixchain_alphas=[0.5]", "mixchain_steps=20", "mixchain_questions=16",
+                 "mixchain_budget=24", "mixchain_answer_tokens=6", "max_steps=4", "batch_size=16", "lr=2e-3",
+                 "max_length=128", "dtype=float32", "--no-progress"]) == 0
+    (run,) = (runs_root / "cot_valve").iterdir()
+    direction = json.loads((run / "mixchain" / "direction" / "checkpoint" / "method.json").read_text())
+    assert direction["step"] == 20
+    chains = [json.loads(line) for line in (run / "mixchain" / "chains.jsonl").read_text().splitlines()]
+    assert 0 < len(chains) <= 16
+    for row in chains:
+        assert row["meta"]["alpha"] == 0.5 and row["id"].endswith("-alpha0.5")
+        ex = Example(**row)
+        assert TASK.score(Problem(ex.id, "", gold_of(ex)), ex.answer) == 1.0  # only correct chains are kept
+    log = [json.loads(x) for x in (run / "train.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == [1, 2, 3, 4]

@@ -1,5 +1,5 @@
-"""DeepScaleR's stages: one run, each stage starting from the previous stage's final weights (hash
-check), every stage's checkpoint, log and config kept; a run killed in the middle of stage 2 resumes
+"""DeepScaleR's stages: one run, each stage starting from the previous stage's final weights, with its KL
+reference rebuilt from them (hash checks), every stage's checkpoint, log and config kept; a run killed in the middle of stage 2 resumes
 to the same result; each stage's checkpoint is evaluated as a point of one line."""
 from __future__ import annotations
 
@@ -32,7 +32,13 @@ def test_stages_chain_their_weights_and_resume_mid_stage(tiny_model_dir, runs_ro
     assert [m["steps"] for m in metas] == [[1, 2], [3, 4], [5, 5]]
     for before, after in zip(metas, metas[1:]):
         assert after["start_weights_sha256"] == before["weights_sha256"]  # stage k+1 starts from stage k
+        assert after["reference_weights_sha256"] == before["weights_sha256"]  # and measures its KL against it
     assert len({m["weights_sha256"] for m in metas}) == 3  # and each stage trained
+    from rzoo.harness import models
+    from rzoo.harness.runstore import weights_sha256
+
+    base = weights_sha256(models.load(models.resolve(str(tiny_model_dir)), dtype="float32", device="cpu")[0])
+    assert metas[0]["reference_weights_sha256"] == metas[0]["start_weights_sha256"] == base
     for k, m in enumerate(metas, 1):
         log = [json.loads(x) for x in (full / "stages" / f"stage{k}" / "train.jsonl").read_text().splitlines()]
         assert [r["stage"] for r in log] == [k] * len(log)

@@ -161,3 +161,29 @@ def test_the_weights_in_sync_check_fires_when_processes_differ(case, port, tmp_p
         assert all(line.startswith("IN SYNC ") and len(line.split()[-1]) == 64 for line in lines)
     else:
         assert all(line.startswith("FIRED processes ended with different weights") for line in lines)
+
+
+def test_cot_valve_plus_plus_on_two_processes_trains_like_one(tiny_model_dir, tmp_path):
+    """CoT-Valve++ gives every example its own adapter scale (beta): each row is scaled inside one forward, so the
+    two processes run the same forwards and backwards whatever betas their shares hold (one backward per
+    distinct beta made them differ, which DDP cannot take), and the adapter equals one process's (1e-5)."""
+    from safetensors.torch import load_file
+
+    data = tmp_path / "mix.jsonl"
+    rows = [{"question": f"What is {i} + {i}?", "thinking": "x " * n, "answer": f"\\boxed{{{2 * i}}}"}
+            for i in range(4) for n in (2, 5, 9)]
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    args = ["train", "method=cot_valve", "valve=plus_plus", f"model={tiny_model_dir}", f"train_data=jsonl:{data}",
+            "mixchain_alphas=[]", "max_steps=3", "batch_size=4", "micro_batch_size=2", "lr=1e-2", "max_length=64",
+            "dtype=float32", "save_every=0", "weight_decay=0"]
+    _harness(args, tmp_path / "two", 2, 29551)
+    _harness(args, tmp_path / "one", 1, 0)
+    (two,) = (tmp_path / "two" / "cot_valve").iterdir()
+    (one,) = (tmp_path / "one" / "cot_valve").iterdir()
+    a = load_file(one / "checkpoint" / "adapter_model.safetensors")
+    b = load_file(two / "checkpoint" / "adapter_model.safetensors")
+    assert a.keys() == b.keys() and max((a[k] - b[k]).abs().max().item() for k in a) < 1e-5
+    la = [json.loads(x)["loss"] for x in (one / "train.jsonl").read_text().splitlines()]
+    lb = [json.loads(x)["loss"] for x in (two / "train.jsonl").read_text().splitlines()]
+    assert la == pytest.approx(lb, rel=1e-4) and len(la) == 3
+    assert la[-1] < la[0]  # the adapter trained

@@ -22,13 +22,14 @@ from rzoo.harness.engines.hf import HFEngine
 
 
 def generate(model, tok, prompts, *, max_thinking_tokens, answer_tokens=64, min_thinking_tokens=0, max_waits=0,
-             force_close=True, **kw):
-    budget = T.Budget(max_thinking_tokens, answer_tokens, min_thinking_tokens, max_waits, force_close)
+             force_close=True, answer_unclosed=False, **kw):
+    budget = T.Budget(max_thinking_tokens, answer_tokens, min_thinking_tokens, max_waits, force_close, answer_unclosed)
     return G.generate(HFEngine(model, tok), prompts, budget, **kw)
 
 
-def sweep(model, tok, prompts, *, budgets, answer_tokens=64, min_thinking_tokens=0, max_waits=0, **kw):
-    budget = T.Budget(max(budgets), answer_tokens, min_thinking_tokens, max_waits)
+def sweep(model, tok, prompts, *, budgets, answer_tokens=64, min_thinking_tokens=0, max_waits=0, answer_unclosed=False,
+          **kw):
+    budget = T.Budget(max(budgets), answer_tokens, min_thinking_tokens, max_waits, answer_unclosed=answer_unclosed)
     return G.sweep(HFEngine(model, tok), prompts, budget, budgets, **kw)
 
 
@@ -222,6 +223,21 @@ def test_end_of_turn_inside_block_is_incomplete(tiny, tokenizer, path):
 
 
 @pytest.mark.parametrize("path", PATHS)
+def test_an_ended_turn_is_closed_and_answered_when_asked(tiny, tokenizer, path):
+    """`answer_unclosed` (s1's harness): an end of turn inside the block is dropped, the block closed for the
+    model with the delimiter alone (injected), and the model answers; the sample counts as forced."""
+    ended = tokenizer.encode(T.DEFAULT_FORMAT.ended_close, add_special_tokens=False)
+    out = _run(tiny, tokenizer, path=path, close_after=10_000, eos_after=4, max_thinking_tokens=50, answer_tokens=20,
+               answer_unclosed=True)
+    for c in out:
+        assert c.thinking_end == T.FORCED and c.turn_ended
+        assert c.thinking_tokens == 4 and c.close_ids == ended
+        assert c.completion_ids == c.thinking_ids + ended + c.answer_ids  # the end-of-turn token is gone
+        assert c.sampled_mask == [1] * 4 + [0] * len(ended) + [1] * len(c.answer_ids)
+        assert "\\boxed{7}" in c.answer_text and c.answer_ids[-1] == tokenizer.eos_token_id
+
+
+@pytest.mark.parametrize("path", PATHS)
 def test_no_force_close_leaves_block_incomplete(tiny, tokenizer, path):
     out = _run(tiny, tokenizer, path=path, close_after=10_000, max_thinking_tokens=6, answer_tokens=20, force_close=False)
     for c in out:
@@ -263,17 +279,20 @@ def _same(a: G.Completion, b: G.Completion):
            (b.completion_ids, b.thinking_end, b.thinking_tokens, b.answer_text, b.waits, b.sampled_mask)
 
 
-@pytest.mark.parametrize("close_after,eos_after", [(5, None), (10_000, None), (10_000, 4)])
-def test_sweep_equals_separate_runs(tiny, tokenizer, close_after, eos_after):
+@pytest.mark.parametrize("close_after,eos_after,unclosed", [(5, None, False), (10_000, None, False),
+                                                             (10_000, 4, False), (10_000, 4, True)])
+def test_sweep_equals_separate_runs(tiny, tokenizer, close_after, eos_after, unclosed):
     """One generation at the largest budget + short answers == one generation per budget (greedy).
     Budgets 4/7/8/16 around a close after 5 words (+3 delimiter tokens) cover: cut before the close,
-    cut inside the delimiter, close exactly at the budget, close well inside."""
+    cut inside the delimiter, close exactly at the budget, close well inside; an end of turn after 4
+    words, left unanswered or closed and answered (`answer_unclosed`)."""
     model = scripted_model(tokenizer, Script(tokenizer, None, close_after, eos_after))
     budgets = [4, 7, 8, 16]
-    swept = sweep(model, tokenizer, _prompts(tokenizer), budgets=budgets, answer_tokens=12)
+    swept = sweep(model, tokenizer, _prompts(tokenizer), budgets=budgets, answer_tokens=12, answer_unclosed=unclosed)
     assert sorted(swept) == budgets
     for b in budgets:
-        separate = generate(model, tokenizer, _prompts(tokenizer), max_thinking_tokens=b, answer_tokens=12)
+        separate = generate(model, tokenizer, _prompts(tokenizer), max_thinking_tokens=b, answer_tokens=12,
+                            answer_unclosed=unclosed)
         for x, y in zip(swept[b], separate, strict=True):
             _same(x, y)
 

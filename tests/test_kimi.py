@@ -35,3 +35,29 @@ def test_reward_switches_on_after_warmup():
     after = kimi.kimi_reward(_Task(), None, group, step=4, length_penalty_weight=0.5, length_penalty_warmup=3)
     assert [r["total"] for r in after] == pytest.approx([1.25, 0.75, 0.0])  # lambdas 0.5, -0.5, 0 (wrong: min 0)
     assert [r["accuracy"] for r in after] == [1.0, 1.0, 0.0]
+
+
+def test_kimi_takes_no_token_level_aggregation():
+    """Kimi's surrogate is a mean over completions: a token-mean aggregation would weight its micro-batches and
+    its entropy term by tokens while the loss averages rows, so the combination is refused."""
+    from rzoo.harness.config import ConfigError
+    from rzoo.harness.jobs import resolve
+
+    with pytest.raises(ConfigError, match="loss 'kimi' is a mean over completions; aggregation must be seq_mean"):
+        resolve("train", ["method=kimi", "aggregation=token_mean"])
+    assert resolve("train", ["method=kimi"]).config.aggregation == "seq_mean"
+    assert resolve("train", ["method=grpo", "aggregation=token_mean"]).config.aggregation == "token_mean"  # GRPO's takes it
+
+
+def test_kimi_forces_no_answer_and_marks_its_own_values():
+    """Kimi has no forced answer: an over-budget rollout stays unclosed (no reward for the longest answer of
+    its group); the values the paper does not give say so in their help."""
+    from dataclasses import fields
+
+    from rzoo.harness.jobs import resolve
+
+    for preset in ("paper", "cpu"):
+        assert resolve("train", ["method=kimi", f"preset={preset}"]).config.force_close is False
+    helps = {f.name: f.metadata["help"] for f in fields(kimi.Config)}
+    for name in ("max_thinking_tokens", "samples_per_prompt", "prompts_per_step", "lr", "tau", "length_penalty_weight"):
+        assert "paper silent" in helps[name] or "ours" in helps[name], name

@@ -252,3 +252,18 @@ def test_shared_prompt_forward_equals_one_forward(tokenizer, attention):
     model.gradient_checkpointing_enable()
     checkpointed = rl.token_logps(model, ids, attn, tc, temperature=0.7, share_prompts=True)
     assert torch.allclose(checkpointed.detach() * cmask, lp_a * cmask, atol=1e-5)
+
+
+def test_r1_zero_budget_grows_late_in_training():
+    """R1-Zero's maximum length moves from 32,768 to 65,536 after ~8.2k updates: the paper preset's schedule
+    switches the rollout budget once (step - 1) x minibatches updates are done."""
+    from rzoo.harness.jobs import resolve
+    from rzoo.methods import grpo
+
+    cfg = resolve("train", ["method=grpo", "preset=paper"]).config
+    assert (cfg.max_thinking_tokens + cfg.answer_tokens, cfg.late_max_thinking_tokens + cfg.answer_tokens) == (32768, 65536)
+    switch = [s for s in range(1, cfg.steps + 1) if grpo.length_schedule(cfg, s).max_thinking_tokens != cfg.max_thinking_tokens]
+    assert switch[0] == 514 and (switch[0] - 1) * cfg.minibatches >= 8200 > (switch[0] - 2) * cfg.minibatches
+    assert len(switch) == cfg.steps - 513
+    cpu = resolve("train", ["method=grpo"]).config
+    assert all(grpo.length_schedule(cpu, s) is cpu for s in range(1, cpu.steps + 1))

@@ -119,3 +119,39 @@ def test_generate_equals_greedy_decoding_by_full_forwards(exit_kl):
         for _ in range(6):
             seq = torch.cat([seq, model(seq, num_steps=4, exit_kl=exit_kl).logits[:, -1].argmax(-1, keepdim=True)], 1)
     assert torch.equal(out, seq)
+
+
+def test_early_exit_uses_huginns_kl_direction():
+    """A token exits after iteration i once KL(p_{i-1} || p_i) < the threshold: the reference's
+    `F.kl_div(log p_i, log p_{i-1}, log_target=True)` (seal-rg/recurrent-pretraining, KLExitEvaluator), not
+    KL(p_i || p_{i-1}). Rows of one token each, so no token's exit changes another's states; the iterations
+    the model counts equal the ones predicted from full forwards at each depth, at a threshold where the two
+    directions disagree."""
+    import torch.nn.functional as F
+
+    model = _model(mean_recurrence=8).eval()
+    r = 8
+    ids = torch.arange(4, 36).view(-1, 1)  # 32 rows of one token
+    with torch.no_grad():
+        logp = torch.stack([torch.log_softmax(model(ids, num_steps=i).logits[:, -1].float(), -1)
+                            for i in range(1, r + 1)])  # (r, B, V): p_1 .. p_r
+    ref = torch.stack([F.kl_div(logp[i], logp[i - 1], reduction="none", log_target=True).sum(-1)
+                       for i in range(1, r)])  # (r-1, B): KL(p_i-1 || p_i) for i = 2..r
+    other = torch.stack([(logp[i].exp() * (logp[i] - logp[i - 1])).sum(-1) for i in range(1, r)])
+
+    def predicted(kl, threshold):
+        used = []
+        for b in range(kl.shape[1]):
+            # checks run after iterations 2..r-1; an exit after iteration i means i iterations were run
+            hits = [i + 2 for i in range(r - 2) if kl[i, b] < threshold]
+            used.append(hits[0] if hits else r)
+        return sum(used)
+
+    thresholds = [t for t in torch.quantile(ref[:r - 2].flatten(), torch.linspace(0.05, 0.95, 19)).tolist()
+                  if predicted(ref, t) != predicted(other, t)]
+    assert thresholds, "no threshold tells the two directions apart on this model"
+    for threshold in thresholds[:3]:
+        model.reset_iterations()
+        with torch.no_grad():
+            model(ids, num_steps=r, exit_kl=threshold)
+        assert model.iterations[1] == predicted(ref, threshold) != predicted(other, threshold)

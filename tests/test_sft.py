@@ -109,3 +109,30 @@ def test_sft_data_sources(tmp_path):
         tasks.load_examples("simplescaling/s1K-1.1")
     with pytest.raises(TaskError, match="variants"):
         tasks.load_examples("runsum:nope")
+
+
+def test_example_mean_weighs_every_example_the_same(model, testbed_tok):
+    """`aggregation=seq_mean` (s1: one example per device, so each example weighed the same): the loss is the
+    mean over examples of each example's mean -log p, written out by hand here; split into micro-batches, the
+    micro-batches' totals over the batch's units give the same number. token_mean stays the batch's token mean."""
+    from rzoo.harness.training.losses import AGGREGATIONS
+
+    fmt = T.ThinkingFormat.detect(testbed_tok)
+    rows = [sft.tokenize(testbed_tok, ex, fmt, 128) for ex in _examples()]  # 4 examples, 1-4 chain steps
+    by_example = [_hand_written(model, [row]) for row in rows]
+    ids, attn, cmask = sft.collate(rows, testbed_tok.pad_token_id)
+    with torch.no_grad():
+        nll, mask = sft.completion_nll(model(input_ids=ids, attention_mask=attn).logits, ids, cmask)
+    seq, tok = AGGREGATIONS.get("seq_mean"), AGGREGATIONS.get("token_mean")
+    assert (seq.total(nll, mask) / len(rows)).item() == pytest.approx(sum(by_example) / len(rows), rel=1e-5)
+    assert (tok.total(nll, mask) / mask.sum()).item() == pytest.approx(_hand_written(model, rows), rel=1e-5)
+    assert sum(by_example) / len(rows) != pytest.approx(_hand_written(model, rows), rel=1e-6)  # they differ here
+    micro = sum(seq.total(nll[i:i + 2], mask[i:i + 2]) for i in (0, 2)) / sum(seq.units(mask[i:i + 1]) for i in range(4))
+    assert micro.item() == pytest.approx(sum(by_example) / len(rows), rel=1e-5)
+
+
+def test_s1_paper_preset_weighs_examples():
+    from rzoo.harness.jobs import resolve
+
+    assert resolve("train", ["method=s1", "preset=paper"]).config.aggregation == "seq_mean"
+    assert resolve("train", ["method=s1"]).config.aggregation in ("seq_mean", "token_mean")

@@ -225,4 +225,6 @@ class _Answering:
             return self.start_answer(s, [token])
         if reason == LENGTH and follow.force_close:
             return self.start_answer(s, [token] + list(follow.forced))
+        if reason == EOS and follow.unclosed is not None:  # the end of turn is not fed: the close replaces it
+            return self.start_answer(s, list(follow.unclosed))
         return False

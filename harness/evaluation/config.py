@@ -36,6 +36,8 @@ class EvalConfig:
     min_thinking_tokens: int = _f(0, "with eval.waits: append 'Wait' only while thinking is shorter than this", ge=0)
     answer_tokens: int = _f(64, "tokens for the answer after the thinking block", ge=1)
     force_close: bool = _f(True, "at the budget, close the block and cue 'Final Answer:' (s1); false = no answer")
+    answer_unclosed: bool = _f(False, "when the model ends its turn inside the thinking block: false = no answer "
+                                      "(graded wrong); true = close the block for it and let it answer (s1's harness)")
     sweep: bool = _f(True, "generate once at the largest budget and derive the smaller ones (cut + forced "
                            "answer); false = one full generation per budget")
     batch_size: int = _f(32, "rows per generate call", ge=1)

@@ -56,7 +56,8 @@ def _generate(engine, prompts: list[str], cfg: EvalConfig, settings: list[dict],
     out, seconds = {}, {}
     if budgets:
         timings: dict[int, float] = {}
-        budget = Budget(top, cfg.answer_tokens, min(top, cfg.min_thinking_tokens), 0, cfg.force_close)
+        budget = Budget(top, cfg.answer_tokens, min(top, cfg.min_thinking_tokens), 0, cfg.force_close,
+                        cfg.answer_unclosed)
         if cfg.sweep:  # one generation at the largest budget, short answers below
             for b, completions in G.sweep(engine, prompts, budget, budgets, timings=timings, **common).items():
                 out[(b, None)], seconds[(b, None)] = completions, timings[b]
@@ -64,12 +65,12 @@ def _generate(engine, prompts: list[str], cfg: EvalConfig, settings: list[dict],
             for b in budgets:
                 t = time.time()
                 out[(b, None)] = G.generate(engine, prompts, Budget(b, cfg.answer_tokens, min(b, cfg.min_thinking_tokens),
-                                                                    0, cfg.force_close), **common)
+                                                                    0, cfg.force_close, cfg.answer_unclosed), **common)
                 seconds[(b, None)] = time.time() - t
     for w in sorted({s["waits"] for s in settings if s["waits"]}):
         t = time.time()
         out[(top, w)] = G.generate(engine, prompts, Budget(top, cfg.answer_tokens, cfg.min_thinking_tokens, w,
-                                                           cfg.force_close), **common)
+                                                           cfg.force_close, cfg.answer_unclosed), **common)
         seconds[(top, w)] = time.time() - t
     return out, seconds
 

@@ -74,7 +74,7 @@ def grade_rows(td: TaskData, problems: list, completions, setting: dict, shape) 
             "task": td.name, "problem_id": problem.id, "sample_index": c.sample_index, **setting,
             "correct": grade.correct, "extracted": grade.extracted, "gold": problem.answer,
             "second_opinion": grade.second_opinion, "grading_timed_out": grade.timed_out,
-            "thinking_end": c.thinking_end, "thinking_tokens": c.thinking_tokens,
+            "thinking_end": c.thinking_end, "turn_ended": c.turn_ended, "thinking_tokens": c.thinking_tokens,
             "answer_tokens": c.answer_tokens, "waits_used": c.waits, "answer_truncated": c.answer_truncated,
             "generated_tokens": len(c.completion_ids),
             "flops": flops.sample_flops(shape, c.prompt_tokens, len(c.completion_ids)),

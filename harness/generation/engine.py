@@ -45,6 +45,8 @@ class Follow:
     force_close: bool = True
     forks: tuple[int, ...] = ()  # thinking lengths b: a row still thinking after b tokens also gets the
     # answer a run capped at b would write (its first b tokens, the forced close, the answer)
+    unclosed: tuple[int, ...] | None = None  # a row whose turn ends inside the block is fed these (the close)
+    # instead of its end-of-turn token and answers (`Budget.answer_unclosed`); None: it stops unanswered
 
 
 class Chunk(Protocol):

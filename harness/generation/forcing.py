@@ -10,7 +10,9 @@ each row with its own token limit:
     "Wait" appended, at most `max_waits` times, then the row goes on; with `min_thinking_tokens` only
     while the thinking is shorter than that;
   * reaching `max_thinking_tokens` closes the block with the forced close + "Final Answer:" (forced);
-  * an end-of-turn inside the block leaves it never closed (incomplete): no answer.
+  * an end-of-turn inside the block leaves it never closed (incomplete): no answer; or, with
+    `Budget.answer_unclosed` (s1's harness), the end-of-turn token is dropped, the block closed for the
+    model (`ThinkingFormat.ended_close`, injected) and the row answers (counted as forced; `turn_ended`).
 - the answer: a row whose block is closed (by the model or forced) generates its answer, up to
   `answer_tokens`, continuing the round's own KV cache (`Chunk.continue_rows`); where an engine
   cannot, a separate round re-reads prompt + thinking. Greedy rounds without the extension go one
@@ -39,7 +41,7 @@ import time
 from dataclasses import dataclass, field
 
 from . import thinking as T
-from .engine import LENGTH, STOP, Engine, Follow, RoundOutput, Sampling, run_round
+from .engine import EOS, LENGTH, STOP, Engine, Follow, RoundOutput, Sampling, run_round
 from .thinking import Budget, ThinkingFormat
 
 __all__ = ["Budget", "Completion", "Sampling", "generate", "sweep"]
@@ -56,6 +58,7 @@ class Completion:
     completion_ids: list[int] = field(default_factory=list)  # everything after the prompt, in order
     sampled_mask: list[int] = field(default_factory=list)  # 1 = sampled by the model, 0 = injected
     thinking_end: str = T.INCOMPLETE
+    turn_ended: bool = False  # the model ended its turn inside the block and the harness closed it
     waits: int = 0
     answer_truncated: bool = False
     thinking_text: str = ""
@@ -90,11 +93,12 @@ class _Ids:
     """The format's strings as token ids, once per call."""
     wait: list[int]
     forced: list[int]
+    ended: list[int]
 
     @classmethod
     def of(cls, tokenizer, fmt: ThinkingFormat) -> "_Ids":
         enc = lambda s: tokenizer.encode(s, add_special_tokens=False)  # noqa: E731
-        return cls(enc(fmt.wait), enc(fmt.forced_close))
+        return cls(enc(fmt.wait), enc(fmt.forced_close), enc(fmt.ended_close))
 
 
 def _delimiter_start(tokenizer, ids: list[int], delimiter: str) -> int:
@@ -131,6 +135,12 @@ def _advance(row: Completion, out: RoundOutput, budget: Budget, ids: _Ids, token
         row._extend(ids.wait, False)
         row.waits += 1
         return _WAIT
+    if reason == EOS and budget.answer_unclosed:  # s1's harness: drop the end of turn, close, answer
+        row.thinking_ids += kept
+        row._extend(kept, True)
+        row._force_close(ids.ended)
+        row.turn_ended = True
+        return _ANSWER
     row.thinking_ids += kept
     row._extend(kept, True)
     row._extend(closing, True)
@@ -147,6 +157,8 @@ def _ended_within(c: Completion, budget: int) -> bool:
     token inside it."""
     if c.thinking_end == T.CLOSED:
         return c.thinking_tokens + len(c.close_ids) <= budget
+    if c.turn_ended:  # its end-of-turn token (dropped) came right after its thinking
+        return c.thinking_tokens + 1 <= budget
     if c.thinking_end == T.INCOMPLETE and len(c.completion_ids) > c.thinking_tokens:
         return c.thinking_tokens + 1 <= budget  # ended by an end-of-turn token
     return False
@@ -196,7 +208,8 @@ class _Sweep:
         self.follow = None
         if sampling.temperature == 0 and budget.max_waits == 0 and getattr(engine, "answers_in_round", False):
             self.follow = Follow(self.ids.forced, budget.answer_tokens, budget.force_close,
-                                 tuple(self.smaller) if budget.force_close else ())
+                                 tuple(self.smaller) if budget.force_close else (),
+                                 tuple(self.ids.ended) if budget.answer_unclosed else None)
 
     # -- the thinking rounds ----------------------------------------------------------------------
     def think(self) -> None:
@@ -265,11 +278,11 @@ class _Sweep:
             elif state == _ANSWER:
                 finals.append(r)
         if finals:
-            # the last sampled token is not in the cache yet: it is re-read with the suffix
+            # the last sampled token is not in the cache yet: it is re-read with the suffix (an end of turn the
+            # harness closed is not: the close replaces it)
             outs = [chunk.outputs[r] for r in finals]
             answers = chunk.continue_rows(
-                finals, [len(o.ids) - 1 for o in outs],
-                [o.ids[-1:] + (self.ids.forced if o.reason == LENGTH else []) for o in outs],
+                finals, [len(o.ids) - 1 for o in outs], [self._suffix(o) for o in outs],
                 self.budget.answer_tokens, self.sampling)
             if answers is None:
                 self.unanswered += [members[r] for r in finals]
@@ -277,6 +290,12 @@ class _Sweep:
                 for r, answer in zip(finals, answers):
                     self.rows[members[r]]._set_answer(answer)
         return still
+
+    def _suffix(self, out: RoundOutput) -> list[int]:
+        """What a closed row reads after its kept tokens before answering."""
+        if out.reason == EOS:
+            return list(self.ids.ended)
+        return out.ids[-1:] + (self.ids.forced if out.reason == LENGTH else [])
 
     def answer_leftovers(self) -> None:
         _answer_round(self.engine, [self.rows[i] for i in sorted(self.unanswered)], self.prompt_ids,

@@ -24,6 +24,7 @@ class ThinkingFormat:
     open: str = "<think>\n"  # pre-filled after the generation prompt ("" if the template opens it)
     close: str = "</think>"  # the end-of-thinking delimiter, detected in generated text
     forced_close: str = "\n</think>\n\nFinal Answer:"  # budget forcing's cap: delimiter + answer cue
+    ended_close: str = "\n</think>\n\n"  # closes a block the model's turn ended in (`Budget.answer_unclosed`)
     wait: str = "Wait"  # budget forcing's extension
     separator: str = "\n\n"  # between the delimiter and the answer, in SFT targets
 
@@ -33,7 +34,8 @@ class ThinkingFormat:
         template = str(getattr(tokenizer, "chat_template", None) or "")
         if "<|im_start|>think" in template:  # s1 / s1.1 (simplescaling)
             return cls(open="<|im_start|>think\n", close="<|im_start|>answer",
-                       forced_close="\n<|im_start|>answer\nFinal Answer:", separator="\n")
+                       forced_close="\n<|im_start|>answer\nFinal Answer:", ended_close="<|im_start|>answer",
+                       separator="\n")
         try:
             probe = tokenizer.apply_chat_template([{"role": "user", "content": "x"}], tokenize=False,
                                                   add_generation_prompt=True)
@@ -65,12 +67,16 @@ class Budget:
       to this many times per sample; with `min_thinking_tokens` > 0 only while the thinking is shorter
       than that minimum (s1's "ignore end-of-thinking until the minimum"), otherwise every time.
     - `answer_tokens`: the answer's own budget after the block.
+    - `answer_unclosed`: when the model ends its turn inside the block, close it for the model (the
+      delimiter alone, no cue) and let it answer, as s1's harness does (its end-of-turn token dropped);
+      False: the block stays unclosed and there is no answer (graded wrong).
     """
     max_thinking_tokens: int
     answer_tokens: int = 64
     min_thinking_tokens: int = 0
     max_waits: int = 0
     force_close: bool = True
+    answer_unclosed: bool = False
 
     def __post_init__(self):
         if self.max_thinking_tokens < 1:

@@ -15,9 +15,11 @@ number of core iterations: `num_steps` is a forward / `generate` argument (defau
 - Training (`model.train()`, no `num_steps`): r is sampled per forward, tau ~ LogNormal(log r_bar -
   sigma^2/2, sigma), r = Poisson(tau) + 1 (sigma = 0.5), and gradients flow through the last
   k = min(backprop_depth, r) iterations only (the earlier ones run without autograd).
-- Early exit (`exit_kl` > 0, inference): a token stops iterating once the KL divergence between the
-  output distributions of two successive iterations falls below `exit_kl` (config default 1e-3, the
-  reference code's; 5e-4 is quoted for the paper). Its state is frozen from then on.
+- Early exit (`exit_kl` > 0, inference): a token stops iterating once KL(p_{i-1} || p_i), the KL divergence
+  from the previous iteration's output distribution to this one's (the reference's `F.kl_div(log p_i,
+  log p_{i-1}, log_target=True)`), falls below `exit_kl`. Its state is frozen from then on. The config
+  default is 0 (off); the reference's threshold is 1e-3 (seal-rg/recurrent-pretraining `KLExitEvaluator`,
+  "auto"), 5e-4 in its first release and the paper.
 - Attention window (`attention_window` w, default None: full causal attention as in Huginn): every block
   sees its token and the w - 1 before it, so r iterations see (n_prelude + r * n_core + n_coda) * (w - 1)
   tokens back and information from further back needs more iterations (tested). A departure used by the
@@ -34,9 +36,17 @@ Registered with `AutoConfig` / `AutoModelForCausalLM` by `register()` (called by
 importing this module), so a checkpoint loads with `AutoModelForCausalLM.from_pretrained` without
 `trust_remote_code`. vLLM does not run it (`eval.backend=hf`).
 
-Departures from Huginn, on purpose: Llama blocks instead of its sandwich-normed blocks; the state is
-not re-normalised between iterations; the exit check runs the coda on each iteration's state; during
-training the sampled r is capped at `max_recurrence`; the optional attention window above.
+Departures from Huginn (seal-rg/recurrent-pretraining @59e0b69, `recpre/raven_modeling_minimal.py`), on purpose:
+- Llama blocks instead of its sandwich-normed blocks, and no normalisation of the state before the coda
+  (Huginn applies `ln_f` to the latent state before the coda, and again before the head): the testbed model
+  was trained without it, and adding it is a new architecture;
+- the initial state's noise is not truncated at +-3 sigma (Huginn's `trunc_normal_`): 0.27% of draws lie beyond,
+  and the measured testbed preset was trained with untruncated noise;
+- the exit is decided per token, prompt tokens included (each prompt position exits on its own
+  distributions), where Huginn decides per sequence on its last position and exits all prompt positions
+  together; and the first check compares iterations 1 and 2 (Huginn's first compares iteration 1 with the
+  uniform distribution, which practically never exits);
+- during training the sampled r is capped at `max_recurrence`; the optional attention window above.
 """
 from __future__ import annotations
 
@@ -251,7 +261,7 @@ class RecurrentForCausalLM(PreTrainedModel, GenerationMixin):
             if check and step < r - 1:
                 logp = torch.log_softmax(self._coda_logits(state, mask, pos, cache, keep=False).float(), -1)
                 if previous is not None:
-                    kl = (logp.exp() * (logp - previous)).sum(-1)  # KL(p_i || p_{i-1}) per token
+                    kl = (previous.exp() * (previous - logp)).sum(-1)  # KL(p_{i-1} || p_i) per token, as Huginn
                     exited = exited | (kl < threshold)
                 previous = logp
             if exited.all():

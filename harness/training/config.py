@@ -113,6 +113,11 @@ class RLConfig(RunSection, Optimiser, Rollout, ModelData):  # fields listed mode
                                (losses.AGGREGATIONS, self.aggregation), (rewards.REWARDS, self.reward),
                                (samplers.SAMPLERS, self.sampler)):
             registry.check_config(name, self)
+        if "aggregation" not in losses.POLICY_LOSSES.settings(self.loss) and self.aggregation != "seq_mean":
+            # such a loss is a mean over completions; micro-batches and the entropy term would be weighted by
+            # another unit than the loss itself (measured: token_mean with micro-batches drifted from the batch)
+            raise ConfigError(f"loss {self.loss!r} is a mean over completions; aggregation must be seq_mean, not "
+                              f"{self.aggregation!r}")
 
 
 @dataclass
@@ -128,3 +133,12 @@ class SFTConfig(RunSection, Optimiser, ModelData):
                          ge=8)
     limit: int | None = _f(None, "use only the first N training examples (after the seeded shuffle)", ge=1)
     max_steps: int | None = _f(None, "stop after N optimiser steps (none: the epochs decide)", ge=1)
+    aggregation: str = _f("token_mean", "how the loss over completion tokens becomes a number (losses.AGGREGATIONS): "
+                                        "token_mean (all tokens of the batch) or seq_mean (each example's mean, "
+                                        "then their mean: every example weighs the same)")
+
+    def validate(self) -> None:
+        super().validate()
+        from . import losses
+
+        losses.AGGREGATIONS.check_config(self.aggregation, self)

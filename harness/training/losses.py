@@ -38,16 +38,21 @@ def masked_token_mean(per_token: torch.Tensor, mask: torch.Tensor) -> torch.Tens
 class Aggregation:
     """How per-token losses (B, T) become one number, and how much a micro-batch weighs when a batch is
     split for memory (its share of the units the mean divides by: sequences or tokens), so that the
-    accumulated gradient equals the whole batch's."""
+    accumulated gradient equals the whole batch's. `total` is the numerator of the mean (the sum over units
+    of each unit's value): the batch's mean is the sum of its micro-batches' totals over its units."""
     reduce: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
     units: Callable[[torch.Tensor], float]
+    total: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
     def __call__(self, per_token: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         return self.reduce(per_token, mask)
 
 
-AGGREGATIONS.register("seq_mean")(Aggregation(masked_sequence_mean, lambda mask: float(mask.shape[0])))
-AGGREGATIONS.register("token_mean")(Aggregation(masked_token_mean, lambda mask: float(mask.sum())))
+AGGREGATIONS.register("seq_mean")(Aggregation(
+    masked_sequence_mean, lambda mask: float(mask.shape[0]),
+    lambda x, mask: ((x * mask).sum(-1) / mask.sum(-1).clamp(min=1.0)).sum()))
+AGGREGATIONS.register("token_mean")(Aggregation(
+    masked_token_mean, lambda mask: float(mask.sum()), lambda x, mask: (x * mask).sum()))
 
 
 @POLICY_LOSSES.register("grpo")

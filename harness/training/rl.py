@@ -198,6 +198,16 @@ class RLTrainer(Trainer):
         self.sampler.load_state_dict(state["sampler"])
         self.updates = state["updates"]
 
+    def refresh_reference(self) -> None:
+        """The reference model (the KL anchor, beta != 0) becomes the current policy: R1's refresh every
+        `ref_refresh_updates`, and a new stage of a staged recipe (each stage is a new run from the last
+        checkpoint, whose reference is built from that checkpoint)."""
+        if self.ref_model is None:
+            return
+        with self.full_params():  # sharded policies: every process gets the whole weights
+            self.ref_model.load_state_dict(self.accelerator.unwrap_model(self.model).state_dict())
+        self.ref_refreshed = True
+
     # -- the steps --------------------------------------------------------------------------------
     def step_config(self, step: int):
         """The config for this step: the method's schedule (staged context) or the config itself."""
@@ -286,10 +296,8 @@ class RLTrainer(Trainer):
                     stats_acc.setdefault(k, []).append(v)
             grad_norm = self.optimizer_step()
             self.updates += 1
-            if self.ref_model is not None and cfg.ref_refresh_updates and self.updates % cfg.ref_refresh_updates == 0:
-                with self.full_params():  # sharded policies: every process gets the whole weights
-                    self.ref_model.load_state_dict(policy.state_dict())
-                self.ref_refreshed = True
+            if cfg.ref_refresh_updates and self.updates % cfg.ref_refresh_updates == 0:
+                self.refresh_reference()
         return {"loss": sum(losses) / cfg.minibatches, "grad_norm": grad_norm,
                 **{k: _mean(v) for k, v in stats_acc.items()}}
 
