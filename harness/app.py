@@ -167,6 +167,7 @@ class _Steps:
             _print_table(summaries["base"], "before training (base model)")
         if summaries.get("eval"):
             _print_table(summaries["eval"], "after training" if self.job.trains else "results")
+            self.report_published(summaries["eval"])
         log = self.run.train_log()
         if log and "reward_mean" in log[0]:
             first, last = log[0], log[-1]
@@ -175,6 +176,15 @@ class _Steps:
         elif log:
             print(f"\n[train] loss {log[0]['loss']:.4f} (step 1) -> {log[-1]['loss']:.4f} (step {log[-1]['step']}); "
                   f"see {self.run.path / 'train.jsonl'}")
+
+    def report_published(self, summary: dict) -> None:
+        """Measured beside what the model's authors report (`evaluation/reported.json`), where they do."""
+        from .evaluation import reported
+
+        info = getattr(self, "eval_info", {})
+        for task, rows in summary.items():
+            for line in reported.lines(info, task, rows, self.job.eval.protocol):
+                print(line, flush=True)
 
     def fail(self, error: BaseException) -> None:
         """Mark the run failed (with the signal's name when a signal ended it), ignoring further signals."""
@@ -199,6 +209,7 @@ def _run_job(job: Job, progress: bool):
         if job.evaluates:
             info = {"spec": model.spec, "source": model.source, "base_model": steps.resolved.source,
                     "method": job.method, "run": str(steps.run.path)}
+            steps.eval_info = info
             summaries["eval"] = steps.evaluate(model, "eval", info)
             if job.trains:
                 steps.method_curves()

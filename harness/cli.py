@@ -8,6 +8,7 @@
     harness leaderboard [--out DIR] [--screenshot PNG]
     harness export CHECKPOINT --knob NAME=VALUE --out DIR   a test-time knob baked into a plain checkpoint
     harness grade FILE.jsonl                          grade other tools' answers: one JSON line each
+    harness prompt model=M task=T [eval.protocol=P]   the exact prompts a model is given, as JSONL
 
 Overrides are `key=value` tokens converted by the config dataclass's field types. Nothing heavy is
 imported until a command runs (`harness --help` does not import torch).
@@ -125,6 +126,46 @@ def _grade_command(words: list[str]) -> int:
     return regrade.run(words[0], sys.stdout, sys.stderr)
 
 
+def _tokenizer_path(spec: str) -> str:
+    """What `AutoTokenizer` loads for `model=`: any model spec, or a folder holding only a tokenizer."""
+    from pathlib import Path
+
+    from . import models
+
+    folder = Path(spec).expanduser()
+    if folder.is_dir() and any((folder / f).is_file() for f in ("tokenizer.json", "tokenizer_config.json")):
+        return str(folder)
+    return models.resolve(spec).path
+
+
+def _prompt_command(words: list[str]) -> int:
+    """`harness prompt model=M task=T [eval.protocol=P] [eval.limit=N]`: one JSON line per problem, `task`, `id`,
+    `text` (the rendered prompt, special tokens included: exactly what generation reads) and `n_tokens`; a
+    task whose text must not be published (GPQA) gets ids and counts only."""
+    import json
+
+    from transformers import AutoTokenizer
+
+    from .evaluation.protocol import load
+    from .generation import thinking as T
+    from .jobs import load_eval_tasks, resolve
+
+    job = resolve("eval", [w for w in words if not w.startswith("preset=")] + ["preset=paper"])
+    tokenizer = AutoTokenizer.from_pretrained(_tokenizer_path(job.config.model))
+    protocol = load(job.eval.protocol)
+    fmt = protocol.thinking_format(T.ThinkingFormat.detect(tokenizer))
+    for td in load_eval_tasks(job.eval):
+        publish = getattr(td.task, "publish_model_text", True)
+        for p in td.problems:
+            text = T.build_prompt(tokenizer, protocol.messages(td.task, p), fmt)
+            row = {"task": td.name, "id": p.id, "protocol": protocol.name}
+            if publish:
+                row["text"] = text
+            row["n_tokens"] = len(tokenizer.encode(text, add_special_tokens=False))
+            print(json.dumps(row, ensure_ascii=False))
+    return 0
+
+
 def _tasks_command(words: list[str]) -> int:
     """`harness tasks` lists tasks; `harness tasks show NAME` prints its prompt template."""
     from rzoo import tasks
@@ -155,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
         description="Train reasoning models with published recipes; evaluate accuracy against thinking tokens.")
     parser.add_argument("command", nargs="?",
                         choices=["train", "eval", "train+eval", "methods", "tasks", "plot", "leaderboard", "export",
-                                 "grade"])
+                                 "grade", "prompt"])
     parser.add_argument("overrides", nargs="*", help="key=value overrides (grade: the JSONL file; export: the "
                                                      "checkpoint)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -196,6 +237,8 @@ def main(argv: list[str] | None = None) -> int:
             raise ConfigError(f"{', '.join(given)} belong to harness plot / leaderboard, not {args.command}")
         if args.command == "grade":
             return _grade_command(args.overrides)
+        if args.command == "prompt":
+            return _prompt_command(args.overrides)
         if args.command in ("plot", "leaderboard"):
             if args.overrides:
                 raise ConfigError(f"harness {args.command} takes options, not key=value: {' '.join(args.overrides)}")

@@ -99,6 +99,17 @@ def _presets(module, preset: str) -> tuple[dict, dict]:
             {k[5:]: v for k, v in presets.items() if k.startswith("eval.")})
 
 
+def protocol_preset(name: str, overrides: dict[str, str]) -> dict:
+    """The eval values protocol `name` sets (a preset under the user's key=value overrides). An explicit
+    `eval.k` applies to every task, so it also drops the protocol's per-task samples."""
+    from .evaluation.protocol import load
+
+    values = {"protocol": name, **load(name).settings}
+    if "k" in overrides and "k_per_task" not in overrides:
+        values["k_per_task"] = []
+    return values
+
+
 def resolve(command: str, tokens: list[str]) -> Job:
     """Parse `key=value` tokens into a validated Job."""
     from .evaluation.config import PRESETS as EVAL_PRESETS
@@ -113,12 +124,11 @@ def resolve(command: str, tokens: list[str]) -> Job:
     preset = overrides.pop("preset", "cpu")
     if preset not in PRESET_NAMES:
         raise ConfigError(f"preset {preset!r} is not valid; valid: {', '.join(PRESET_NAMES)}")
-    name, module = None, None
+    name, module, method_eval = None, None, {}
     if command == "eval":
         if "method" in overrides:
             raise ConfigError("harness eval takes model=..., not method=... (use train+eval to train)")
         root_cfg = EvalJob()
-        eval_preset = EVAL_PRESETS[preset]
     else:
         from rzoo import methods
 
@@ -126,11 +136,13 @@ def resolve(command: str, tokens: list[str]) -> Job:
         if name is None:
             raise ConfigError(f"missing method=NAME; valid: {', '.join(methods.REGISTRY.names())}")
         module = method_module(name)
-        own, evals = _presets(module, preset)
+        own, method_eval = _presets(module, preset)
         root_cfg = with_preset(module.Config(), own)
-        eval_preset = {**EVAL_PRESETS[preset], **evals}
-    eval_cfg = with_preset(eval_config_class()(), eval_preset)
+    eval_cfg = eval_config_class()()
     root_over, eval_over = _split(overrides, valid_keys(root_cfg), valid_keys(eval_cfg))
+    # layers, lowest first: the eval preset, the protocol's values, the method's eval preset, the overrides
+    protocol = eval_over.get("protocol") or method_eval.get("protocol") or eval_cfg.protocol
+    eval_cfg = with_preset(eval_cfg, {**EVAL_PRESETS[preset], **protocol_preset(protocol, eval_over), **method_eval})
     if command == "train" and eval_over:
         raise ConfigError(f"harness train does not evaluate; drop {', '.join('eval.' + k for k in eval_over)} "
                           "or use train+eval")

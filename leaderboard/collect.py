@@ -157,6 +157,23 @@ def points_of(run: RunInfo, role: str, path: Path, results: dict) -> list[dict]:
     return out
 
 
+REPORTED = "reported by the authors; not run here"
+
+
+def reference_points(tasks) -> list[dict]:
+    """Published results (`harness/evaluation/reported.py`) for the tasks on the board: one row each, marked
+    role "reported", accuracy as a fraction, thinking tokens where the source reports a response length."""
+    from rzoo.harness.evaluation import reported
+
+    out = []
+    for r in reported.load():
+        if r.task in tasks:
+            out.append({"curve": f"{r.model} ({r.metric}, reported)", "model": r.model, "task": r.task,
+                        "metric": r.metric, "accuracy": r.value / 100, "thinking_tokens_mean": r.response_tokens,
+                        "protocol": r.protocol, "source": r.source, "note": r.note, "role": "reported"})
+    return out
+
+
 def load_results(path: Path) -> dict | None:
     """A results.json, or None (with one warning naming it) when it is not a well-formed one."""
     return runfiles.read_json(path, runfiles.check_results)

@@ -89,7 +89,22 @@ def _legend_title() -> str:
     return f"model (run start, UTC); point labels: budget, {labels}"
 
 
-def plot_curves(points, out_dir: Path | str, axis: str = "tokens") -> list[Path]:
+def _draw_references(ax, refs: list[dict], column: str) -> None:
+    """Published results as marked points (stars, no line): where a response length is reported."""
+    for r in refs:
+        x = r.get(column)
+        if x is None or not x > 0:
+            continue
+        ax.scatter([x], [r["accuracy"]], marker="*", s=90, color="black", zorder=5)
+        ax.annotate(_escape(f"{short_name(r['model'])} (reported)"), (x, r["accuracy"]), textcoords="offset points",
+                    xytext=(4, -10), fontsize=7, color="black")
+
+
+def short_name(model: str) -> str:
+    return str(model).rsplit("/", 1)[-1]
+
+
+def plot_curves(points, out_dir: Path | str, axis: str = "tokens", references: list[dict] | None = None) -> list[Path]:
     """Draw one figure (PNG + SVG) from `collect()`'s table; returns the files written.
     `axis`: "tokens" (mean thinking tokens) or "flops" (mean estimated FLOPs).
 
@@ -138,7 +153,14 @@ def plot_curves(points, out_dir: Path | str, axis: str = "tokens") -> list[Path]
             for (xi, yi), labels in groups.items():
                 text = labels[0] if len(labels) == 1 else f"{labels[0]}-{labels[-1]}"
                 ax.annotate(text, (xi, yi), textcoords="offset points", xytext=(3, 4), fontsize=7, color=colour)
-        _log_x(ax, part[column].astype(float), engineering=axis == "flops")
+        refs = [r for r in references or [] if r["task"] == task and (r.get(column) or 0) > 0]
+        _draw_references(ax, refs, column)
+        xs = part[column].astype(float)
+        if refs:
+            import pandas as pd
+
+            xs = pd.concat([xs, pd.Series([float(r[column]) for r in refs])])
+        _log_x(ax, xs, engineering=axis == "flops")
         ax.set_ylim(-0.04, 1.06)
         n = sorted({int(v) for v in part["n_problems"].dropna()})
         total = sorted({int(v) for v in part["n_problems_total"].dropna()})

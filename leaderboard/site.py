@@ -37,7 +37,7 @@ from rzoo.harness.runstore import atomic_write_text, current_umask, swap_folder
 from rzoo.harness.generation import knobs
 
 from . import plot, runfiles
-from .collect import RunInfo, collect, find_runs, load_results, short_model
+from .collect import REPORTED, RunInfo, collect, find_runs, load_results, reference_points, short_model
 
 MARKER = ".rzoo-leaderboard"  # marks a folder this module built, so rebuilding may replace it
 MAX_SAMPLES = 2000  # rows per task in a run's sample browser; the rest stay in samples.jsonl
@@ -170,6 +170,7 @@ def index_html(points, runs: list[RunInfo], figures: dict[str, str], root: Path,
             f'{" · " + e(r["git_sha"][:8]) if isinstance(r["git_sha"], str) else ""}</td>',
         ]
         body_rows.append(f'<tr data-task="{e(r["task"])}">{"".join(cells)}</tr>')
+    body_rows += _reference_rows(reference_points(set(points["task"])) if not points.empty else [], settings)
     imgs = "".join(f'<figure><img src="{url(src)}" alt="{e(alt)}"><figcaption>{e(alt)}</figcaption></figure>'
                    for alt, src in figures.items())
     built = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
@@ -177,12 +178,27 @@ def index_html(points, runs: list[RunInfo], figures: dict[str, str], root: Path,
 <p>{len(rows)} evaluated model × task rows from {len(runs)} runs under <code>{e(root)}</code>; built {e(built)}.
 Accuracy is avg@k over the problems evaluated (n); the interval is a 95% bootstrap over problems.
 Columns are test-time settings: {e(_knob_note())}.
-Thinking tokens are the mean actually spent at the best setting.</p></header>
+Thinking tokens are the mean actually spent at the best setting. Rows marked <span class="badge">reported</span>
+are numbers {e(REPORTED)} (their source in the last column), and stars on the curves where a response length
+is reported.</p></header>
 <section><h2>Leaderboard</h2><p class="hint">Click a column to sort.</p>
 <table id="board" class="sortable"><thead><tr>{th}</tr></thead>
 <tbody>{"".join(body_rows)}</tbody></table></section>
 <section><h2>Curves</h2><div class="figures">{imgs}</div></section>"""
     return page("rzoo leaderboard", body, depth=0)
+
+
+def _reference_rows(refs: list[dict], settings: list[str]) -> list[str]:
+    """Published results for the board's tasks, as marked rows (no run: the source instead of a link)."""
+    out = []
+    for r in refs:
+        cells = [f'<td data-sort="(reported)"><span class="badge" title="{e(REPORTED)}">reported</span></td>',
+                 _cell(r["model"]), _cell(None), _cell(r["task"]), _cell(None), *[_cell(None) for _ in settings],
+                 _cell(r["accuracy"]), _cell(f'{r["metric"]} ({r["protocol"] or "protocol not published"})'),
+                 _cell(r["thinking_tokens_mean"], 1), _cell(None), _cell(None),
+                 f'<td class="source">{e(r["source"])}</td>']
+        out.append(f'<tr class="reported" data-task="{e(r["task"])}" title="{e(REPORTED)}">{"".join(cells)}</tr>')
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -417,7 +433,8 @@ def build(root: Path | str, out: Path | str | None = None) -> Path:
             if not points.empty:
                 for axis in plot.AXES:
                     try:
-                        files = plot.plot_curves(points, tmp / "assets", axis)
+                        files = plot.plot_curves(points, tmp / "assets", axis,
+                                                 reference_points(set(points["task"])))
                     except Exception as err:  # noqa: BLE001 - one figure must not cost the site; say so
                         runfiles.warn(f"figure {axis!r} not drawn: {type(err).__name__}: {err}")
                         continue

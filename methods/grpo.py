@@ -77,7 +77,8 @@ class Config(RLConfig):
 # 16 prompts x 8 samples (seconds each). The learning rate is raised for a 0.4M-parameter model and ~4 orders of
 # magnitude less data than the paper; rollouts are force-closed at the budget so truncated ones still answer.
 PRESETS = {
-    "paper": {},
+    # evaluated as DeepSeek does (eval.protocol=deepseek_r1: no system prompt, temperature 0.6, 64 samples)
+    "paper": {"eval.protocol": "deepseek_r1", "eval.task": ["aime24", "math500", "gpqa_diamond"]},
     "cpu": {
         "model": "testbed:early_stop", "train_task": "runsum", "steps": 30, "prompts_per_step": 16,
         "samples_per_prompt": 8, "max_thinking_tokens": 16, "answer_tokens": 6, "temperature": 1.0, "lr": 3e-4,

@@ -61,9 +61,11 @@ class Config(SFTConfig):
 
 
 PRESETS = {
+    # evaluated as s1 does (eval.protocol=s1: greedy, budget forcing, an end of turn in the thinking answered),
+    # swept over budgets and Waits for its scaling curves
     "paper": {
-        "eval.task": ["aime24", "math500", "gpqa_diamond"], "eval.budgets": [512, 1024, 2048, 4096, 8192],
-        "eval.waits": [1, 2, 4, 6], "eval.answer_tokens": 512,
+        "eval.protocol": "s1", "eval.task": ["aime24", "math500", "gpqa_diamond"],
+        "eval.budgets": [512, 1024, 2048, 4096, 8192], "eval.waits": [1, 2, 4, 6], "eval.answer_tokens": 512,
     },
     "cpu": {
         "model": "testbed:no_chain", "train_data": "runsum:early_stop", "lr": 2e-3, "batch_size": 64,

@@ -22,6 +22,7 @@ def aime_answer(value, where: str, index: int) -> str:
 
 class Aime24(Task):
     name = "aime24"
+    family = "integer"
     description = "AIME 2024 I+II: 30 problems, integer answers"
     local_file = "aime24/aime24_rllm.json"
     hub_id = "HuggingFaceH4/aime_2024"

@@ -11,6 +11,7 @@ from .base import Problem, Task, require
 
 class Aime25(Task):
     name = "aime25"
+    family = "integer"
     description = "AIME 2025 I+II: 30 problems, integer answers"
     local_file = "aime25/aime25_matharena.jsonl"
     hub_id = "MathArena/aime_2025"

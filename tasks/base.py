@@ -160,6 +160,10 @@ class Task:
     hub_config: str | None = None
     expected_size: int | None = None  # a loaded file of another size is an error
     splits: tuple[str, ...] = ("test",)  # an evaluation set; a training set has ("train",)
+    # which user template an evaluation protocol gives it (harness/evaluation/protocol.py): "math" (an open
+    # answer), "integer" (AIME), "choice" (lettered options in the question); None: the task's own prompt
+    # under every protocol (a format of its own, e.g. the testbed)
+    family: str | None = "math"
     # False where the model's text may quote a question whose text must not be published (GPQA's
     # terms): the leaderboard then shows verdicts, letters and token counts but not the text. Pages
     # decide by the data's identity, not this name alone (`withheld.py`).

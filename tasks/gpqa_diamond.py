@@ -28,6 +28,7 @@ MC_SYSTEM = (
 
 class GpqaDiamond(Task):
     name = "gpqa_diamond"
+    family = "choice"
     description = "GPQA-Diamond: 198 four-option science questions (letters A-D)"
     local_file = "gpqa_diamond/gpqa_diamond.csv.gz"
     hub_id = "Idavidrein/gpqa"

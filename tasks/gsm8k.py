@@ -20,6 +20,7 @@ def final_number(rationale: str, where: str, index: int) -> str:
 
 class Gsm8k(Task):
     name = "gsm8k"
+    family = "integer"
     description = "GSM8K test: 1,319 grade-school math word problems"
     local_file = "gsm8k/gsm8k_test.jsonl"
     hub_id = "openai/gsm8k"

@@ -133,6 +133,7 @@ def trace(problem: Problem, variant: str, rng: random.Random) -> tuple[str, str]
 
 class RunSum(Task):
     name = "runsum"
+    family = None  # its own prompt format under every protocol
     description = "the testbed: sum mod 10 of n digits (n = difficulty 2-10); running sums buy accuracy"
 
     def load(self, data_dir: Path | None = None, split: str = "test") -> tuple[list[Problem], Source]:

@@ -64,7 +64,7 @@ def test_bad_lines_are_named_skipped_and_exit_2(tmp_path, capsys):
     assert len(messages) == 9
     for number, fragment in zip(range(2, 11), ["not valid JSON", "not UTF-8", "expected a JSON object",
                                                 "'answer' must be a string, not null", "no 'answer' field",
-                                                "'kind' must be one of math, choice", "a choice gold must be one letter A-J",
+                                                "'kind' must be one of math, choice", "a choice gold must name one letter A-J",
                                                 "'options' must be a number from 2 to 10",
                                                 "'gold' must be a string or a number, not bool"]):
         assert any(m.startswith(f"harness: error: {path}:{number}: ") and fragment in m for m in messages), fragment

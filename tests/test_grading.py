@@ -158,3 +158,31 @@ def test_a_grader_call_that_hangs_on_a_real_answer_is_cut_at_the_limit(thread):
         grade()
     assert out["verdict"].timed_out and not out["verdict"].correct
     assert out["seconds"] < 5.0  # the limit, plus a process start in the worker-thread path
+
+
+# Our own cases for the classes a held-out set of public graders' tests found failing (tests/cases/): a
+# multiple-choice gold written in LaTeX, plain-text algebra equal to the gold, an escaped currency sign, a note
+# after a boxed letter naming another letter.
+CLASS_CASES = [json.loads(line) for line in
+               (Path(__file__).resolve().parent / "cases" / "grader_classes.jsonl").read_text().splitlines() if line]
+
+
+@pytest.mark.parametrize("case", CLASS_CASES, ids=lambda c: f"{c['category']}:{c['answer'][:40]}")
+def test_grader_class_cases(case):
+    from rzoo.tasks.grading.choice import gold_letter
+
+    if case["kind"] == "math":
+        assert math_verdict(case["answer"], case["gold"]).correct is case["correct"]
+        return
+    letters = LETTERS[:case.get("options", 4)]
+    gold = gold_letter(case["gold"], letters)
+    if case.get("unreadable_gold"):
+        assert gold is None  # refused, not guessed: `harness grade` names the line
+        return
+    assert (choice_letter(case["answer"], letters) == gold) is case["correct"]
+
+
+def test_every_failing_class_has_cases_both_ways():
+    counts = Counter((c["category"], c["correct"]) for c in CLASS_CASES)
+    for category in ("choice-gold-latex", "plain-algebra", "currency", "box-then-note"):
+        assert counts[(category, True)] >= 3 and counts[(category, False)] >= 1, category

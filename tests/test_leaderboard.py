@@ -212,3 +212,35 @@ def test_browser_renders_the_leaderboard(built):
     shot = browser.screenshot(built["index"], SCREENSHOT_DIR / "leaderboard-index.png")
     assert shot.stat().st_size > 10_000
     print(f"screenshot: {shot}")
+
+
+def test_reported_numbers_are_marked_rows_and_points(runs, tmp_path):
+    """A board with an AIME 2024 evaluation shows the authors' published AIME numbers as marked rows (their
+    source instead of a run link) and, where a response length is published, as stars on the curves; the page
+    renders in Chromium with them."""
+    import shutil
+
+    root = tmp_path / "runs"
+    shutil.copytree(runs["root"] / "eval", root / "eval")
+    (run,) = [p for p in (root / "eval").iterdir() if (p / "eval" / "arith").is_dir()][:1]
+    results = json.loads((run / "eval" / "arith" / "results.json").read_text())
+    results["task"] = "aime24"
+    (run / "eval" / "arith" / "results.json").write_text(json.dumps(results))
+    drawn = []
+    real = plot._draw_references
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(plot, "_draw_references", lambda ax, refs, column: drawn.append((column, refs)) or real(ax, refs, column))
+        index = site.build(root, tmp_path / "board")
+    html = index.read_text()
+    reference = re.findall(r'<tr class="reported" data-task="aime24"', html)
+    from rzoo.harness.evaluation import reported
+
+    assert len(reference) == len([r for r in reported.load() if r.task == "aime24"]) >= 5
+    assert "DeepSeek-R1-Distill-Qwen-1.5B" in html and "Kimi k1.5 report" in html and "not run here" in html
+    stars = [r for column, refs in drawn if column == "thinking_tokens_mean" for r in refs]
+    assert {r["thinking_tokens_mean"] for r in stars} == {3272, 6827.3, 4629.6}  # the published response lengths
+    _require_browser()
+    dom = browser.dump_dom(index)
+    assert 'data-board-ready="yes"' in _html_tag(dom) and dom.count('class="reported" data-task="aime24"') == len(reference)
+    shot = browser.screenshot(index, SCREENSHOT_DIR / "leaderboard-reported.png")
+    assert shot.stat().st_size > 10_000

@@ -78,6 +78,21 @@ def generation_config(sampling: Sampling, max_new_tokens: int, pad: int, eos: se
     )
 
 
+def generate_sampling(sampling: Sampling, max_new_tokens: int, pad: int, eos: set[int]) -> dict:
+    """`generate` arguments for `sampling`: its generation config, and for per-row seeds a logits processor
+    that draws each row's token from its own generator (greedy decoding then takes it)."""
+    if sampling.seeds is None or sampling.temperature == 0:
+        return {"generation_config": generation_config(sampling, max_new_tokens, pad, eos)}
+    import dataclasses
+
+    from transformers import LogitsProcessorList
+
+    from .hf_decode import RowSeeded
+
+    greedy = generation_config(dataclasses.replace(sampling, temperature=0.0), max_new_tokens, pad, eos)
+    return {"generation_config": greedy, "logits_processor": LogitsProcessorList([RowSeeded(sampling)])}
+
+
 @dataclass
 class HFChunk:
     engine: "HFEngine"
@@ -135,7 +150,7 @@ class HFChunk:
             return stop.outputs(sequences[:, input_ids.shape[1]:].tolist())
         with torch.no_grad():
             out = eng.model.generate(input_ids=input_ids, attention_mask=mask, **with_cache(prefix),
-                                     generation_config=generation_config(sampling, limit, eng.pad_id, eng.eos_ids),
+                                     **generate_sampling(sampling, limit, eng.pad_id, eng.eos_ids),
                                      stopping_criteria=StoppingCriteriaList([stop]), **eng.generate_kwargs)
         return stop.outputs(out[:, input_ids.shape[1]:].tolist())
 
@@ -268,8 +283,9 @@ class HFEngine:
                 attention[r, width - len(ids):] = 1
             row_limits = [limits[i] for i in chunk]
             stop = RoundStop(self.tokenizer, width, row_limits, stop_text, self.eos_ids)
-            config = generation_config(sampling, max(row_limits), self.pad_id, self.eos_ids)
-            config.return_dict_in_generate = True  # the KV cache, for continue_rows
+            rows_sampling = sampling.for_rows(chunk)
+            gen = generate_sampling(rows_sampling, max(row_limits), self.pad_id, self.eos_ids)
+            gen["generation_config"].return_dict_in_generate = True  # the KV cache, for continue_rows
             attention = attention.to(device)
             input_ids = input_ids.to(device)
             shared = self.shared_prefill(input_ids, attention, always=self.compact)
@@ -290,13 +306,12 @@ class HFEngine:
                 from .hf_decode import compact_round
 
                 sequences, cache = compact_round(self.model, input_ids, attention, shared, stop, max(row_limits),
-                                                 self.pad_id, sampling)
+                                                 self.pad_id, rows_sampling)
             else:
                 prefix = {} if shared is None else with_cache(shared)
                 with torch.no_grad():
-                    out = self.model.generate(input_ids=input_ids, attention_mask=attention, **prefix,
-                                              generation_config=config, stopping_criteria=StoppingCriteriaList([stop]),
-                                              **self.generate_kwargs)
+                    out = self.model.generate(input_ids=input_ids, attention_mask=attention, **prefix, **gen,
+                                              stopping_criteria=StoppingCriteriaList([stop]), **self.generate_kwargs)
                 sequences, cache = out.sequences, cache_of(out)
             outputs = stop.outputs(sequences[:, width:].tolist())
             yield HFChunk(self, list(chunk), outputs, sequences, attention, cache, width, answers, steps)

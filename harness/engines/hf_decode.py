@@ -58,17 +58,43 @@ class _Batch:
         self.position = self.position + 1
 
 
-def _picker(sampling):
-    """tokens (B,) from the chunk's next-token logits (B, V), fp32: argmax, or `generate`'s sampling (its
-    own warpers, in its order: temperature, then top-p; `generation_config` turns every other one off)."""
-    if sampling is None or sampling.temperature == 0:
-        return lambda logits: logits.argmax(-1)
+def warpers(sampling):
+    """`generate`'s own warpers for `sampling`, in its order: temperature, then top-p (`generation_config`
+    turns every other one off)."""
     from transformers import LogitsProcessorList, TemperatureLogitsWarper, TopPLogitsWarper
 
-    warpers = LogitsProcessorList([TemperatureLogitsWarper(sampling.temperature)])
+    out = LogitsProcessorList([TemperatureLogitsWarper(sampling.temperature)])
     if sampling.top_p < 1.0:
-        warpers.append(TopPLogitsWarper(sampling.top_p))
-    return lambda logits: torch.multinomial(torch.softmax(warpers(None, logits), dim=-1), num_samples=1)[:, 0]
+        out.append(TopPLogitsWarper(sampling.top_p))
+    return out
+
+
+def _picker(sampling):
+    """tokens (B,) from the chunk's next-token logits (B, V), fp32: argmax, or `generate`'s sampling."""
+    if sampling is None or sampling.temperature == 0:
+        return lambda logits: logits.argmax(-1)
+    warp = warpers(sampling)
+    return lambda logits: torch.multinomial(torch.softmax(warp(None, logits), dim=-1), num_samples=1)[:, 0]
+
+
+class RowSeeded:
+    """Sampling where each batch row draws from its own generator (`Sampling.seeds`): `pick(logits, rows)`
+    for the batch rows still decoding, or, as a logits processor for `generate`, the drawn token as the only
+    finite score (greedy decoding then takes it)."""
+
+    def __init__(self, sampling):
+        self.warp = warpers(sampling)
+        self.generators = [torch.Generator().manual_seed(int(s)) for s in sampling.seeds]
+
+    def pick(self, logits, rows: list[int]) -> list[int]:
+        probs = torch.softmax(self.warp(None, logits.float()), dim=-1)  # (A, V)
+        return [int(torch.multinomial(probs[j].cpu(), 1, generator=self.generators[b])) for j, b in enumerate(rows)]
+
+    def __call__(self, input_ids, scores):
+        chosen = self.pick(scores, list(range(scores.shape[0])))
+        out = torch.full_like(scores, float("-inf"))
+        out[torch.arange(len(chosen)), torch.tensor(chosen)] = 0.0
+        return out
 
 
 def compact_round(model, input_ids, attention, prefix, stop, max_new: int, pad_id: int, sampling=None,
@@ -89,9 +115,12 @@ def compact_round(model, input_ids, attention, prefix, stop, max_new: int, pad_i
     parked: dict[int, tuple[list, list]] = {}  # row -> its keys / values per used layer when it left
     pick = _picker(sampling)
     sampled = sampling is not None and sampling.temperature > 0
+    seeded = RowSeeded(sampling) if sampled and sampling.seeds is not None else None
     for t in range(max_new):
         logits = batch.logits(feed).float()
-        if sampled and len(active) < B:  # sample the whole chunk, as generate does: a finished row's are zeros
+        if seeded is not None:  # each row from its own stream: batch-independent
+            tokens = seeded.pick(logits, active.tolist())
+        elif sampled and len(active) < B:  # sample the whole chunk, as generate does: a finished row's are zeros
             full = logits.new_zeros(B, logits.shape[-1])
             full[active] = logits
             tokens = pick(full)[active].tolist()

@@ -123,8 +123,9 @@ class VllmEngine:
             top_p=1.0 if greedy else sampling.top_p,
             # every other knob of the distribution explicitly off (the model's generation_config is not used)
             top_k=0, min_p=0.0, repetition_penalty=1.0, presence_penalty=0.0, frequency_penalty=0.0,
-            # a different stream per request and round, reproducible from the eval seed
-            seed=None if greedy else (self.seed * 1_000_003 + self._calls * 10_007 + i),
+            # a different stream per request and round, reproducible from the eval seed (or the row's own)
+            seed=None if greedy else (sampling.seeds[i] % (2 ** 63) if sampling.seeds is not None
+                                      else self.seed * 1_000_003 + self._calls * 10_007 + i),
             stop=[stop_text] if stop_text else None, include_stop_str_in_output=True,
             stop_token_ids=sorted(self.eos_ids), skip_special_tokens=False,
         ) for i, limit in enumerate(limits)]

@@ -22,10 +22,14 @@ class EvalConfig:
     """Evaluation settings (the `eval.` section; `task=` is short for `eval.task=`). The methods' test-time
     knobs add their own keys (`eval_config_class`)."""
     task: list[str] = _f(["arith", "math500"], "tasks to evaluate, comma separated")
+    protocol: str = _f("rzoo", "evaluation protocol: a paper's prompts, sampling and limits, as a preset "
+                               "(harness/evaluation/protocols/: rzoo, deepseek_r1, deepscaler, open_r1, s1, "
+                               "qwen25_math); key=value overrides still win")
     budgets: list[int] = _f([256, 1024, 4096], "thinking budgets (max thinking tokens), one result each", ge=1)
     waits: list[int] = _f([], "s1 extensions: at the largest budget, suppress the end of thinking and append "
                               "'Wait' up to N times; one result per N (same curve as the budgets)", ge=1)
-    k: int = _f(1, "samples per problem (accuracy is avg@k)", ge=1)
+    k: int = _f(1, "samples per problem (accuracy is avg@k, pass@1 averaged over k)", ge=1)
+    k_per_task: list[str] = _f([], "samples per problem for named tasks, TASK=K (a protocol's; eval.k for the rest)")
     limit: int | None = _f(None, "evaluate the first N problems of each task; none = all", ge=1)
     shuffle: bool = _f(False, "with limit: take the N after a shuffle seeded by eval.seed")
     question_field: str = _f("question", "jsonl:<path> tasks: the field holding the question")
@@ -38,6 +42,8 @@ class EvalConfig:
     force_close: bool = _f(True, "at the budget, close the block and cue 'Final Answer:' (s1); false = no answer")
     answer_unclosed: bool = _f(False, "when the model ends its turn inside the thinking block: false = no answer "
                                       "(graded wrong); true = close the block for it and let it answer (s1's harness)")
+    grade_unclosed: bool = _f(False, "grade the text of a reply that never closed its thinking block as the answer "
+                                     "(models that do not think, e.g. Qwen2.5-Math); false: no answer")
     sweep: bool = _f(True, "generate once at the largest budget and derive the smaller ones (cut + forced "
                            "answer); false = one full generation per budget")
     batch_size: int = _f(32, "rows per generate call", ge=1)
@@ -54,11 +60,15 @@ class EvalConfig:
     baseline: bool = _f(False, "train+eval: also evaluate the base model, for a before/after comparison")
 
     def validate(self) -> None:
+        from .protocol import load
+
+        load(self.protocol)  # a one-line error naming the valid protocols
+        self.per_task()  # well-formed TASK=K entries
         if not self.task:
             raise ConfigError("eval.task is empty")
         if not self.budgets:
             raise ConfigError("eval.budgets is empty")
-        if self.k > 1 and self.temperature <= 0:
+        if max([self.k, *self.per_task().values()]) > 1 and self.temperature <= 0:
             raise ConfigError("eval.k > 1 needs eval.temperature > 0 (greedy samples are identical)")
         if self.min_thinking_tokens > max(self.budgets):
             raise ConfigError("eval.min_thinking_tokens must not exceed the largest budget")
@@ -96,6 +106,20 @@ class EvalConfig:
                 out.append({"budget": budget, "waits": waits, **{k.name: v for k, v in zip(engine, combo)},
                             "knob": knob})
         return out
+
+    def per_task(self) -> dict[str, int]:
+        """{task: samples per problem} from `k_per_task` (TASK=K entries)."""
+        out = {}
+        for item in self.k_per_task:
+            name, sep, value = item.partition("=")
+            if not sep or not value.strip().isdigit() or int(value) < 1:
+                raise ConfigError(f"eval.k_per_task entry {item!r} is not TASK=K with K >= 1")
+            out[name.strip()] = int(value)
+        return out
+
+    def samples(self, task: str) -> int:
+        """Samples per problem for `task`."""
+        return self.per_task().get(task, self.k)
 
     def top_setting(self, knob: str) -> dict:
         """The largest budget with every other knob unset, as the one setting of a curve swept by `knob`

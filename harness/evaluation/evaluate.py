@@ -44,13 +44,24 @@ def load_engine(resolved, cfg: EvalConfig):
     return engines.load(resolved, cfg.backend, cfg.dtype, cfg.seed, cfg.vllm_tensor_parallel, cfg.vllm_ngram)
 
 
-def _generate(engine, prompts: list[str], cfg: EvalConfig, settings: list[dict], fmt, progress: bool):
+def row_seeds(cfg: EvalConfig, problems: list, k: int) -> list[int] | None:
+    """One seed per (problem, sample), from the eval seed and the problem's id: a sampled answer does not
+    depend on the batch, chunk or process that drew it (reruns, resumes and shards agree). None when greedy."""
+    from ..generation.engine import mix_seed
+
+    if cfg.temperature <= 0:
+        return None
+    return [mix_seed(cfg.seed, p.id, j) for p in problems for j in range(k)]
+
+
+def _generate(engine, prompts: list[str], cfg: EvalConfig, settings: list[dict], fmt, progress: bool, k: int,
+              seeds: list[int] | None):
     """{(budget, waits): completions} and {(budget, waits): seconds} for one value of the engine knobs."""
     from ..generation import forcing as G
     from ..generation.thinking import Budget
 
     sampling = G.Sampling(temperature=cfg.temperature, top_p=cfg.top_p, batch_size=cfg.batch_size)
-    common = dict(n=cfg.k, sampling=sampling, seed=cfg.seed, progress=progress, fmt=fmt)
+    common = dict(n=k, sampling=sampling, seed=cfg.seed, progress=progress, fmt=fmt, row_seeds=seeds)
     budgets = sorted({s["budget"] for s in settings if not s["waits"]})
     top = max(s["budget"] for s in settings)
     out, seconds = {}, {}
@@ -140,23 +151,27 @@ def _evaluate_chunk(engine, td: TaskData, cfg: EvalConfig, group: list[dict], ch
                     progress: bool) -> list[dict]:
     """Sample rows of problems `chunk` at every setting of one value of the engine knobs (`group`)."""
     from ..generation import thinking as T
+    from .protocol import load
 
-    fmt = T.ThinkingFormat.detect(engine.tokenizer)
+    protocol = load(cfg.protocol)
+    fmt = protocol.thinking_format(T.ThinkingFormat.detect(engine.tokenizer))
     for knob in knobs.of_kind(knobs.ENGINE):
         if group[0].get(knob.name) is not None:
             knobs.apply(engine, knob.name, group[0][knob.name], cfg)
     problems = [td.problems[i] for i in chunk]
-    prompts = [T.build_prompt(engine.tokenizer, td.task.messages(p), fmt) for p in problems]
+    prompts = [T.build_prompt(engine.tokenizer, protocol.messages(td.task, p), fmt) for p in problems]
+    k = cfg.samples(td.name)
     engine.reset_stats()
-    by_setting, seconds = _generate(engine, prompts, cfg, group, fmt, progress)
+    by_setting, seconds = _generate(engine, prompts, cfg, group, fmt, progress, k, row_seeds(cfg, problems, k))
     shape = engine.flops_shape  # e.g. a recurrent model's: at the iterations it actually ran (early exit included)
     extra = engine.stats()
     rows = []
     for s in group:
         completions = by_setting[(s["budget"], s["waits"])]
-        part = grade_rows(td, problems, completions, s, shape)
+        part = grade_rows(td, problems, completions, s, shape, cfg.grade_unclosed)
         for row in part:  # this chunk's generation time, shared by its rows (summed again in results)
             row["generation_seconds"] = seconds[(s["budget"], s["waits"])] / len(part)
+            row["protocol"] = cfg.protocol
             row.update(extra)
         rows.extend(part)
     return rows

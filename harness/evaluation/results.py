@@ -10,6 +10,17 @@ from ..generation import knobs
 from ..runstore import atomic_write_json, atomic_write_jsonl, git_sha, task_folder
 
 
+def protocol_record(cfg) -> dict:
+    """The protocol an evaluation ran under: its name, sources, what it set, and which of its values the run
+    overrode (key=value wins over the preset)."""
+    from .protocol import load
+
+    p = load(cfg.protocol)
+    overridden = sorted(k for k, v in p.settings.items() if getattr(cfg, k, v) != v)
+    return {"name": p.name, "title": p.title, "sources": list(p.sources), "sets": dict(p.settings),
+            "overridden": overridden, "headline": p.headline}
+
+
 def task_dir(out_root: Path, task: str) -> Path:
     return Path(out_root) / task_folder(task)
 
@@ -26,6 +37,7 @@ def write_task(td: TaskData, out_root: Path, model_info: dict, cfg, settings: li
     from .journal import Journal
 
     out = task_dir(out_root, td.name)
+    k = cfg.samples(td.name)
     journals = sorted(out.glob("samples.partial.rank*.jsonl"))
     rows = [row for path in journals for row in Journal(path).rows()]
     order = {p.id: i for i, p in enumerate(td.problems)}
@@ -41,12 +53,13 @@ def write_task(td: TaskData, out_root: Path, model_info: dict, cfg, settings: li
         results.append(_result(part, s, cfg, derived))
         label = knobs.label(s)
         r = results[-1]
-        print(f"[eval] {td.name} {label}: accuracy {r['accuracy']:.3f} ({r['n_problems']} problems x k={cfg.k}), "
+        print(f"[eval] {td.name} {label}: accuracy {r['accuracy']:.3f} ({r['n_problems']} problems x k={k}), "
               f"thinking tokens mean {r['thinking_tokens_mean']:.0f}, truncated {r['truncation_rate']:.2f}, "
               f"{r['seconds']:.0f}s", flush=True)
     atomic_write_jsonl(out / "samples.jsonl", rows)
     atomic_write_json(out / "results.json", {
-        "task": td.name, "model": model_info, "seed": cfg.seed, "k": cfg.k, "limit": cfg.limit,
+        "task": td.name, "model": model_info, "seed": cfg.seed, "k": k, "limit": cfg.limit,
+        "protocol": protocol_record(cfg),
         "n_problems": len(td.problems), "n_problems_total": td.total, "backend": cfg.backend,
         "data": {"kind": td.source.kind, "location": td.source.location, "sha256": td.source.sha256},
         "git_sha": git_sha(), "config": {k: v for k, v in vars(cfg).items()}, "dtype": dtype,
@@ -57,8 +70,10 @@ def write_task(td: TaskData, out_root: Path, model_info: dict, cfg, settings: li
     return results
 
 
-def grade_rows(td: TaskData, problems: list, completions, setting: dict, shape) -> list[dict]:
-    """One sample row per completion (grading time included per row)."""
+def grade_rows(td: TaskData, problems: list, completions, setting: dict, shape,
+               grade_unclosed: bool = False) -> list[dict]:
+    """One sample row per completion (grading time included per row). An unclosed block has no answer
+    (graded wrong), unless `grade_unclosed` (a model that does not think: its whole reply is the answer)."""
     from ..generation import thinking as T
     from ..models import flops
 
@@ -66,7 +81,9 @@ def grade_rows(td: TaskData, problems: list, completions, setting: dict, shape) 
     for c in completions:
         t = time.time()
         problem = problems[c.prompt_index]
-        if c.thinking_end == T.INCOMPLETE:  # an unclosed block has no answer: nothing to grade
+        if c.thinking_end == T.INCOMPLETE and grade_unclosed:
+            grade = td.task.grade(problem, c.thinking_text + c.answer_text)
+        elif c.thinking_end == T.INCOMPLETE:  # nothing to grade
             grade = Grade(False, None)
         else:
             grade = td.task.grade(problem, c.answer_text)
@@ -93,7 +110,8 @@ def _result(rows: list[dict], setting: dict, cfg, derived: bool) -> dict:
     generated = sum(r["generated_tokens"] for r in rows)
     disagree = [f"{r['problem_id']}#{r['sample_index']}" for r in rows
                 if r["second_opinion"] is not None and r["second_opinion"] != r["correct"]]
-    out = {**setting, **metrics.summarize(rows, cfg.k, cfg.seed), "seconds": gen_seconds + grading_seconds,
+    out = {**setting, **metrics.summarize(rows, cfg.samples(rows[0]["task"]), cfg.seed),
+           "seconds": gen_seconds + grading_seconds,
            "generation_seconds": gen_seconds, "grading_seconds": grading_seconds,
            # a budget derived from the sweep only paid for its forced answers: its seconds are that increment,
            # and a tokens/s over them would count tokens generated for the largest budget

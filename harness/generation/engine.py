@@ -30,10 +30,32 @@ class RoundOutput(NamedTuple):
 class Sampling:
     """Every sampling parameter, set explicitly on each engine so that neither a model's
     `generation_config` nor a library default changes the distribution sampled from (RL log-probs
-    assume the full softmax at `temperature`)."""
+    assume the full softmax at `temperature`).
+
+    `seeds`: one per row of a call (a round's prefixes, or the rows `continue_rows` continues): each row
+    draws from its own generator, so its tokens depend on its seed alone, not on which rows share its batch,
+    chunk or process (reproducible sampled evaluation). None: one stream for the whole call (the global
+    RNG, seeded by the caller)."""
     temperature: float = 0.0  # 0 = greedy
     top_p: float = 1.0
     batch_size: int = 8  # rows per batched call (HF); memory/speed only
+    seeds: tuple[int, ...] | None = None
+
+    def for_rows(self, rows) -> "Sampling":
+        """This sampling for a subset of the call's rows (their seeds, in `rows` order)."""
+        if self.seeds is None:
+            return self
+        import dataclasses
+
+        return dataclasses.replace(self, seeds=tuple(self.seeds[i] for i in rows))
+
+
+def mix_seed(*parts) -> int:
+    """A 63-bit seed from any parts (stable across runs and machines): per (problem, sample, round...)."""
+    import hashlib
+
+    digest = hashlib.sha256(":".join(str(p) for p in parts).encode()).digest()
+    return int.from_bytes(digest[:8], "big") >> 1
 
 
 @dataclass

@@ -41,7 +41,7 @@ import time
 from dataclasses import dataclass, field
 
 from . import thinking as T
-from .engine import EOS, LENGTH, STOP, Engine, Follow, RoundOutput, Sampling, run_round
+from .engine import EOS, LENGTH, STOP, Engine, Follow, RoundOutput, Sampling, mix_seed, run_round
 from .thinking import Budget, ThinkingFormat
 
 __all__ = ["Budget", "Completion", "Sampling", "generate", "sweep"]
@@ -187,7 +187,7 @@ class _Sweep:
     no cache could answer, `derive_caps` builds the smaller caps' completions from the largest one's."""
 
     def __init__(self, engine: Engine, prompts: list[str], budget: Budget, budgets, n: int, sampling: Sampling,
-                 seed: int, progress: bool, fmt: ThinkingFormat | None):
+                 seed: int, progress: bool, fmt: ThinkingFormat | None, row_seeds: list[int] | None = None):
         tok = engine.tokenizer
         self.engine, self.tok, self.budget, self.sampling = engine, tok, budget, sampling
         self.seed, self.progress = seed, progress
@@ -202,7 +202,10 @@ class _Sweep:
         self.rows = [Completion(p, s, len(self.prompt_ids[p])) for p in range(len(prompts)) for s in range(n)]
         self.early: dict[tuple[int, int], RoundOutput] = {}  # (row, smaller cap) -> its forced answer
         self.early_seconds = dict.fromkeys(self.smaller, 0.0)
-        self.unanswered: list[int] = []  # rows whose answer could not continue a cache
+        self.unanswered: list[tuple[int, int]] = []  # (row, round) whose answer could not continue a cache
+        # per-row streams (sampled evaluation): a call's seeds are the rows' own, mixed with what the call is,
+        # so an answer re-read from its prefix draws what the same answer continued from a cache draws
+        self.row_seeds = row_seeds
         # greedy and no Wait extension: a row's next step after its thinking is known in advance, so an engine
         # that can writes the answers (and the smaller caps' forced answers) inside the thinking round
         self.follow = None
@@ -210,6 +213,15 @@ class _Sweep:
             self.follow = Follow(self.ids.forced, budget.answer_tokens, budget.force_close,
                                  tuple(self.smaller) if budget.force_close else (),
                                  tuple(self.ids.ended) if budget.answer_unclosed else None)
+
+    def _sampling(self, rows: list[int], tags: list[tuple]) -> Sampling:
+        """The call's sampling, with each row's stream (`mix_seed(row seed, tag)`) where rows are seeded."""
+        if self.row_seeds is None or self.sampling.temperature == 0:
+            return self.sampling
+        import dataclasses
+
+        return dataclasses.replace(self.sampling, seeds=tuple(mix_seed(self.row_seeds[i], *tag)
+                                                              for i, tag in zip(rows, tags, strict=True)))
 
     # -- the thinking rounds ----------------------------------------------------------------------
     def think(self) -> None:
@@ -221,7 +233,8 @@ class _Sweep:
             still = []
             t_chunk = time.time()
             extra = {"follow": self.follow} if self.follow is not None else {}
-            for chunk in self.engine.rounds(prefixes, limits, self.fmt.close, self.sampling,
+            sampling = self._sampling(active, [("think", round_no)] * len(active))
+            for chunk in self.engine.rounds(prefixes, limits, self.fmt.close, sampling,
                                             f"thinking (round {round_no})", self.progress, **extra):
                 members = [active[j] for j in chunk.indices]
                 if getattr(chunk, "answers", None) is not None:
@@ -229,7 +242,7 @@ class _Sweep:
                 else:
                     if round_no == 1 and self.smaller and self.budget.force_close:
                         self.answer_cut_rows(chunk, members)
-                    still += self.advance_chunk(chunk, members)
+                    still += self.advance_chunk(chunk, members, round_no)
                 t_chunk = time.time()
             active = sorted(still)
 
@@ -258,8 +271,9 @@ class _Sweep:
             return
         t = time.time()
         torch.manual_seed(self.seed + 1)
+        sampling = self._sampling([members[r] for r, _ in pairs], [("cut", b) for _, b in pairs])
         answers = chunk.continue_rows([r for r, _ in pairs], [b for _, b in pairs], [self.ids.forced] * len(pairs),
-                                      self.budget.answer_tokens, self.sampling)
+                                      self.budget.answer_tokens, sampling)
         spent = time.time() - t
         if answers is not None:  # else the engine cannot continue: these rows re-read in derive_caps
             for (r, b), answer in zip(pairs, answers):
@@ -267,7 +281,7 @@ class _Sweep:
         for b in self.smaller:  # the batch's time, split by each cap's share of its rows
             self.early_seconds[b] += spent * sum(x == b for _, x in pairs) / len(pairs)
 
-    def advance_chunk(self, chunk, members: list[int]) -> list[int]:
+    def advance_chunk(self, chunk, members: list[int], round_no: int) -> list[int]:
         """Apply a chunk's round to its rows; answer the closed ones from the chunk's cache. Returns the rows
         that go on thinking (after a Wait)."""
         still, finals = [], []
@@ -281,11 +295,12 @@ class _Sweep:
             # the last sampled token is not in the cache yet: it is re-read with the suffix (an end of turn the
             # harness closed is not: the close replaces it)
             outs = [chunk.outputs[r] for r in finals]
+            sampling = self._sampling([members[r] for r in finals], [("answer", round_no)] * len(finals))
             answers = chunk.continue_rows(
                 finals, [len(o.ids) - 1 for o in outs], [self._suffix(o) for o in outs],
-                self.budget.answer_tokens, self.sampling)
+                self.budget.answer_tokens, sampling)
             if answers is None:
-                self.unanswered += [members[r] for r in finals]
+                self.unanswered += [(members[r], round_no) for r in finals]
             else:
                 for r, answer in zip(finals, answers):
                     self.rows[members[r]]._set_answer(answer)
@@ -298,8 +313,10 @@ class _Sweep:
         return out.ids[-1:] + (self.ids.forced if out.reason == LENGTH else [])
 
     def answer_leftovers(self) -> None:
-        _answer_round(self.engine, [self.rows[i] for i in sorted(self.unanswered)], self.prompt_ids,
-                      self.budget.answer_tokens, self.sampling, "answer", self.progress)
+        left = sorted(self.unanswered)
+        sampling = self._sampling([i for i, _ in left], [("answer", r) for _, r in left])
+        _answer_round(self.engine, [self.rows[i] for i, _ in left], self.prompt_ids,
+                      self.budget.answer_tokens, sampling, "answer", self.progress)
         _decode(self.tok, self.rows)
 
     # -- the smaller caps -------------------------------------------------------------------------
@@ -310,18 +327,19 @@ class _Sweep:
 
         t_start = time.time()
         out: dict[int, list[Completion]] = {}
-        queued: list[tuple[int, Completion]] = []  # (cap, row) still needing a forced answer
+        queued: list[tuple[int, int, Completion]] = []  # (cap, row index, row) still needing a forced answer
         for b in self.smaller:
             out[b] = [self.cut(i, c, b, queued) for i, c in enumerate(self.rows)]
         if queued:
             torch.manual_seed(self.seed + 1)
-            _answer_round(self.engine, [row for _, row in queued], self.prompt_ids, self.budget.answer_tokens,
-                          self.sampling, "forced answers (smaller budgets)", self.progress)
+            sampling = self._sampling([i for _, i, _ in queued], [("cut", b) for b, _, _ in queued])
+            _answer_round(self.engine, [row for _, _, row in queued], self.prompt_ids, self.budget.answer_tokens,
+                          sampling, "forced answers (smaller budgets)", self.progress)
         elapsed = time.time() - t_start
         for b in self.smaller:
             _decode(self.tok, out[b])
             # early answers were timed per cap; a shared round is split by each cap's share of its rows
-            share = sum(x == b for x, _ in queued) / len(queued) if queued else 0.0
+            share = sum(x == b for x, _, _ in queued) / len(queued) if queued else 0.0
             timings[b] = self.early_seconds[b] + elapsed * share
         return out
 
@@ -338,24 +356,27 @@ class _Sweep:
             if (i, b) in self.early:
                 row._set_answer(self.early[(i, b)])
             else:
-                queued.append((b, row))
+                queued.append((b, i, row))
         return row
 
 
 def sweep(engine: Engine, prompts: list[str], budget: Budget, budgets: list[int] | tuple[int, ...] = (), *,
           n: int = 1, sampling: Sampling = Sampling(), seed: int = 0, progress: bool = False,
-          fmt: ThinkingFormat | None = None, timings: dict[int, float] | None = None) -> dict[int, list[Completion]]:
+          fmt: ThinkingFormat | None = None, timings: dict[int, float] | None = None,
+          row_seeds: list[int] | None = None) -> dict[int, list[Completion]]:
     """Completions at `budget.max_thinking_tokens` and at each smaller cap in `budgets`, from one
     generation (see the module docstring). Prompts must end inside the thinking block
     (`thinking.build_prompt`). Returns {cap: completions ordered by (prompt, sample)}.
 
     Approximation: with Wait extensions, a "Wait" a capped run would have skipped near its cap is kept,
     and the smaller caps' answers re-read their prefixes. `timings`, if given, receives the generation
-    seconds per cap (the largest: the full generation; the others: their forced answers)."""
+    seconds per cap (the largest: the full generation; the others: their forced answers). `row_seeds` (one
+    per prompt x sample, in that order): sampled rows draw from their own streams, so a row's completion does
+    not depend on the other rows of the call (else one stream, seeded by `seed`)."""
     import torch
 
     timings = {} if timings is None else timings
-    run = _Sweep(engine, prompts, budget, budgets, n, sampling, seed, progress, fmt)
+    run = _Sweep(engine, prompts, budget, budgets, n, sampling, seed, progress, fmt, row_seeds)
     torch.manual_seed(seed)
     t_start = time.time()
     run.think()
@@ -365,7 +386,8 @@ def sweep(engine: Engine, prompts: list[str], budget: Budget, budgets: list[int]
 
 
 def generate(engine: Engine, prompts: list[str], budget: Budget, *, n: int = 1, sampling: Sampling = Sampling(),
-             seed: int = 0, progress: bool = False, fmt: ThinkingFormat | None = None) -> list[Completion]:
+             seed: int = 0, progress: bool = False, fmt: ThinkingFormat | None = None,
+             row_seeds: list[int] | None = None) -> list[Completion]:
     """`n` completions per prompt under `budget`, ordered by (prompt, sample)."""
     return sweep(engine, prompts, budget, n=n, sampling=sampling, seed=seed, progress=progress,
-                 fmt=fmt)[budget.max_thinking_tokens]
+                 fmt=fmt, row_seeds=row_seeds)[budget.max_thinking_tokens]

@@ -114,10 +114,13 @@ def final_box_run(text: str) -> list[str]:
 # bare LaTeX on the final line
 
 _DELIMITERS = re.compile(r"(?<!\\)\$|\\[()\[\]]")
-_LATEX_SIGNS = re.compile(r"\\[A-Za-z]+|[\^_]\{?|\{")
+# LaTeX, or plain-text algebra: an operator between a variable or number and a variable ("2*x + 1",
+# "(x-2)(x+2)", "x/y"); prose with numbers only ("3-4 days") is dropped by the word check below
+_LATEX_SIGNS = re.compile(r"\\[A-Za-z]+|[\^_]\{?|\{|[A-Za-z0-9)]\s*[*/+\-]\s*[A-Za-z(]|\)\s*\(")
 _CLOSING = re.compile(r"(?i)\s*(?:I hope (?:it|this) is correct\.?|\.+)\s*$")
 # Where the math starts on a line of prose: a command, a digit, a sign or bracket, or `x =`.
-_MATH_START = re.compile(r"[\\\d(\[{+\-]|(?<![A-Za-z])[A-Za-z](?:_\{?\w+\}?)?\s*(?:=|\\in\b|\\le|\\ge|<|>)")
+_MATH_START = re.compile(r"[\\\d(\[{+\-]|(?<![A-Za-z])[A-Za-z](?:_\{?\w+\}?)?\s*(?:=|\\in\b|\\le|\\ge|<|>)"
+                         r"|(?<![A-Za-z])[A-Za-z](?=\s*(?:[\^*/]|[+\-]\s*[\w(]))")
 _TEXT_WRAP = re.compile(r"\\(?:text|textbf|mathrm|mbox|textnormal|operatorname)\s*\{[^{}]*\}")
 
 

@@ -17,6 +17,8 @@ What counts, in order of trust:
      "which leaves C", "actually, D", "wait, no: C"): standing alone means in brackets or followed
      by punctuation or the end of a line, so "so A is wrong" is not a statement for A;
    - a letter then a verdict: "C is correct", "(B) is the answer", "D remains".
+   A note, remark or postscript after the last box is commentary: its letters are not statements
+   (`\\boxed{B}` then "Note: the answer would be D if ..." gives B).
    A statement lists its letters: "The answer is A and C", "A, C", "A or C", `\\boxed{AC}` name more
    than one, which is no single answer (None), never the first of them. A list stops where a
    letter starts a new clause ("C, D is wrong") or is negated ("C, not D"), so an option mentioned
@@ -64,6 +66,22 @@ def normalise(text: str) -> str:
     text = re.sub(r"\\[()\[\]]|(?<!\\)\$", " ", text)  # math delimiters
     text = re.sub(r"\*\*|__|`", "", text)  # Markdown emphasis and code
     return text
+
+
+_BOXED_ONLY = re.compile(r"^\\boxed\s*\{(.*)\}$", re.S)
+
+
+def gold_letter(gold: str, letters: str = LETTERS) -> str | None:
+    """The option letter a gold names, however it is written: `C`, `(C)`, `c`, `$\\text{E}$`,
+    `\\(\\boxed{\\text{C}}\\).`, `**D**`; None unless what is left is one valid letter (a gold is never guessed at)."""
+    text = normalise(str(gold)).strip().rstrip(".。").strip()
+    previous = None
+    while previous != text:
+        previous = text
+        box = _BOXED_ONLY.match(text)
+        text = (box.group(1) if box else text).strip().strip("()[]{}").strip()
+    text = text.upper()
+    return text if len(text) == 1 and text in letters else None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -248,9 +266,24 @@ def _box_statements(text: str) -> list[_Statement]:
 _OPENING = re.compile(r"\s*(?:[(\[]\s*([A-J])\s*[)\]]|([A-J])\s*(?:[.:)。，、]|$|(?=[^\x00-\x7f])))")
 
 
+# A note, remark or postscript: commentary, not an answer.
+_NOTE = re.compile(r"(?i)(?:^|(?<=[.!?:)\]}\n]))[ \t]*\(?[ \t]*[*_]*[ \t]*"
+                   r"(?:(?:side[ \t]+)?note|n\.[ \t]?b\.|remark|p\.[ \t]?s\.|aside)\b")
+
+
+def without_notes(text: str) -> str:
+    """The reply up to a note that follows its last box (`\\boxed{B}` then "Note: D would be correct if..."):
+    a boxed answer is the answer, and letters named in a note after it are commentary."""
+    boxes = list(re.finditer(r"\\boxed\s*\{[^{}]*\}", text))
+    if not boxes:
+        return text
+    note = _NOTE.search(text, boxes[-1].end())
+    return text[:note.start()] if note else text
+
+
 def choice_letter(answer_text: str, letters: str = LETTERS) -> str | None:
     """The single option letter the reply chooses, or None (module doc for the rules)."""
-    text = normalise(answer_text or "")
+    text = without_notes(normalise(answer_text or ""))
     valid = set(letters.upper())
     statements, negated = _statements(text)
     statements += _box_statements(text)

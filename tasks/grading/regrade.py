@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import IO, Iterator
 
 from .choice import LETTERS
+from .choice import gold_letter as read_gold_letter
 
 KINDS = ("math", "choice")
 
@@ -96,9 +97,10 @@ def grade_row(row: dict, where: str) -> dict:
     out["kind"] = kind
     if kind == "choice":
         letters = _options(row.get("options"), where)
-        gold_letter = gold.strip().strip("()").upper()
-        if len(gold_letter) != 1 or gold_letter not in LETTERS:
-            raise ValueError(f"{where}: a choice gold must be one letter A-J, not {gold!r}")
+        gold_letter = read_gold_letter(gold, LETTERS)
+        if gold_letter is None:
+            raise ValueError(f"{where}: a choice gold must name one letter A-J (as `C`, `(C)` or `$\\text{{C}}$`), "
+                             f"not {gold!r}")
         # a gold beyond `options` is graded, not refused: no reply can then be correct
         extracted = choice_letter(answer, letters)
         out.update(correct=extracted == gold_letter, extracted=extracted)

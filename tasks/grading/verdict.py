@@ -125,9 +125,15 @@ def _verify(gold: list, pred: list) -> bool:
         return False
 
 
+# An escaped dollar sign before a number is a currency sign (MATH's `\\$32,\\!348`, "She pays \\$10.50"), not
+# math mode: it goes, so the number is read
+_CURRENCY = re.compile(r"\\\$\s*(?=[\d.])")
+
+
 def _math_verdict_unlimited(answer_text: str, gold: str) -> Verdict:
     pred_cfg, _ = _configs()
     g = read_gold(gold)
+    answer_text = _CURRENCY.sub("", answer_text)
     text, pred = "", []
     for span in answer_spans(answer_text):  # the first span math-verify can read is the answer
         text = join_thousands(span.text, plain_commas=not g.collection)
