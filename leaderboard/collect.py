@@ -34,14 +34,9 @@ def setting_label(r: dict) -> str:
 
 
 def series_of(r: dict) -> str:
-    """What one curve holds fixed while its knob varies: "" for a budget (and Wait) curve, else the other
-    knobs' values, e.g. "α @ b=64" for a sweep of a method's knob at budget 64."""
-    swept = knobs.swept(r)
-    others = [k for k in knobs.all_knobs() if r.get(k.name) is not None]
-    if swept is not None and swept.kind == knobs.GENERATION:
-        return " ".join(k.label(r[k.name]) for k in others if k.kind == knobs.ENGINE)
-    symbol = swept.symbol if swept is not None else str(r.get("knob"))
-    return f"{symbol} @ {' '.join(k.label(r[k.name]) for k in others if k.kind == knobs.GENERATION)}"
+    """What one curve holds fixed while its knob varies (`knobs.series`): "" for a budget (and Wait) curve,
+    e.g. "α @ b=64" for a sweep of a method's knob at budget 64, "N @ BF=True" for a prompt control."""
+    return knobs.series(r)
 
 
 # An evaluation folder of a run and its role: `eval` (the trained model), `eval_base` (its base), and any

@@ -8,9 +8,10 @@ here, checked, and either returned whole or skipped with one warning naming it:
 - bytes that are not UTF-8, JSON that does not parse, `NaN` / `Infinity` (not JSON, though Python
   writes and reads them), a bad line anywhere in a `.jsonl` file: the file is skipped;
 - wrong shapes: `results.json` needs a `task` string and a `results` list of objects whose
-  accuracy is a number in [0, 1] and whose knobs and statistics are finite numbers or null;
-  `model` and `data` are objects (or absent); `config.json` and `status.json` are objects with a
-  string `method` / `state` when present; `samples.jsonl` rows are objects with finite knobs;
+  accuracy is a number in [0, 1], whose knobs are null or of their declared type (a finite number, a
+  bool, a string) and whose statistics are finite numbers or null; `model` and `data` are objects (or
+  absent); `curves`, when present, a list of objects with finite numbers or null; `config.json` and `status.json` are objects with a string `method` / `state` when present;
+  `samples.jsonl` rows are objects with knobs of their types;
   `train.jsonl` rows are objects with a finite `step` and finite plotted values.
 """
 from __future__ import annotations
@@ -34,6 +35,22 @@ def _knob_names() -> tuple[str, ...]:
     from rzoo.harness.generation import knobs
 
     return tuple(knobs.names())
+
+
+def _check_knobs(row: dict, where: str) -> None:
+    """Each knob's value is null or of its declared type: a finite number, a bool, a string."""
+    from rzoo.harness.generation import knobs
+
+    for knob in knobs.all_knobs():
+        value = row.get(knob.name)
+        if value is None:
+            continue
+        if knob.type is bool and not isinstance(value, bool):
+            raise BadFile(f"{where}: {knob.name!r} is not true, false or null")
+        if knob.type is str and not isinstance(value, str):
+            raise BadFile(f"{where}: {knob.name!r} is not a string or null")
+        if knob.type not in (bool, str) and not finite(value):
+            raise BadFile(f"{where}: {knob.name!r} is not a finite number or null")
 
 
 class BadFile(ValueError):
@@ -117,13 +134,24 @@ def check_results(data: Any) -> dict:
         if not finite(r["accuracy"]) or not 0 <= r["accuracy"] <= 1:
             raise BadFile(f"{where}: 'accuracy' is not a number in [0, 1]")
         names = _knob_names()
-        for key in names + RESULT_NUMBERS:
+        _check_knobs(r, where)
+        for key in RESULT_NUMBERS:
             _optional_number(r, key, where)
         if r.get("knob") is not None and r["knob"] not in names:
             raise BadFile(f"{where}: 'knob' is not one of {', '.join(names)}")
         ci = r.get("accuracy_ci95")
         if ci is not None and not (isinstance(ci, list) and len(ci) == 2 and all(finite(x) for x in ci)):
             raise BadFile(f"{where}: 'accuracy_ci95' is not two finite numbers")
+    curves = data.get("curves")
+    if curves is not None and not isinstance(curves, list):
+        raise BadFile("'curves' is not a list")
+    for i, c in enumerate(curves or []):
+        if not isinstance(c, dict):
+            raise BadFile(f"curves[{i}] is not an object")
+        for key in ("control", "scaling", "performance", "settings"):
+            _optional_number(c, key, f"curves[{i}]")
+        for key in ("knob", "title", "series"):
+            _optional_text(c, key, f"curves[{i}]")
     return data
 
 
@@ -145,7 +173,8 @@ def check_status(data: Any) -> dict:
 def check_sample(row: Any, where: str) -> dict:
     if not isinstance(row, dict):
         raise BadFile(f"{where} is not an object")
-    for key in _knob_names() + ("thinking_tokens", "answer_tokens", "sample_index"):
+    _check_knobs(row, where)
+    for key in ("thinking_tokens", "answer_tokens", "sample_index"):
         _optional_number(row, key, where)
     return row
 

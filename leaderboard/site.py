@@ -23,13 +23,9 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
-import html
-import json
 import os
-import re
 import shutil
 import tempfile
-import urllib.parse
 from pathlib import Path
 
 from rzoo.harness.runstore import atomic_write_text, current_umask, swap_folder
@@ -37,34 +33,17 @@ from rzoo.harness.runstore import atomic_write_text, current_umask, swap_folder
 from rzoo.harness.generation import knobs
 
 from . import plot, runfiles
+from .markup import cell, e, fmt, page, url
+from .controls_table import index_section
+from .run_page import _provenance_name, _unreadable_run_html, run_html
 from .collect import REPORTED, RunInfo, collect, find_runs, load_results, reference_points, short_model
 
 MARKER = ".rzoo-leaderboard"  # marks a folder this module built, so rebuilding may replace it
-MAX_SAMPLES = 2000  # rows per task in a run's sample browser; the rest stay in samples.jsonl
 ASSETS = Path(__file__).resolve().parent / "assets"
 
 
 class LeaderboardError(ValueError):
     """A user-facing problem building the site (bad output folder, no runs)."""
-
-
-def e(value) -> str:
-    """Escape anything for HTML text or a quoted attribute."""
-    return html.escape("" if value is None else str(value), quote=True)
-
-
-def url(relative: str) -> str:
-    """A relative path of the site as a link: each component percent-encoded (`#`, `?`, `%` and spaces
-    in names are characters of the name) and escaped for an attribute."""
-    return e(urllib.parse.quote(relative, safe="/"))
-
-
-def page(title: str, body: str, depth: int) -> str:
-    up = "../" * depth
-    return (f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
-            f'<meta name="viewport" content="width=device-width, initial-scale=1">'
-            f'<title>{e(title)}</title><link rel="stylesheet" href="{up}assets/style.css"></head>\n'
-            f'<body>\n{body}\n<script src="{up}assets/board.js"></script>\n</body></html>\n')
 
 
 def run_slug(run_id: str) -> str:
@@ -86,20 +65,6 @@ def run_slugs(runs: list[RunInfo]) -> dict[str, str]:
     return out
 
 
-def fmt(value, digits: int = 3) -> str:
-    if value is None or (isinstance(value, float) and value != value):  # None or NaN
-        return ""
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    return str(value)
-
-
-def _cell(value, digits: int = 3, sort=None) -> str:
-    key = value if sort is None else sort
-    key = "" if key is None or (isinstance(key, float) and key != key) else key
-    return f'<td data-sort="{e(key)}">{e(fmt(value, digits))}</td>'
-
-
 # ---------------------------------------------------------------------------------------------
 # index
 
@@ -107,8 +72,10 @@ def _cell(value, digits: int = 3, sort=None) -> str:
 def _setting_order(row) -> tuple:
     """Columns in a readable order: budgets ascending (then their Wait extensions), then each method knob's
     values, knob by knob (`Knob.order`)."""
-    def num(x) -> float:
-        return 0.0 if x is None or x != x else float(x)  # None or NaN (pandas) -> 0
+    def num(x) -> tuple:
+        if x is None or (isinstance(x, float) and x != x):  # None or NaN (pandas) -> first
+            return 0, 0.0, ""
+        return (1, 0.0, x) if isinstance(x, str) else (0, float(x), "")
 
     knob = knobs.swept(row)
     if knob is None or knob.kind == knobs.GENERATION:
@@ -146,7 +113,7 @@ def leaderboard_rows(points) -> tuple[list[str], list[dict]]:
 
 
 def index_html(points, runs: list[RunInfo], figures: dict[str, str], root: Path,
-               slugs: dict[str, str] | None = None) -> str:
+               slugs: dict[str, str] | None = None, results: dict[Path, dict | None] | None = None) -> str:
     settings, rows = leaderboard_rows(points)
     head = ["method", "model", "base model", "task", "n", *[f"acc@{b}" for b in settings], "best acc",
             "at setting", "thinking tokens", "95% CI", "date (UTC)", "run"]
@@ -159,13 +126,13 @@ def index_html(points, runs: list[RunInfo], figures: dict[str, str], root: Path,
         method = r["method"] if r["role"] != "base" else "(base)"
         n = f"{r['n']} of {r['n_total']}" if r["n_total"] and r["n_total"] != r["n"] else r["n"]
         cells = [
-            _cell(f"{method} [{r['series']}]" if r["series"] else method), _cell(model),
-            _cell(short_model(r["base_model"])), _cell(r["task"]), _cell(n, sort=r["n"]),
-            *[_cell(r["by_setting"].get(b)) for b in settings],
-            _cell(r["best"]), _cell(r["best_setting"]), _cell(r["best_thinking"], 1),
-            _cell(f"{fmt(r['best_ci'][0])}–{fmt(r['best_ci'][1])}" if r["best_ci"][0] is not None else None,
+            cell(f"{method} [{r['series']}]" if r["series"] else method), cell(model),
+            cell(short_model(r["base_model"])), cell(r["task"]), cell(n, sort=r["n"]),
+            *[cell(r["by_setting"].get(b)) for b in settings],
+            cell(r["best"]), cell(r["best_setting"]), cell(r["best_thinking"], 1),
+            cell(f"{fmt(r['best_ci'][0])}–{fmt(r['best_ci'][1])}" if r["best_ci"][0] is not None else None,
                   sort=r["best_ci"][0]),
-            _cell(r["date"]),
+            cell(r["date"]),
             f'<td><a href="{url("runs/" + (slugs or {}).get(r["run"], run_slug(r["run"])) + ".html")}">{e(r["run"])}</a>'
             f'{" · " + e(r["git_sha"][:8]) if isinstance(r["git_sha"], str) else ""}</td>',
         ]
@@ -184,8 +151,22 @@ is reported.</p></header>
 <section><h2>Leaderboard</h2><p class="hint">Click a column to sort.</p>
 <table id="board" class="sortable"><thead><tr>{th}</tr></thead>
 <tbody>{"".join(body_rows)}</tbody></table></section>
-<section><h2>Curves</h2><div class="figures">{imgs}</div></section>"""
+<section><h2>Curves</h2><div class="figures">{imgs}</div></section>
+{_controls(runs, slugs, results)}"""
     return page("rzoo leaderboard", body, depth=0)
+
+
+def _controls(runs: list[RunInfo], slugs: dict[str, str] | None, results: dict[Path, dict | None] | None) -> str:
+    """The test-time control section: every run's curves with their Control / Scaling / Performance."""
+    entries = []
+    for run in runs:
+        for role, path in run.results:
+            data = (results or {}).get(path) if results is not None else load_results(path)
+            if data is not None:
+                model = "base model" if role == "base" else short_model((data.get("model") or {}).get("spec"))
+                link = "runs/" + (slugs or {}).get(run.id, run_slug(run.id)) + ".html"
+                entries.append((run.method or "eval" if role != "base" else "(base)", model, data["task"], link, data))
+    return index_section(entries)
 
 
 def _reference_rows(refs: list[dict], settings: list[str]) -> list[str]:
@@ -193,9 +174,9 @@ def _reference_rows(refs: list[dict], settings: list[str]) -> list[str]:
     out = []
     for r in refs:
         cells = [f'<td data-sort="(reported)"><span class="badge" title="{e(REPORTED)}">reported</span></td>',
-                 _cell(r["model"]), _cell(None), _cell(r["task"]), _cell(None), *[_cell(None) for _ in settings],
-                 _cell(r["accuracy"]), _cell(f'{r["metric"]} ({r["protocol"] or "protocol not published"})'),
-                 _cell(r["thinking_tokens_mean"], 1), _cell(None), _cell(None),
+                 cell(r["model"]), cell(None), cell(r["task"]), cell(None), *[cell(None) for _ in settings],
+                 cell(r["accuracy"]), cell(f'{r["metric"]} ({r["protocol"] or "protocol not published"})'),
+                 cell(r["thinking_tokens_mean"], 1), cell(None), cell(None),
                  f'<td class="source">{e(r["source"])}</td>']
         out.append(f'<tr class="reported" data-task="{e(r["task"])}" title="{e(REPORTED)}">{"".join(cells)}</tr>')
     return out
@@ -203,134 +184,6 @@ def _reference_rows(refs: list[dict], settings: list[str]) -> list[str]:
 
 # ---------------------------------------------------------------------------------------------
 # run pages
-
-
-def _results_table(data: dict) -> str:
-    cols = [(k.name, k.name, 2 if k.type is float else 0) for k in knobs.all_knobs()
-            if any(r.get(k.name) is not None for r in data["results"])]
-    cols += [("accuracy", "accuracy", 3), ("accuracy_ci95", "95% CI", 3),
-            ("thinking_tokens_mean", "thinking mean", 1), ("thinking_tokens_median", "median", 1),
-            ("closed_rate", "closed", 2), ("forced_rate", "forced", 2), ("truncation_rate", "unclosed", 2),
-            ("flops_mean", "FLOPs/sample", 0), ("n_problems", "problems", 0), ("seconds", "seconds", 1),
-            ("tokens_per_second", "tokens/s", 1), ("grader_disagreements", "grader disagreements", 0)]
-    th = "".join(f'<th data-type="{"text" if key == "accuracy_ci95" else "num"}">{e(name)}</th>'
-                 for key, name, _ in cols)
-    trs = []
-    for r in data["results"]:
-        tds = []
-        for key, _, digits in cols:
-            v = r.get(key)
-            if key == "accuracy_ci95" and v:
-                tds.append(_cell(f"{v[0]:.3f}–{v[1]:.3f}", sort=v[0]))
-            elif key == "flops_mean" and v is not None:
-                tds.append(_cell(f"{v:.3g}", sort=v))
-            else:
-                tds.append(_cell(v, digits))
-        trs.append(f"<tr>{''.join(tds)}</tr>")
-    return f'<table class="sortable"><thead><tr>{th}</tr></thead><tbody>{"".join(trs)}</tbody></table>'
-
-
-def _samples_browser(task: str, samples: list[dict], show_text: bool, key: str) -> str:
-    from .collect import setting_label
-
-    labels = {}
-    for s in samples:
-        labels.setdefault(setting_label(s), None)
-    shown = samples[:MAX_SAMPLES]
-    options = "".join(f'<option value="{e(b)}">{e(b)}</option>' for b in labels)
-    controls = (f'<div class="filters" data-for="{e(key)}">setting <select data-filter="budget">'
-                f'<option value="">all</option>{options}</select> verdict <select data-filter="verdict">'
-                '<option value="">all</option><option value="correct">correct</option>'
-                '<option value="wrong">wrong</option></select> <span class="count"></span></div>')
-    note = ""
-    if len(samples) > len(shown):
-        note = f'<p class="hint">Showing the first {len(shown)} of {len(samples)} samples; all are in samples.jsonl.</p>'
-    if not show_text:
-        note += ('<p class="hint">Model text is withheld for this task: it may quote the question, whose text '
-                 'must not be published. Verdicts, extracted answers and token counts are shown.</p>')
-    trs = []
-    for s in shown:
-        verdict = "correct" if s.get("correct") else "wrong"
-        text = ""
-        if show_text:
-            text = (f'<details><summary>thinking ({e(s.get("thinking_tokens"))} tokens)</summary>'
-                    f'<pre>{e(s.get("thinking"))}</pre></details><pre class="answer">{e(s.get("answer"))}</pre>')
-        trs.append(
-            f'<tr data-budget="{e(setting_label(s))}" data-verdict="{verdict}"><td>{e(s.get("problem_id"))}</td>'
-            f'<td>{e(s.get("sample_index"))}</td><td>{e(setting_label(s))}</td>'
-            f'<td class="{verdict}">{verdict}</td><td>{e(s.get("extracted"))}</td><td>{e(s.get("gold"))}</td>'
-            f'<td>{e(s.get("thinking_end"))}</td><td>{e(s.get("thinking_tokens"))}</td>'
-            f'<td>{e(s.get("answer_tokens"))}</td><td class="text">{text}</td></tr>')
-    head = ("<tr><th>problem</th><th>sample</th><th>setting</th><th>verdict</th><th>extracted</th><th>gold</th>"
-            "<th>thinking ended</th><th>thinking tokens</th><th>answer tokens</th><th>model text</th></tr>")
-    return (f'{controls}{note}<table class="samples" id="{e(key)}"><thead>{head}</thead>'
-            f'<tbody>{"".join(trs)}</tbody></table>')
-
-
-def _provenance_name(index: int, role: str, task: str) -> str:
-    """The site's copy of one results.json: a safe file name (the task may be `jsonl:/a/b.jsonl`)."""
-    return f"results-{index}-{role}-{re.sub(r'[^A-Za-z0-9._-]+', '_', task)[:60]}.json"
-
-
-def run_html(run: RunInfo, train_figure: str | None, files: dict[str, str] | None = None,
-             results: dict[Path, dict | None] | None = None, samples_of=None) -> str:
-    """One run's page (in `runs/`). `files`: its provenance files copied into the site (name -> link
-    relative to the page), so no link leaves the site;
-    `results`: its results.json files as loaded (None: skipped); `samples_of(path)`: a samples.jsonl's
-    checked rows, or None when it is not well formed."""
-    from rzoo.tasks.withheld import publishes_model_text
-
-    files = files or {}
-    samples_of = samples_of or (lambda path: runfiles.read_jsonl(path, runfiles.check_sample))
-    status = run.status.get("state", "unknown")
-    error = run.status.get("error")
-    links = " · ".join(f'<a href="{url(target)}">{e(name)}</a>' for name, target in files.items()
-                       if not name.startswith("results"))
-    parts = [f"<header><p><a href=\"../index.html\">← leaderboard</a></p><h1>{e(run.id)}</h1>",
-             f"<p>method <b>{e(run.method or 'eval')}</b> · started {e(run.date)} UTC · status "
-             f"<b>{e(status)}</b>{(' · ' + e(error)) if error else ''}</p>",
-             f"<p>folder <code>{e(run.path)}</code> · model source {e(run.config.get('model_source'))}"
-             f"{' · ' + links if links else ''}</p></header>"]
-    if train_figure:
-        parts.append(f'<section><h2>Training</h2><img src="{url(train_figure)}" alt="reward and completion length '
-                     f'per step"></section>')
-    for index, (role, path) in enumerate(run.results):
-        data = results.get(path) if results is not None else load_results(path)
-        if data is None:
-            continue
-        task = data["task"]
-        label = "base model" if role == "base" else "evaluated model"
-        src = data.get("data") or {}
-        model = data.get("model") or {}
-        key = f"samples-{index}"  # unique on the page, whatever the task is called
-        copy = files.get(_provenance_name(index, role, task))
-        parts.append(
-            f"<section><h2>{e(task)} — {e(label)}</h2>"
-            f"<p>model {e(model.get('source') or model.get('spec'))} · {e(data.get('n_problems'))} of "
-            f"{e(data.get('n_problems_total'))} problems · k={e(data.get('k'))} · seed {e(data.get('seed'))} · "
-            f"data {e(src.get('kind'))} {e(src.get('location'))} (sha256 {e(str(src.get('sha256'))[:12])}) · "
-            f"git {e(str(data.get('git_sha'))[:8])}"
-            + (f' · <a href="{url(copy)}">results.json</a>' if copy else "") + "</p>"
-            + _results_table(data))
-        samples_path = path.parent / "samples.jsonl"
-        if samples_path.is_file():
-            samples = samples_of(samples_path)
-            if samples is None:
-                parts.append('<p class="hint">samples.jsonl is not well formed; its samples are not shown.</p>')
-            else:
-                parts.append("<h3>Samples</h3>" + _samples_browser(task, samples, publishes_model_text(data, samples),
-                                                                    key))
-        parts.append("</section>")
-    config = json.dumps(run.config, indent=2, default=str)
-    parts.append(f"<section><h2>Config</h2><pre class=\"config\">{e(config)}</pre></section>")
-    return page(f"run {run.id}", "\n".join(parts), depth=1)
-
-
-def _unreadable_run_html(run: RunInfo, problem: str) -> str:
-    """The page of a run whose files could not be shown (the index still links to something)."""
-    body = (f"<header><p><a href=\"../index.html\">← leaderboard</a></p><h1>{e(run.id)}</h1></header>"
-            f"<p>This run's files could not be shown: {e(problem)}. See <code>{e(run.path)}</code>.</p>")
-    return page(f"run {run.id}", body, depth=1)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -463,7 +316,7 @@ def build(root: Path | str, out: Path | str | None = None) -> Path:
                     runfiles.warn(f"run page of {run.path} not built: {type(err).__name__}: {err}")
                     html_text = _unreadable_run_html(run, f"{type(err).__name__}: {err}")
                 atomic_write_text(pages / f"{slug}.html", html_text)
-            atomic_write_text(tmp / "index.html", index_html(points, runs, figures, root, slugs))
+            atomic_write_text(tmp / "index.html", index_html(points, runs, figures, root, slugs, results))
             _apply_umask(tmp)
             _swap_in(tmp, out)
         except BaseException:

@@ -23,6 +23,8 @@ REGISTRY.add("deepscaler", "rzoo.methods.deepscaler", "DeepScaleR: GRPO with sta
              "token-mean loss, entropy bonus, correct-and-closed reward")
 REGISTRY.add("latent", "rzoo.methods.latent", "latent recurrence (Huginn): a recurrent-depth model, random depth in "
              "training, truncated backprop, KL early exit")
+REGISTRY.add("long2short", "rzoo.methods.long2short", "Kimi k1.5 long2short: a long-thinking model made short by "
+             "weight merging, shortest rejection sampling, DPO or length-penalised RL (variant=)")
 REGISTRY.add("s1", "rzoo.methods.s1", "s1: SFT on reasoning traces (completion-only loss) + budget forcing (cap, Wait)")
 
 # Test-time knobs the methods own, registered with the core by the app (`harness.jobs.bootstrap`).
@@ -30,6 +32,10 @@ KNOBS = {
     "alpha": "rzoo.methods.cot_valve:ALPHA",
     "recurrence": "rzoo.methods.latent:RECURRENCE",
     "stage": "rzoo.methods.deepscaler:STAGE",
+    "token_bound": "rzoo.methods.s1_controls:TOKEN_BOUND",
+    "step_bound": "rzoo.methods.s1_controls:STEP_BOUND",
+    "think_class": "rzoo.methods.s1_controls:THINK_CLASS",
+    "rejection": "rzoo.methods.s1_controls:REJECTION",
 }
 
 

@@ -221,6 +221,17 @@ class Task:
         """The math prompt (reason in the thinking block, answer in `\\boxed{}`); GPQA overrides."""
         return math_messages(problem.question)
 
+    def instruct(self, messages: list[dict], control: str, value, text: str) -> list[dict]:
+        """`messages` with a test-time control's instruction (`text`, e.g. "Think for up to 512 tokens.")
+        placed as s1's evaluation places it: after the question, past a blank line. `control` and `value`
+        (the knob and its setting) are for a task that words its instructions its own way (the testbed)."""
+        out = [dict(m) for m in messages]
+        users = [i for i, m in enumerate(out) if m["role"] == "user"]
+        if not users:
+            raise TaskError(f"task {self.name!r}: no user message to place the {control} instruction in")
+        out[users[-1]]["content"] = f"{out[users[-1]]['content']}\n\n{text}"
+        return out
+
     def score(self, problem: Problem, answer_text: str) -> float:
         """1.0 if the answer text (after the thinking block) is correct, else 0.0. The RL accuracy
         reward calls this same function. Default: math-verify against the gold answer."""

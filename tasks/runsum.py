@@ -27,6 +27,8 @@ Trace variants from one generator (`examples(variant)`), for the methods that bu
   "Wait" and one re-check of the final sum in 30% of the traces. Greedy decoding of a model trained on
   these stops at 5 steps; budget forcing's "Wait" (s1) makes it go on -- and RL can teach it to.
 - `no_chain`: no thinking at all, the answer directly (latent recurrence).
+- `conditional`: s1's test-time controls: a bound in tokens or steps, or a thinking class, stated in the
+  prompt, with traces of that length (`runsum_controls.py`), beside plain minimal chains.
 - `mixchain`: CoT-Valve's MixChain, chains of several lengths for the same question: the minimal chain
   and the chain with 1..4 re-checks, five examples per problem (`meta`: `question`, `rechecks`).
 A fifth of the examples end with the forced close's cue (`Final Answer:\\boxed{..}`), so the model
@@ -52,7 +54,7 @@ PATIENCE = 5  # early_stop traces: where a long chain stops (or writes "Wait")
 SLOTS = N_MAX + RECHECKS  # digit slots in every prompt
 PAD = "_"
 SIZES = {"train": 20000, "validation": 200, "test": 500}
-VARIANTS = ("minimal", "redundant", "early_stop", "no_chain", "mixchain")
+VARIANTS = ("minimal", "redundant", "early_stop", "no_chain", "mixchain", "conditional")
 FORCED_CUE = "Final Answer:"
 _BOX = re.compile(r"\\boxed\{([^{}]*)\}")
 
@@ -131,6 +133,10 @@ def trace(problem: Problem, variant: str, rng: random.Random) -> tuple[str, str]
     return thinking, f"{cue}\\boxed{{{answer}}}"
 
 
+def _cue(rng: random.Random) -> str:
+    return FORCED_CUE if rng.random() < 0.2 else ""
+
+
 class RunSum(Task):
     name = "runsum"
     family = None  # its own prompt format under every protocol
@@ -143,6 +149,13 @@ class RunSum(Task):
 
     def messages(self, problem: Problem) -> list[dict]:
         return [{"role": "user", "content": problem.question}]
+
+    def instruct(self, messages: list[dict], control: str, value, text: str) -> list[dict]:
+        """A control's instruction in the testbed's words, before the digit slots (`runsum_controls.py`; s1's
+        `text` is not used: the testbed model reads its own compact form)."""
+        from .runsum_controls import place
+
+        return place(messages, control, value)
 
     def grade(self, problem: Problem, answer_text: str) -> Grade:
         boxes = _BOX.findall(answer_text)
@@ -190,12 +203,29 @@ class RunSum(Task):
                     examples.append(Example(f"{p.id}-r{r}", self.messages(p), chain(sums + [sums[-1]] * r),
                                             f"\\boxed{{{sums[-1]}}}", meta={**p.meta, "question": p.id, "rechecks": r}))
                 continue
+            if variant == "conditional":
+                examples.append(self._conditional(p, rng))
+                continue
             thinking, answer = trace(p, variant, rng)
             examples.append(Example(p.id, self.messages(p), thinking, answer, meta=dict(p.meta)))
-        blob = "\n".join(f"{e.id}\t{e.thinking}\t{e.answer}" for e in examples).encode()
+        blob = "\n".join(f"{e.id}\t{e.messages[-1]['content']}\t{e.thinking}\t{e.answer}"
+                         if variant == "conditional" else f"{e.id}\t{e.thinking}\t{e.answer}"
+                         for e in examples).encode()
         return SFTData(f"runsum:{variant}", examples,
                        Source("generated", f"rzoo.tasks.runsum traces variant={variant} split={split}",
                               hashlib.sha256(blob).hexdigest()), task=self)
+
+
+    def _conditional(self, p: Problem, rng: random.Random) -> Example:
+        """One `conditional` example (`runsum_controls.trace`): the instruction in the prompt, the trace, and
+        the forced close's cue in a fifth of them, as in the other variants."""
+        from .runsum_controls import place, trace as conditional_trace
+
+        kind, value, thinking, answer = conditional_trace([str(s) for s in running_sums(p.meta["digits"])], rng,
+                                                          RECHECKS, PATIENCE)
+        messages = self.messages(p) if value is None else place(self.messages(p), kind, value)
+        return Example(p.id, messages, thinking, f"{_cue(rng)}\\boxed{{{answer}}}",
+                       meta={**p.meta, "control": kind, "value": value})
 
 
 TASK = RunSum()

@@ -38,7 +38,7 @@ SPECIALS = ["<pad>", "<|end|>", "<unk>", "<|system|>", "<|user|>", "<|assistant|
 WORDS = ["<think>", "</think>", "\n</think>", "Wait", "Final Answer:", "\\boxed{"]
 SLOT_CHARS = "0123456789_"
 # The modules whose code decides what a build produces; their source is part of the cache key.
-BUILD_CODE = ("rzoo.tasks.testbed_model", "rzoo.tasks.runsum", "rzoo.harness.data", "rzoo.harness.generation.thinking",
+BUILD_CODE = ("rzoo.tasks.testbed_model", "rzoo.tasks.runsum", "rzoo.tasks.runsum_controls", "rzoo.harness.data", "rzoo.harness.generation.thinking",
               "rzoo.harness.training.sft", "rzoo.harness.training.trainer", "rzoo.harness.training.config",
               "rzoo.harness.training.losses", "rzoo.harness.models.loading", "rzoo.harness.models.recurrent")
 

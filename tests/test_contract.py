@@ -51,13 +51,17 @@ def tiny_overrides(name: str, model_dir, varying: str, sft_file, recurrent_dir=N
         out += ["stage_steps=[1,1]", "stage_max_tokens=[4,6]", "stage_samples=[4,4]"]
     elif isinstance(cfg, SFTConfig):
         out += [f"train_data=jsonl:{sft_file}", "batch_size=2", "lr=1e-3", "max_length=64"]
+    if hasattr(cfg, "dpo_beta"):  # long2short: its samples of the long model, and the SFT / DPO step's shape
+        out += ["sample_problems=4", "batch_size=2", "micro_batch_size=2", "max_length=64", "force_close=true"]
     if hasattr(cfg, "chain_weight"):  # latent: chain targets need the testbed's task and tokenizer (tests/test_latent.py)
         out += ["chain_weight=0"]
     return out
 
 
-def _steps(name: str, n: int) -> str:
-    return f"steps={n}" if isinstance(methods.get(name).Config(), RLConfig) else f"max_steps={n}"
+def _steps(name: str, n: int) -> list[str]:
+    cfg = methods.get(name).Config()
+    steps = [f"steps={n}" if isinstance(cfg, RLConfig) else f"max_steps={n}"]
+    return steps + ([f"train_steps={n}"] if hasattr(cfg, "train_steps") else [])  # long2short's SFT / DPO steps
 
 
 @pytest.mark.parametrize("name", methods.REGISTRY.names())
@@ -77,7 +81,7 @@ def test_two_steps_checkpoint_loads_and_resume_repeats(name, tiny_model_dir, tin
     from transformers import AutoModelForCausalLM
 
     common = ["train", f"method={name}", *tiny_overrides(name, tiny_model_dir, varying_task, sft_file,
-                                                         tiny_recurrent_dir), _steps(name, 2), "--no-progress"]
+                                                         tiny_recurrent_dir), *_steps(name, 2), "--no-progress"]
     assert main(common) == 0
     (full,) = (runs_root / name).iterdir()
     meta = json.loads((full / "checkpoint" / "method.json").read_text())

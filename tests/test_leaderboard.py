@@ -120,9 +120,12 @@ def built(runs, tmp_path_factory):
 
 def test_site_table_and_run_pages(built):
     html = built["index"].read_text()
-    table = html.split('<table id="board"', 1)[1]
+    table = html.split('<table id="board"', 1)[1].split("</table>", 1)[0]
     rows = re.findall(r"<tr data-task=", table)
     assert len(rows) == 4  # grpo base + trained on arith, eval on arith + gpqa
+    # each of them a budget curve of 3 settings, scored by s1's three numbers (budget forcing: Control 100%)
+    controls = html.split("<h2>Test-time control</h2>", 1)[1].split("</table>", 1)[0]
+    assert len(re.findall(r"<tr data-task=", controls)) == 4 and controls.count(">100%<") == 4
     for budget in (4, 8, 16):
         assert f">acc@b={budget}<" in html
     assert 'src="assets/accuracy_vs_thinking_tokens.svg"' in html and 'src="assets/accuracy_vs_flops.svg"' in html

@@ -17,8 +17,28 @@ def test_missing_vllm_is_a_clear_error(tiny_model_dir, runs_root, capsys):
     rc = main(["eval", f"model={tiny_model_dir}", "task=arith", "eval.limit=1", "eval.backend=vllm", "--no-progress"])
     assert rc == 2
     err = capsys.readouterr().err
-    assert "eval.backend=vllm needs vLLM" in err and "make vllm-setup" in err
+    assert "eval.backend=vllm and rollout_backend=vllm need vLLM" in err and "make vllm-setup" in err
     assert not runs_root.exists()  # failed before any run folder
+
+
+@pytest.mark.skipif(HAVE_VLLM, reason="vLLM is installed here")
+def test_vllm_rollouts_without_vllm_are_a_clear_error(tiny_model_dir, runs_root, capsys):
+    rc = main(["train", "method=grpo", f"model={tiny_model_dir}", "rollout_backend=vllm", "--no-progress"])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "rollout_backend=vllm need vLLM" in err and "make vllm-setup" in err
+    assert not runs_root.exists()
+
+
+def test_rollout_settings_are_checked(runs_root, capsys):
+    assert main(["train", "method=grpo", "rollout_backend=sglang"]) == 2
+    assert "rollout_backend must be hf or vllm" in capsys.readouterr().err
+    assert main(["train", "method=grpo", "rollout_is_cap=2"]) == 2
+    assert "rollout_is_cap corrects vLLM rollouts: it needs rollout_backend=vllm" in capsys.readouterr().err
+    assert main(["train", "method=kimi", "rollout_backend=vllm", "rollout_is_cap=2"]) == 2
+    err = capsys.readouterr().err
+    assert "loss 'kimi' is over whole completions" in err or "need vLLM" in err
+    assert not runs_root.exists()
 
 
 def test_unknown_backend_lists_the_valid_ones(runs_root, capsys):

@@ -18,8 +18,8 @@ import os
 
 from ..config import ConfigError
 
-INSTALL_HINT = ("eval.backend=vllm needs vLLM: on a GPU machine `pip install vllm`; on a CPU machine run "
-                "`make vllm-setup` and use `.venv-vllm/bin/harness` (README: 'vLLM backend')")
+INSTALL_HINT = ("eval.backend=vllm and rollout_backend=vllm need vLLM: on a GPU machine `pip install vllm`; on a "
+                "CPU machine run `make vllm-setup` and use `.venv-vllm/bin/harness` (README: 'vLLM backend')")
 
 
 def require_vllm():
@@ -65,7 +65,7 @@ class VllmEngine:
     answers_in_round = False  # answers continue a round as new requests (prefix-cached), see VllmChunk
 
     def __init__(self, path: str, tokenizer, dtype: str = "auto", seed: int = 0, max_model_len: int | None = None,
-                 tensor_parallel: int = 1, ngram: int = 0):
+                 tensor_parallel: int = 1, ngram: int = 0, **llm_args):
         import torch
         from transformers import AutoConfig, AutoModelForCausalLM, GenerationConfig
 
@@ -96,7 +96,7 @@ class VllmEngine:
         self._calls = 0
         self.llm = LLM(model=path, tokenizer=path, dtype=dtype, seed=seed, enable_prefix_caching=True,
                        max_model_len=max_model_len, tensor_parallel_size=tensor_parallel,
-                       speculative_config=ngram_config(ngram))
+                       speculative_config=ngram_config(ngram), **llm_args)
 
     def reset_stats(self) -> None:
         pass
@@ -128,6 +128,7 @@ class VllmEngine:
                                       else self.seed * 1_000_003 + self._calls * 10_007 + i),
             stop=[stop_text] if stop_text else None, include_stop_str_in_output=True,
             stop_token_ids=sorted(self.eos_ids), skip_special_tokens=False,
+            logprobs=0 if sampling.logprobs else None,  # the sampled token's own log-prob
         ) for i, limit in enumerate(limits)]
         prompts = [TokensPrompt(prompt_token_ids=list(p)) for p in prefixes]
         outputs = self.llm.generate(prompts, params, use_tqdm=progress)
@@ -140,5 +141,8 @@ class VllmEngine:
                 reason = STOP
             else:  # an end-of-turn id (stop_reason is the id, or None for the model's own eos)
                 reason = EOS
-            results.append(RoundOutput(list(completion.token_ids), reason))
+            ids = list(completion.token_ids)
+            logps = ([step[t].logprob for t, step in zip(ids, completion.logprobs)]
+                     if sampling.logprobs and completion.logprobs is not None else None)
+            results.append(RoundOutput(ids, reason, logps))
         return results

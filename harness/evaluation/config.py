@@ -86,27 +86,50 @@ class EvalConfig:
                                   f"{torch.cuda.device_count()} visible")
         if self.vllm_ngram and self.backend != "vllm":
             raise ConfigError("eval.vllm_ngram > 0 needs eval.backend=vllm")
+        self.settings()  # each prompt control's values: a bad class, bound forcing without a bound
         if self.backend == "vllm":
             from ..engines.vllm import require_vllm
 
             require_vllm()  # before any run folder exists
 
     def settings(self) -> list[dict]:
-        """Every test-time setting this config evaluates: the budgets (and Waits at the largest) at each
-        combination of the engine knobs' values, as {budget, waits, <engine knobs>, knob: the swept one}."""
+        """Every test-time setting this config evaluates, as {every knob: value or None, knob: the swept one}:
+        the budgets (and Waits at the largest) at each combination of the engine knobs' values, then each
+        prompt control's values (`controls_settings`) at each combination."""
         top = max(self.budgets)
         inner = [(b, None) for b in sorted(set(self.budgets))] + [(top, w) for w in sorted(set(self.waits))]
         engine = knobs.of_kind(knobs.ENGINE)
         values = [getattr(self, k.key, None) or [None] for k in engine]
         swept = next((k.name for k, v in zip(engine, values) if len(v) > 1), None)
+        blank = dict.fromkeys(knobs.names())
         out = []
         for combo in itertools.product(*values):
+            fixed = {k.name: v for k, v in zip(engine, combo)}
             for budget, waits in inner:
                 knob = swept or ("waits" if waits else "budget")
-                out.append({"budget": budget, "waits": waits, **{k.name: v for k, v in zip(engine, combo)},
-                            "knob": knob})
+                out.append({**blank, "budget": budget, "waits": waits, **fixed, "knob": knob})
+            out += [{**s, **fixed} for s in self.controls_settings()]
         return out
 
+    def controls_settings(self) -> list[dict]:
+        """The prompt controls' settings: each value of each prompt knob, under each `bound_forcing` value
+        (the budget: the value's stated bound when forced, else the largest budget); a knob with a generation
+        of its own (rejection sampling) caps at its bound."""
+        top, out = max(self.budgets), []
+        blank = dict.fromkeys(knobs.names())
+        for knob in knobs.of_kind(knobs.PROMPT):
+            for value in getattr(self, knob.key, None) or []:
+                bound = knob.bound(value, self) if knob.bound is not None else None
+                if knob.generate is not None:
+                    out.append({**blank, "budget": bound or top, knob.name: value, "knob": knob.name})
+                    continue
+                for forced in self.bound_forcing or [False]:
+                    if forced and bound is None:
+                        raise ConfigError(f"eval.bound_forcing: {knob.label(value)} states no bound to force "
+                                          f"({knob.caption})")
+                    out.append({**blank, "budget": bound if forced else top, knob.name: value,
+                                "bound_forcing": forced, "knob": knob.name})
+        return out
     def per_task(self) -> dict[str, int]:
         """{task: samples per problem} from `k_per_task` (TASK=K entries)."""
         out = {}
@@ -124,8 +147,7 @@ class EvalConfig:
     def top_setting(self, knob: str) -> dict:
         """The largest budget with every other knob unset, as the one setting of a curve swept by `knob`
         (e.g. a method's checkpoints, each evaluated there)."""
-        return {"budget": max(self.budgets), "waits": None, **{k.name: None for k in knobs.of_kind(knobs.ENGINE)},
-                "knob": knob}
+        return {**dict.fromkeys(knobs.names()), "budget": max(self.budgets), "knob": knob}
 
     def for_base(self) -> "EvalConfig":
         """This config for a method's base model: without the knobs only a trained model has."""

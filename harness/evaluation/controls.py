@@ -3,9 +3,9 @@ al. 2025, §3.2 and Table 3), a curve being the settings of one knob swept at fi
 
 - Control: the share of samples whose thinking stays within their setting's bound, per setting, then
   averaged over the settings (s1 counts settings: 1(a_min <= a <= a_max), in practice a <= a_max; we count
-  samples within each setting, which is the same where every sample of a setting agrees). A setting without
-  a bound (a class prompt: "think briefly") is held to the other settings' means, in the order of its
-  class (ours: s1 does not say).
+  samples within each setting, which is the same where every sample of a setting agrees). A setting that
+  states no bound (a class prompt without `eval.class_bounds`) is left out; a curve with none has no
+  Control (None). A budget's bound is the budget itself, so budget forcing's Control is 1 by construction.
 - Scaling: the mean over all pairs of settings, ordered by their mean thinking tokens, of the slope
   (accuracy_b - accuracy_a) / (tokens_b - tokens_a), in accuracy points per 1,000 thinking tokens (s1 does not
   state a unit). Pairs with equal mean tokens have no slope and are left out.

@@ -87,8 +87,8 @@ def _generate(engine, prompts: list[str], cfg: EvalConfig, settings: list[dict],
 
 
 def _group_key(setting: dict) -> tuple:
-    """The knobs one engine holds fixed while the budget sweep runs (engine and checkpoint knobs)."""
-    return tuple(setting.get(k.name) for k in knobs.of_kind(knobs.ENGINE, knobs.CHECKPOINT))
+    """The knobs one generation holds fixed while the budget sweep runs (engine, checkpoint, prompt knobs)."""
+    return knobs.generation_key(setting)
 
 
 def _chunk_key(row: dict) -> tuple:
@@ -147,6 +147,15 @@ def _check_knobs(engine, settings: list[dict]) -> None:
                               f"{', '.join(sorted(engine.knobs)) or 'only budget and waits'})")
 
 
+def _messages(protocol, task, problem, control, cfg) -> list[dict]:
+    """The protocol's messages for `problem`, with a prompt control's instruction placed by the task."""
+    messages = protocol.messages(task, problem)
+    if control is None or control[0].instruction is None:
+        return messages
+    knob, value = control
+    return task.instruct(messages, knob.name, value, knob.instruction(value, cfg))
+
+
 def _evaluate_chunk(engine, td: TaskData, cfg: EvalConfig, group: list[dict], chunk: list[int],
                     progress: bool) -> list[dict]:
     """Sample rows of problems `chunk` at every setting of one value of the engine knobs (`group`)."""
@@ -159,16 +168,23 @@ def _evaluate_chunk(engine, td: TaskData, cfg: EvalConfig, group: list[dict], ch
         if group[0].get(knob.name) is not None:
             knobs.apply(engine, knob.name, group[0][knob.name], cfg)
     problems = [td.problems[i] for i in chunk]
-    prompts = [T.build_prompt(engine.tokenizer, protocol.messages(td.task, p), fmt) for p in problems]
+    control = knobs.prompt_control(group[0])
+    prompts = [T.build_prompt(engine.tokenizer, _messages(protocol, td.task, p, control, cfg), fmt) for p in problems]
     k = cfg.samples(td.name)
     engine.reset_stats()
-    by_setting, seconds = _generate(engine, prompts, cfg, group, fmt, progress, k, row_seeds(cfg, problems, k))
+    if control is not None and control[0].generate is not None:  # a control with a generation of its own
+        t = time.time()
+        key = (group[0]["budget"], group[0]["waits"])
+        by_setting = {key: control[0].generate(engine, prompts, control[1], cfg, problems, k, fmt, progress)}
+        seconds = {key: time.time() - t}
+    else:
+        by_setting, seconds = _generate(engine, prompts, cfg, group, fmt, progress, k, row_seeds(cfg, problems, k))
     shape = engine.flops_shape  # e.g. a recurrent model's: at the iterations it actually ran (early exit included)
     extra = engine.stats()
     rows = []
     for s in group:
         completions = by_setting[(s["budget"], s["waits"])]
-        part = grade_rows(td, problems, completions, s, shape, cfg.grade_unclosed)
+        part = grade_rows(td, problems, completions, s, shape, cfg.grade_unclosed, knobs.bound_of(s, cfg))
         for row in part:  # this chunk's generation time, shared by its rows (summed again in results)
             row["generation_seconds"] = seconds[(s["budget"], s["waits"])] / len(part)
             row["protocol"] = cfg.protocol

@@ -27,7 +27,7 @@ def task_dir(out_root: Path, task: str) -> Path:
 
 def _setting_key(setting: dict) -> tuple:
     """Identifies a setting among an evaluation's rows: every knob's value (checkpoint knobs first)."""
-    order = knobs.of_kind(knobs.CHECKPOINT) + knobs.of_kind(knobs.GENERATION, knobs.ENGINE)
+    order = knobs.of_kind(knobs.CHECKPOINT) + knobs.of_kind(knobs.GENERATION, knobs.ENGINE, knobs.PROMPT)
     return tuple(setting.get(k.name) for k in order)
 
 
@@ -44,18 +44,22 @@ def write_task(td: TaskData, out_root: Path, model_info: dict, cfg, settings: li
     all_settings = [{**s, **f} for f in fixed for s in settings]
     index = {_setting_key(s): i for i, s in enumerate(all_settings)}
     rows.sort(key=lambda r: (index[_setting_key(r)], order[r["problem_id"]], r["sample_index"]))
-    derived_budgets = cfg.sweep and len({s["budget"] for s in settings}) > 1
-    top = max(s["budget"] for s in settings)
+    tops: dict[tuple, int] = {}  # each generation's largest budget: the smaller ones were derived from it
+    for s in all_settings:
+        key = knobs.generation_key(s)
+        tops[key] = max(tops.get(key, 0), s["budget"])
     results = []
     for s in all_settings:
         part = [r for r in rows if _setting_key(r) == _setting_key(s)]
-        derived = derived_budgets and s["budget"] != top and not s["waits"]
+        derived = cfg.sweep and s["budget"] < tops[knobs.generation_key(s)] and not s["waits"]
         results.append(_result(part, s, cfg, derived))
         label = knobs.label(s)
         r = results[-1]
         print(f"[eval] {td.name} {label}: accuracy {r['accuracy']:.3f} ({r['n_problems']} problems x k={k}), "
               f"thinking tokens mean {r['thinking_tokens_mean']:.0f}, truncated {r['truncation_rate']:.2f}, "
               f"{r['seconds']:.0f}s", flush=True)
+    curves = control_curves(results)
+    print_curves(td.name, curves)
     atomic_write_jsonl(out / "samples.jsonl", rows)
     atomic_write_json(out / "results.json", {
         "task": td.name, "model": model_info, "seed": cfg.seed, "k": k, "limit": cfg.limit,
@@ -63,7 +67,7 @@ def write_task(td: TaskData, out_root: Path, model_info: dict, cfg, settings: li
         "n_problems": len(td.problems), "n_problems_total": td.total, "backend": cfg.backend,
         "data": {"kind": td.source.kind, "location": td.source.location, "sha256": td.source.sha256},
         "git_sha": git_sha(), "config": {k: v for k, v in vars(cfg).items()}, "dtype": dtype,
-        "results": results,
+        "results": results, "curves": curves,
     })
     for path in journals:
         path.unlink()
@@ -71,9 +75,11 @@ def write_task(td: TaskData, out_root: Path, model_info: dict, cfg, settings: li
 
 
 def grade_rows(td: TaskData, problems: list, completions, setting: dict, shape,
-               grade_unclosed: bool = False) -> list[dict]:
+               grade_unclosed: bool = False, bound: int | None = None) -> list[dict]:
     """One sample row per completion (grading time included per row). An unclosed block has no answer
-    (graded wrong), unless `grade_unclosed` (a model that does not think: its whole reply is the answer)."""
+    (graded wrong), unless `grade_unclosed` (a model that does not think: its whole reply is the answer).
+    `bound`: the thinking tokens the setting allows (`knobs.bound_of`); each row says whether it stayed
+    within."""
     from ..generation import thinking as T
     from ..models import flops
 
@@ -93,6 +99,8 @@ def grade_rows(td: TaskData, problems: list, completions, setting: dict, shape,
             "second_opinion": grade.second_opinion, "grading_timed_out": grade.timed_out,
             "thinking_end": c.thinking_end, "turn_ended": c.turn_ended, "thinking_tokens": c.thinking_tokens,
             "answer_tokens": c.answer_tokens, "waits_used": c.waits, "answer_truncated": c.answer_truncated,
+            "bound": bound, "within_bound": None if bound is None else c.thinking_tokens <= bound,
+            "tries": c.tries,
             "generated_tokens": len(c.completion_ids),
             "flops": flops.sample_flops(shape, c.prompt_tokens, len(c.completion_ids)),
             "grading_seconds": time.time() - t,
@@ -118,7 +126,45 @@ def _result(rows: list[dict], setting: dict, cfg, derived: bool) -> dict:
            "derived_from_sweep": derived, "generated_tokens": generated,
            "tokens_per_second": generated / gen_seconds if gen_seconds > 0 and not derived else None,
            "grader_disagreements": len(disagree), "grader_disagreement_ids": disagree,
-           "grading_timeouts": sum(r["grading_timed_out"] for r in rows)}
+           "grading_timeouts": sum(r["grading_timed_out"] for r in rows),
+           "bound": rows[0].get("bound"), "within_bound": _share(r.get("within_bound") for r in rows)}
+    tries = [r["tries"] for r in rows if r.get("tries") is not None]
+    if tries:  # rejection sampling: draws per kept sample
+        out["tries_mean"], out["tries_max"] = sum(tries) / len(tries), max(tries)
     if any("iterations_mean" in r for r in rows):
         out["iterations_mean"] = sum(r.get("iterations_mean", 0.0) for r in rows) / len(rows)
     return out
+
+
+def _share(flags) -> float | None:
+    flags = list(flags)
+    return None if not flags or any(f is None for f in flags) else sum(flags) / len(flags)
+
+
+def control_curves(results: list[dict]) -> list[dict]:
+    """s1's Control / Scaling / Performance (`controls.py`) of every curve among a task's settings (a curve:
+    the settings of one swept knob at fixed other knobs, `knobs.curve_key`), in the order they first appear."""
+    from . import controls
+
+    curves: dict[tuple, list[dict]] = {}
+    for r in results:
+        curves.setdefault(knobs.curve_key(r), []).append(r)
+    out = []
+    for (name, _), members in curves.items():
+        points = [controls.Point(r["accuracy"], r["thinking_tokens_mean"], r.get("within_bound")) for r in members]
+        knob = knobs.find(name)
+        out.append({"knob": name, "title": knob.caption if knob else name, "series": knobs.series(members[0]),
+                    "labels": [knobs.label(r) for r in members], **controls.summary(points)})
+    return out
+
+
+def print_curves(task: str, curves: list[dict]) -> None:
+    """One line per curve: Control / Scaling / Performance."""
+    def num(v, fmt):
+        return "n/a" if v is None else format(v, fmt)
+
+    for c in curves:
+        name = c["title"] + (f" ({c['series']})" if c["series"] else "")
+        print(f"[eval] {task} curve {name}: Control {num(c['control'], '.0%')}, Scaling {num(c['scaling'], '+.1f')} "
+              f"points/1k thinking tokens, Performance {num(c['performance'], '.3f')} over {c['settings']} settings",
+              flush=True)

@@ -24,6 +24,7 @@ EOS, STOP, LENGTH = "eos", "stop", "length"
 class RoundOutput(NamedTuple):
     ids: list[int]  # new tokens; the end-of-turn token or the one completing the stop text is last
     reason: str  # EOS | STOP | LENGTH
+    logps: list[float] | None = None  # the engine's log-prob of each new token (`Sampling.logprobs`), else None
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,9 @@ class Sampling:
     top_p: float = 1.0
     batch_size: int = 8  # rows per batched call (HF); memory/speed only
     seeds: tuple[int, ...] | None = None
+    # ask the engine for each sampled token's log-prob at `temperature` (RL rollouts on vLLM: the mismatch with
+    # the policy's own, and the truncated importance weight); engines that cannot leave `RoundOutput.logps` None
+    logprobs: bool = False
 
     def for_rows(self, rows) -> "Sampling":
         """This sampling for a subset of the call's rows (their seeds, in `rows` order)."""

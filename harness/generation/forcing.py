@@ -20,10 +20,9 @@ each row with its own token limit:
   as its thinking stops, in the same batch as the rows still thinking, and a sweep's smaller caps are
   answered by copies of a row made when it passes them, so no second batch runs at all.
 
-Token accounting is exact because rows are kept as token ids, never re-tokenised: thinking tokens are
-every id inside the block (the model's and the injected "Wait"s), so the cap holds exactly. Injected
-ids (Wait, the forced close) are marked in `sampled_mask` so RL never trains on tokens the model did
-not choose.
+Token accounting is exact (rows are token ids, never re-tokenised): thinking tokens are every id inside
+the block, injected "Wait"s included, so the cap holds exactly. Injected ids are marked in `sampled_mask`
+(RL never trains on tokens the model did not choose); `engine_logps` keeps the engine's own log-probs.
 
 Budget sweeps (`sweep`) cost about one generation: each sample is generated once at the largest
 budget; for a smaller budget, a sample whose thinking ended within it is the same, and any other is
@@ -37,6 +36,7 @@ several tokens in most tokenizers, so it is detected in text after it is generat
 from __future__ import annotations
 
 import copy
+import math
 import time
 from dataclasses import dataclass, field
 
@@ -57,9 +57,13 @@ class Completion:
     answer_ids: list[int] = field(default_factory=list)  # model-written answer (end-of-turn included)
     completion_ids: list[int] = field(default_factory=list)  # everything after the prompt, in order
     sampled_mask: list[int] = field(default_factory=list)  # 1 = sampled by the model, 0 = injected
+    # the engine's log-prob of each completion token where it reported one (`Sampling.logprobs`), NaN elsewhere
+    # (injected tokens, engines that do not report them)
+    engine_logps: list[float] = field(default_factory=list)
     thinking_end: str = T.INCOMPLETE
     turn_ended: bool = False  # the model ended its turn inside the block and the harness closed it
     waits: int = 0
+    tries: int | None = None  # rejection sampling: the samples drawn until this one was kept
     answer_truncated: bool = False
     thinking_text: str = ""
     answer_text: str = ""
@@ -72,14 +76,15 @@ class Completion:
     def answer_tokens(self) -> int:
         return len(self.answer_ids)
 
-    def _extend(self, ids: list[int], sampled: bool) -> None:
+    def _extend(self, ids: list[int], sampled: bool, logps: list[float] | None = None) -> None:
         self.completion_ids.extend(ids)
         self.sampled_mask.extend([int(sampled)] * len(ids))
+        self.engine_logps.extend(logps if logps is not None else [math.nan] * len(ids))
 
     def _set_answer(self, out: RoundOutput) -> None:
         """Append the model-written answer; a LENGTH stop means it was cut at the answer budget."""
         self.answer_ids = list(out.ids)
-        self._extend(self.answer_ids, True)
+        self._extend(self.answer_ids, True, out.logps)
         self.answer_truncated = out.reason == LENGTH
 
     def _force_close(self, forced_ids: list[int]) -> None:
@@ -117,10 +122,11 @@ _WAIT, _ANSWER, _DONE = "wait", "answer", "done"
 
 def _advance(row: Completion, out: RoundOutput, budget: Budget, ids: _Ids, tokenizer, fmt: ThinkingFormat) -> str:
     """Apply one thinking round's output to `row` (in place): the cap, the extension, or the close."""
-    new, reason = out
+    new, reason = out.ids, out.reason
+    lp = (lambda a, b: out.logps[a:b]) if out.logps is not None else (lambda a, b: None)  # noqa: E731
     if reason == LENGTH:  # the budget is spent
         row.thinking_ids += new
-        row._extend(new, True)
+        row._extend(new, True, lp(0, len(new)))
         if budget.force_close:
             row._force_close(ids.forced)
             return _ANSWER
@@ -131,19 +137,19 @@ def _advance(row: Completion, out: RoundOutput, budget: Budget, ids: _Ids, token
     if budget.wants_wait(used, row.waits) and used + len(ids.wait) < budget.max_thinking_tokens:
         # s1's extension: drop the close, append Wait, keep thinking
         row.thinking_ids += kept + ids.wait
-        row._extend(kept, True)
+        row._extend(kept, True, lp(0, cut))
         row._extend(ids.wait, False)
         row.waits += 1
         return _WAIT
     if reason == EOS and budget.answer_unclosed:  # s1's harness: drop the end of turn, close, answer
         row.thinking_ids += kept
-        row._extend(kept, True)
+        row._extend(kept, True, lp(0, cut))
         row._force_close(ids.ended)
         row.turn_ended = True
         return _ANSWER
     row.thinking_ids += kept
-    row._extend(kept, True)
-    row._extend(closing, True)
+    row._extend(kept, True, lp(0, cut))
+    row._extend(closing, True, lp(cut, len(new)))
     if reason == STOP:
         row.thinking_end = T.CLOSED
         row.close_ids = closing
@@ -349,7 +355,8 @@ class _Sweep:
             return copy.deepcopy(c)
         ids = self.ids
         row = Completion(c.prompt_index, c.sample_index, c.prompt_tokens, thinking_ids=c.completion_ids[:b],
-                         completion_ids=c.completion_ids[:b], sampled_mask=c.sampled_mask[:b])
+                         completion_ids=c.completion_ids[:b], sampled_mask=c.sampled_mask[:b],
+                         engine_logps=c.engine_logps[:b])
         row.waits = (b - sum(row.sampled_mask)) // len(ids.wait) if ids.wait else 0
         if self.budget.force_close:
             row._force_close(ids.forced)

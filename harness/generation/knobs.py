@@ -1,7 +1,8 @@
 """Test-time knobs: what an evaluation sweeps, each declared once, where it belongs.
 
-The core declares budget forcing's two (`budget`: the thinking cap, `waits`: s1's extensions at the
-largest budget), swept by one generation (`forcing.sweep`). A method declares the knobs it owns in its
+The core declares budget forcing's three (`budget`: the thinking cap, `waits`: s1's extensions at the
+largest budget, `bound_forcing`: a prompt control's stated bound enforced as the cap), swept by one
+generation (`forcing.sweep`). A method declares the knobs it owns in its
 own file (CoT-Valve's LoRA scale, the recurrent model's iterations, DeepScaleR's stage checkpoints) and
 `methods/__init__.py` lists them; the app registers them here (`app.bootstrap`), and a test can
 register one of its own. Evaluation, results, samples, plots and the leaderboard read every knob from
@@ -13,7 +14,11 @@ this registry and name none of them:
 
 Every sample and result row carries each `generation` and `engine` knob (null where it does not apply)
 and names the one its curve sweeps (`knob`); a `checkpoint` knob (which model was evaluated) appears on
-the rows of the evaluations that set it.
+the rows of the evaluations that set it. A `prompt` knob is a way of controlling test-time compute other
+than the cap (s1 §3.2: a bound stated in the prompt, a thinking class, rejection sampling): each value
+is its own generation, with the knob's instruction placed in the prompt by the task
+(`Task.instruct`) and the thinking bound it states (`bound`), which Control measures
+(`evaluation/controls.py`).
 """
 from __future__ import annotations
 
@@ -22,7 +27,7 @@ from typing import Any, Callable
 
 from ..registry import Registry
 
-GENERATION, ENGINE, CHECKPOINT = "generation", "engine", "checkpoint"
+GENERATION, ENGINE, CHECKPOINT, PROMPT = "generation", "engine", "checkpoint", "prompt"
 
 
 @dataclass(frozen=True)
@@ -50,8 +55,15 @@ class Knob:
     apply: Callable[[Any, Any, Any], None] | None = None  # (engine, value, eval config): set before generating
     on_base: bool = True  # a method's base model is evaluated at it too (False: only trained models have it)
     export: Callable[[Any, Any, Any], Any] | None = None  # (checkpoint, value, out): a plain checkpoint with it baked in
-    kind: str = ENGINE  # GENERATION (swept by budget forcing), ENGINE (set on the engine), CHECKPOINT
+    kind: str = ENGINE  # GENERATION (swept by budget forcing), ENGINE (set on the engine), CHECKPOINT, PROMPT
     order: int = 50  # leaderboard columns: smaller first
+    # PROMPT knobs: the instruction a value places in the prompt ((value, eval config) -> text, or None), the
+    # thinking tokens a value allows ((value, eval config) -> int, or None: it states none), and a generation
+    # of its own ((engine, prompts, value, eval config, problems, k, fmt, progress) -> completions; None:
+    # budget forcing's)
+    instruction: Callable[[Any, Any], str | None] | None = None
+    bound: Callable[[Any, Any], int | None] | None = None
+    generate: Callable[..., list] | None = None
 
     @property
     def caption(self) -> str:
@@ -77,6 +89,10 @@ KNOBS.register("budget")(Knob(
 KNOBS.register("waits")(Knob(
     "waits", "w", "s1 extensions at the largest budget", title="Wait extensions", point="w", key="waits",
     type=int, kind=GENERATION, order=1))
+KNOBS.register("bound_forcing")(Knob(
+    "bound_forcing", "BF", "with a prompt control (eval.token_bounds, ...): cap the thinking at the bound each "
+    "setting states (s1's '+ budget forcing'); one curve per value", title="budget forcing at the stated bound",
+    key="bound_forcing", type=bool, kind=GENERATION, order=3))
 
 
 def all_knobs() -> list[Knob]:
@@ -117,6 +133,53 @@ def apply(engine, name: str, value, cfg=None) -> None:
 def swept(setting: dict) -> Knob | None:
     """The registered knob a setting's curve sweeps (its `knob` field), or None when it is not registered."""
     return find(setting.get("knob") or "budget")
+
+
+def generation_key(setting: dict) -> tuple:
+    """The knobs one generation holds fixed while budget forcing's sweep runs: engine, checkpoint and prompt
+    knobs (each prompt value is a prompt of its own)."""
+    return tuple(setting.get(k.name) for k in of_kind(ENGINE, CHECKPOINT, PROMPT))
+
+
+def prompt_control(setting: dict) -> tuple[Knob, Any] | None:
+    """The prompt knob a setting sets and its value, or None."""
+    return next(((k, setting[k.name]) for k in of_kind(PROMPT) if setting.get(k.name) is not None), None)
+
+
+def bound_of(setting: dict, cfg) -> int | None:
+    """The thinking tokens a setting allows: its prompt control's stated bound (None where it states none),
+    else its budget."""
+    control = prompt_control(setting)
+    if control is None:
+        return setting.get("budget")
+    knob, value = control
+    return knob.bound(value, cfg) if knob.bound is not None else None
+
+
+def curve_key(setting: dict) -> tuple[str, tuple]:
+    """Which curve a setting is a point of: the knob it sweeps and the values it holds fixed. A budget curve
+    (with its Wait extensions) holds the knobs that are not budget forcing's; a prompt control's holds every
+    other knob but the budget, which follows its bound under bound forcing; any other knob's holds the rest."""
+    knob = swept(setting)
+    name = setting.get("knob") or "budget"
+    if knob is not None and knob.kind == GENERATION:
+        return "budget", tuple((k.name, setting.get(k.name)) for k in all_knobs() if k.kind != GENERATION)
+    skip = {name, "budget"} if knob is not None and knob.kind == PROMPT else {name}
+    return name, tuple((k.name, setting.get(k.name)) for k in all_knobs() if k.name not in skip)
+
+
+def series(setting: dict) -> str:
+    """What one curve holds fixed while its knob varies, in words: "" for a budget (and Wait) curve, the
+    other knobs' values for a method's knob ("α @ b=64"), a prompt control's fixed knobs ("N @ BF=True")."""
+    knob = swept(setting)
+    name, fixed = curve_key(setting)
+    shown = [(find(n), v) for n, v in fixed if v is not None and find(n) is not None]
+    if knob is not None and knob.kind == GENERATION:
+        return " ".join(k.label(v) for k, v in shown if k.kind == ENGINE)
+    symbol = knob.symbol if knob is not None else str(name)
+    if knob is not None and knob.kind == PROMPT:
+        return " @ ".join([symbol] + [" ".join(k.label(v) for k, v in shown)][:1 if shown else 0])
+    return f"{symbol} @ {' '.join(k.label(v) for k, v in shown if k.kind == GENERATION)}"
 
 
 def label(setting: dict) -> str:

@@ -81,6 +81,13 @@ class Rollout:
                                  "false: the rollout stays truncated and scores 0 (R1-Zero, DeepScaleR)")
     temperature: float = _f(1.0, "rollout sampling temperature", gt=0, le=10)
     generation_batch_size: int = _f(64, "rows per generate call (memory/speed only)", ge=1)
+    rollout_backend: str = _f("hf", "rollout engine: hf (transformers) or vllm (a colocated vLLM engine whose weights "
+                                    "are synced after each update; .venv-vllm on CPU, `pip install vllm` on GPUs)")
+    rollout_is_cap: float | None = _f(None, "vllm rollouts: weight each token's policy-gradient term by the "
+                                            "truncated importance ratio min(pi_policy / pi_engine, cap) (TRL, verl); "
+                                            "none = off (the mismatch is logged either way)", gt=0)
+    vllm_gpu_memory: float = _f(0.5, "vllm rollouts on CUDA: the share of GPU memory vLLM may take "
+                                     "(gpu_memory_utilization)", gt=0, le=1)
 
 
 @dataclass
@@ -113,6 +120,18 @@ class RLConfig(RunSection, Optimiser, Rollout, ModelData):  # fields listed mode
                                (losses.AGGREGATIONS, self.aggregation), (rewards.REWARDS, self.reward),
                                (samplers.SAMPLERS, self.sampler)):
             registry.check_config(name, self)
+        if self.rollout_backend not in ("hf", "vllm"):
+            raise ConfigError(f"rollout_backend must be hf or vllm, got {self.rollout_backend!r}")
+        if self.rollout_backend == "vllm":
+            from ..engines.vllm import require_vllm
+
+            require_vllm()  # before any run folder exists
+        if self.rollout_is_cap is not None:
+            if self.rollout_backend != "vllm":
+                raise ConfigError("rollout_is_cap corrects vLLM rollouts: it needs rollout_backend=vllm")
+            if "aggregation" not in losses.POLICY_LOSSES.settings(self.loss):
+                raise ConfigError(f"rollout_is_cap weights each token's term; loss {self.loss!r} is over whole "
+                                  "completions (its ratio is a sequence's)")
         if "aggregation" not in losses.POLICY_LOSSES.settings(self.loss) and self.aggregation != "seq_mean":
             # such a loss is a mean over completions; micro-batches and the entropy term would be weighted by
             # another unit than the loss itself (measured: token_mean with micro-batches drifted from the batch)

@@ -64,12 +64,13 @@ def grpo_loss(logps: torch.Tensor, old_logps: torch.Tensor, ref_logps: torch.Ten
         L = -(1/G) sum_i (1/|o_i|) sum_t [ min(rho A_i, clip(rho, 1-eps, 1+eps) A_i) - beta * KL_k3 ]
         rho = pi_theta(o_it) / pi_old(o_it)
 
-    logps, old_logps, ref_logps, mask: (B, T); advantages: (B,). `old_logps` is `logps.detach()` when
+    logps, old_logps, ref_logps, mask: (B, T); advantages: (B,), or (B, T) per token (vLLM rollouts' truncated
+    importance weight folded in: `training/vllm_rollouts.py`). `old_logps` is `logps.detach()` when
     the rollout is used for a single update (then rho = 1 and only its gradient matters).
     `aggregation` (AGGREGATIONS): seq_mean is the paper's (1/G) sum_i (1/|o_i|) sum_t; token_mean
     divides by all tokens of the batch instead.
     """
-    adv = advantages.unsqueeze(1)  # (B, 1)
+    adv = advantages.unsqueeze(1) if advantages.dim() == 1 else advantages  # (B, 1) or (B, T)
     ratio = torch.exp(logps - old_logps)
     clipped = torch.clamp(ratio, 1 - clip_eps, 1 + clip_eps)
     per_token = -torch.min(ratio * adv, clipped * adv)

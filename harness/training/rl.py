@@ -28,6 +28,7 @@ from ..generation import forcing as G
 from ..generation import thinking as T
 from ..models.hf_compat import cache_of, with_cache
 from .trainer import Trainer, autocast
+from .vllm_rollouts import Rollouts, engine_logps, is_weights, mismatch
 
 
 @dataclass
@@ -156,6 +157,7 @@ class RLTrainer(Trainer):
         self.loss_fn = losses.POLICY_LOSSES.bind(cfg.loss, cfg)
         self.aggregation = losses.AGGREGATIONS.get(cfg.aggregation)
         self.make_sampler = samplers.SAMPLERS.bind(cfg.sampler, cfg)
+        self.rollouts = Rollouts(cfg)
 
     def total_steps(self) -> int:
         return self.cfg.steps
@@ -223,13 +225,14 @@ class RLTrainer(Trainer):
         prompts = [T.build_prompt(self.tokenizer, self.task.messages(p), self.fmt) for p in problems]
         budget = T.Budget(max_thinking_tokens=cfg.max_thinking_tokens, answer_tokens=cfg.answer_tokens,
                           force_close=cfg.force_close)
-        sampling = G.Sampling(temperature=cfg.temperature, top_p=1.0, batch_size=cfg.generation_batch_size)
-        from .. import engines
-
+        sampling = G.Sampling(temperature=cfg.temperature, top_p=1.0, batch_size=cfg.generation_batch_size,
+                              logprobs=cfg.rollout_backend == "vllm")
+        seeds = self.rollouts.row_seeds(self, step, len(prompts) * cfg.samples_per_prompt)
         with self.full_params(), autocast(self.device, self.dtype):  # bf16 where faster (native-bf16 CPUs, GPUs)
-            engine = engines.for_policy(policy, self.tokenizer)
-            completions = G.generate(engine, prompts, budget, n=cfg.samples_per_prompt,
-                                     sampling=sampling, seed=self.rank_seed * 100003 + step, fmt=self.fmt)
+            engine = self.rollouts.engine(self, cfg, policy)
+            completions = G.generate(engine, prompts, budget, n=cfg.samples_per_prompt, sampling=sampling,
+                                     seed=self.rank_seed * 100003 + step, fmt=self.fmt, row_seeds=seeds)
+        self.rollouts.after_rollout()
         return Rollout(indices, problems, prompts, completions, time.time() - t0)
 
     def score(self, ro: Rollout, step: int, cfg) -> tuple[torch.Tensor, list[dict]]:
@@ -264,6 +267,16 @@ class RLTrainer(Trainer):
         policy.train()
         micro = cfg.micro_batch_size
         old_logps = _logps_no_grad(policy, batch, micro, cfg.temperature, self.dtype) if cfg.minibatches > 1 else None
+        engine_lp = engine_logps(ro.completions, tc)  # (B, Tc) the rollout engine's own, or None (HF)
+        engine_stats = {}
+        if engine_lp is not None:  # the policy's log-probs before any update against the engine's
+            rollout_lp = old_logps if old_logps is not None else _logps_no_grad(policy, batch, micro,
+                                                                                 cfg.temperature, self.dtype)
+            engine_lp = engine_lp.to(dev)
+            engine_stats = mismatch(rollout_lp, engine_lp, batch.completion_mask)
+            if cfg.rollout_is_cap is not None:  # per-token advantages: A_i x min(pi / pi_engine, cap)
+                weights = is_weights(rollout_lp, engine_lp, batch.completion_mask, cfg.rollout_is_cap)
+                batch.advantages = batch.advantages[:, None] * weights
         ref_logps = (_logps_no_grad(self.ref_model, batch, micro, cfg.temperature, self.dtype)
                      if self.ref_model is not None else None)
         B = ids.shape[0]
@@ -299,7 +312,7 @@ class RLTrainer(Trainer):
             if cfg.ref_refresh_updates and self.updates % cfg.ref_refresh_updates == 0:
                 self.refresh_reference()
         return {"loss": sum(losses) / cfg.minibatches, "grad_norm": grad_norm,
-                **{k: _mean(v) for k, v in stats_acc.items()}}
+                **{k: _mean(v) for k, v in stats_acc.items()}, **engine_stats}
 
     def train_step(self, step: int) -> dict:
         if hasattr(self.schedule, "before_step"):
@@ -338,6 +351,7 @@ class RLTrainer(Trainer):
             "max_thinking_tokens": cfg.max_thinking_tokens,
             **self.sampler.stats(ro.indices),
             "generation_seconds": ro.seconds,
+            **({"weight_sync_seconds": self.rollouts.sync_seconds} if cfg.rollout_backend == "vllm" else {}),
             # one completion as the model wrote it, to spot reward hacking by eye
             "example": self.tokenizer.decode(cs[0].completion_ids, skip_special_tokens=True)[:400],
         }

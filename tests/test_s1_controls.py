@@ -1,0 +1,159 @@
+"""s1's test-time controls (`methods/s1_controls.py`): prompts as s1 words them, settings with and without
+bound forcing, rejection sampling's tries, and Control measured from the samples, never assumed."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from rzoo.harness.config import ConfigError
+
+
+def _cfg(**values):
+    from rzoo.harness.evaluation.config import eval_config_class
+
+    cfg = eval_config_class()(**values)
+    cfg.validate()
+    return cfg
+
+
+def test_settings_sweep_each_control_with_and_without_bound_forcing():
+    cfg = _cfg(budgets=[4, 16], token_bounds=[2, 8], bound_forcing=[False, True], think_classes=["short", "long"],
+               class_bounds=[3, 12], step_bounds=[1], step_tokens=5, rejection_budgets=[6])
+    got = [(s["knob"], s.get(s["knob"]), s["bound_forcing"], s["budget"]) for s in cfg.settings()]
+    assert got == [("budget", 4, None, 4), ("budget", 16, None, 16),
+                   ("token_bound", 2, False, 16), ("token_bound", 2, True, 2),
+                   ("token_bound", 8, False, 16), ("token_bound", 8, True, 8),
+                   ("step_bound", 1, False, 16), ("step_bound", 1, True, 5),
+                   ("think_class", "short", False, 16), ("think_class", "short", True, 3),
+                   ("think_class", "long", False, 16), ("think_class", "long", True, 12),
+                   ("rejection", 6, None, 6)]
+
+
+def test_bad_control_values_are_clear_errors():
+    with pytest.raises(ConfigError, match="states no bound"):
+        _cfg(think_classes=["short"], bound_forcing=[True])
+    with pytest.raises(ConfigError, match="'brief' is not a thinking class; valid: short, long"):
+        _cfg(think_classes=["brief"])
+    with pytest.raises(ConfigError, match="one bound per class"):
+        _cfg(think_classes=["short"], class_bounds=[5])
+
+
+def test_prompts_are_s1s_and_follow_the_question():
+    from rzoo import tasks
+    from rzoo.harness.data import Problem
+    from rzoo.methods import s1_controls as C
+
+    cfg = _cfg(token_bounds=[512])
+    task = tasks.get("math500")
+    messages = task.instruct(task.messages(Problem("p", "What is 1+1?", "2")), "token_bound", 512,
+                             C.TOKEN_BOUND.instruction(512, cfg))
+    assert messages[-1]["content"] == "What is 1+1?\n\nThink for up to 512 tokens."
+    assert C.STEP_BOUND.instruction(16, cfg) == "Think for up to 16 steps."
+    assert C.THINK_CLASS.instruction("short", cfg).startswith("Answer after a short amount of thinking.")
+    assert "simplescaling/s1" in " ".join(C.prompts()["sources"])
+
+
+def test_the_testbed_reads_its_instruction_before_the_digit_slots():
+    from rzoo.tasks.runsum import TASK
+    from rzoo.tasks import runsum_controls as RC
+
+    problem = TASK.load(None, "test")[0][0]
+    plain = TASK.messages(problem)[-1]["content"]
+    placed = TASK.instruct(TASK.messages(problem), "token_bound", 4, "ignored")[-1]["content"]
+    assert placed == "Think for up to 4 tokens.\n" + plain  # the slots keep their distance to the chain
+    stepped = TASK.instruct(TASK.messages(problem), "step_bound", 4, "ignored")[-1]["content"]
+    # in steps of 4 slots as the trace is, with as many tokens as the plain slots (each sum at the same distance)
+    grouped = stepped.split("\n")[1]
+    assert stepped.startswith("Think for up to 4 steps.\n|") and grouped.replace("|", "") == plain[:-6]
+    assert grouped.count("|") + grouped.count(" ") == plain.count(" ") == 14
+    data = TASK.examples("conditional", split="validation")
+    seen = set()
+    for ex in data.examples:
+        kind, value = ex.meta["control"], ex.meta["value"]
+        seen.add(kind)
+        tokens = len(ex.thinking.replace(" ", ""))  # one character per token: sums and countdown digits
+        if kind == "token_bound":
+            assert value == RC.power_above(tokens) and tokens < value
+        elif kind == "step_bound":  # each step opens with the steps left, counting down from the bound
+            steps = -(-ex.thinking.count(" ") // RC.STEP)
+            assert value == RC.power_above(steps) and ex.thinking.startswith(str(value))
+            assert tokens == ex.thinking.count(" ") + steps <= value * RC.STEP_TOKENS
+            assert ex.thinking.count(" ") <= ex.meta["n"] + 1
+        elif kind == "think_class":
+            assert tokens <= RC.CLASS_BOUNDS[value]
+    assert seen == set(RC.KINDS)
+
+
+@pytest.fixture()
+def scripted_eval(tokenizer, tmp_path):
+    """Evaluate a scripted model that always thinks for 7 tokens (6 words and the newline before its close), then
+    closes its block and ends its turn."""
+    from scripted import ScriptedLM
+
+    from rzoo import tasks
+    from rzoo.harness.data import TaskData
+    from rzoo.harness.engines.hf import HFEngine
+    from rzoo.harness.evaluation.evaluate import evaluate_engines
+    from rzoo.harness.generation import thinking as T
+
+    data = tmp_path / "qs.jsonl"
+    data.write_text("".join(json.dumps({"id": f"q{i}", "question": f"What is {i} plus {i}?", "answer": str(2 * i)})
+                            + "\n" for i in range(3)))
+    task = tasks.get(f"jsonl:{data}")
+    problems, source = task.load(None)
+    word = tokenizer.encode(" banana", add_special_tokens=False)[0]
+    close = tokenizer.encode("\n" + T.THINK_CLOSE, add_special_tokens=False)
+    prompts = set()
+
+    def script(ids):
+        text = tokenizer.decode(ids)
+        if T.THINK_OPEN not in text:
+            return None
+        prompts.add(text.rpartition(T.THINK_OPEN)[0])
+        if T.THINK_CLOSE in text.rpartition(T.THINK_OPEN)[2]:
+            return tokenizer.eos_token_id  # an empty answer: these tests are about lengths
+        if ids.count(word) < 6:
+            return word
+        after = len(ids) - 1 - max(i for i, x in enumerate(ids) if x == word)
+        return close[after] if after < len(close) else tokenizer.eos_token_id
+
+    def run(**values):
+        cfg = _cfg(task=[f"jsonl:{data}"], answer_tokens=4, **values)
+        engine = HFEngine(ScriptedLM.of(tokenizer, script), tokenizer)
+        evaluate_engines([({}, lambda: engine)], {"spec": "scripted"}, cfg,
+                         [TaskData(f"jsonl:{data}", task, problems, source, len(problems))], tmp_path / "eval",
+                         progress=False)
+        folder = next((tmp_path / "eval").iterdir())
+        results = json.loads((folder / "results.json").read_text())
+        samples = [json.loads(line) for line in (folder / "samples.jsonl").read_text().splitlines()]
+        return results, samples, prompts
+
+    return run
+
+
+def test_control_is_one_for_budget_forcing_and_measured_for_a_prompt(scripted_eval):
+    results, samples, prompts = scripted_eval(budgets=[3, 10], token_bounds=[2, 8], bound_forcing=[False, True])
+    curves = {(c["knob"], c["series"]): c for c in results["curves"]}
+    assert curves[("budget", "")]["control"] == 1.0  # by construction: the cap is the bound
+    assert curves[("token_bound", "N @ BF=True")]["control"] == 1.0
+    # the prompt alone: the model thinks 7 tokens whatever it is told, within 8 but not within 2
+    assert curves[("token_bound", "N @ BF=False")]["control"] == 0.5
+    by_setting = {(r["token_bound"], r["bound_forcing"], r["budget"]): r for r in results["results"]}
+    assert by_setting[(2, False, 10)]["within_bound"] == 0.0 and by_setting[(2, False, 10)]["thinking_tokens_mean"] == 7
+    assert by_setting[(2, True, 2)]["thinking_tokens_mean"] == 2 and by_setting[(2, True, 2)]["forced_rate"] == 1
+    assert {(s["token_bound"], s["bound"], s["within_bound"]) for s in samples if s["bound_forcing"] is False} == \
+           {(2, 2, False), (8, 8, True)}
+    assert any("What is 1 plus 1?\n\nThink for up to 2 tokens." in p for p in prompts)
+    assert not any("Think for up to 3 tokens" in p for p in prompts)  # the budget curve states nothing
+
+
+def test_rejection_sampling_records_its_tries_and_misses(scripted_eval):
+    results, samples, _ = scripted_eval(budgets=[10], rejection_budgets=[4, 8], rejection_tries=3)
+    rows = {r["rejection"]: r for r in results["results"] if r["rejection"] is not None}
+    # 7 thinking tokens never fit under 4: every sample used its 3 tries and is kept over the bound
+    assert rows[4]["tries_mean"] == 3 and rows[4]["within_bound"] == 0.0
+    assert rows[8]["tries_mean"] == 1 and rows[8]["within_bound"] == 1.0
+    assert {s["tries"] for s in samples if s["rejection"] == 4} == {3}
+    (curve,) = [c for c in results["curves"] if c["knob"] == "rejection"]
+    assert curve["control"] == 0.5 and curve["settings"] == 2
