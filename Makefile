@@ -11,7 +11,7 @@ TORCH ?= torch==2.13.0
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | sha1sum | cut -c1-10)
 ARGS ?=
 
-.PHONY: setup browser demo test vllm-setup test-vllm bench clean-venv
+.PHONY: setup browser demo zoo test vllm-setup test-vllm bench clean-venv
 
 $(STAMP):
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -30,6 +30,12 @@ demo: setup
 	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(VENV)/bin/harness train+eval method=grpo $(ARGS)
 	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(VENV)/bin/harness eval model=default task=math500 eval.limit=16 \
 	  'eval.budgets=[16,64]' eval.answer_tokens=32
+
+# The zoo: every registered recipe's CPU preset on the testbed, one after another, then one site comparing them
+# (resumable: a recipe already done is not run again). ZOO_RUNS: its runs root.
+ZOO_RUNS ?= runs-zoo
+zoo: setup
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(VENV)/bin/harness zoo --runs $(ZOO_RUNS) $(ARGS)
 
 # The leaderboard test renders the site in a real browser: Debian's chromium, installed when missing
 # (as root, or through sudo when it needs no password).

@@ -7,8 +7,7 @@ Performance (s1 §3.2; `harness/evaluation/controls.py`), as one table and one f
     python bench/controls.py --root runs-controls --out out/controls
 
 Runs one `harness eval` into `<root>` (a finished one is read, not run again), prints the table (one row per
-curve), and writes `<out>/controls.md` and the figure `<out>/accuracy_vs_thinking_tokens.{svg,png}` (the
-leaderboard's plot: one line per curve). The testbed model `testbed:conditional` reads the controls' instructions
+curve), and writes `<out>/controls.md` and the figure `<out>/controls.{svg,png}` (one line per control). The testbed model `testbed:conditional` reads the controls' instructions
 as s1's conditional models were trained to (`tasks/runsum_controls.py`); it is built on first use (minutes).
 """
 from __future__ import annotations
@@ -20,10 +19,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-TESTBED = ["model=testbed:conditional", "task=runsum", "eval.limit=none", "eval.budgets=[2,4,8,16]", "eval.token_bounds=[2,4,8,16]",
-           "eval.bound_forcing=[false,true]", "eval.step_bounds=[1,2,4]", "eval.step_tokens=5",
-           "eval.think_classes=[short,long]", "eval.class_bounds=[5,14]", "eval.rejection_budgets=[2,4,8,16]",
-           "eval.answer_tokens=8", "eval.batch_size=128"]
 # the same controls on the default real model, sized as a path check (16 problems, short budgets)
 REAL = ["model=default", "task=math500", "eval.limit=16", "eval.shuffle=true", "eval.budgets=[32,128]",
         "eval.token_bounds=[32,128]", "eval.bound_forcing=[false,true]", "eval.step_bounds=[1]",
@@ -64,21 +59,58 @@ def main(argv: list[str] | None = None) -> int:
     suffix = "-real" if args.real else ""
     root = (args.root or Path(f"runs-controls{suffix}")).resolve()
     out = args.out or Path(f"out/controls{suffix}")
-    run = _run(root, REAL if args.real else TESTBED)
+    from rzoo.methods.s1_controls import TESTBED_EVAL
+
+    run = _run(root, REAL if args.real else TESTBED_EVAL)
     (path,) = (run / "eval").glob("*/results.json")
     text = table(json.loads(path.read_text()))
     print(text)
     out.mkdir(parents=True, exist_ok=True)
     (out / "controls.md").write_text(text + "\n")
 
-    from rzoo.harness.jobs import bootstrap
-    from rzoo.leaderboard import plot
-    from rzoo.leaderboard.collect import collect
-
-    bootstrap()
-    for figure in plot.plot_curves(collect(root), out, "tokens"):
+    for figure in draw(json.loads(path.read_text()), out):
         print(f"[controls] figure {figure}")
     return 0
+
+
+def draw(results: dict, out: Path) -> list[Path]:
+    """Accuracy against mean thinking tokens, one line per control (s1's Figure 5 / Table 3 on one axis)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from rzoo.harness.generation import knobs
+    from rzoo.harness.jobs import bootstrap
+
+    bootstrap()
+    fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=150)
+    curves: dict[str, list[dict]] = {}
+    for r in results["results"]:
+        knob = knobs.swept(r)
+        name = "budget forcing" if knob.name in ("budget", "waits") else knob.caption
+        if r.get("bound_forcing"):
+            name += " + budget forcing"
+        curves.setdefault(name, []).append(r)
+    summary = {c["title"] + (" + budget forcing" if "BF=True" in c["series"] else ""): c for c in results["curves"]}
+    summary["budget forcing"] = summary.pop("thinking budget", None)
+    for name, rows in curves.items():
+        rows = sorted(rows, key=lambda r: r["thinking_tokens_mean"])
+        c = summary.get(name) or {}
+        ctl = "n/a" if c.get("control") is None else f"{c['control']:.0%}"
+        ax.plot([r["thinking_tokens_mean"] for r in rows], [r["accuracy"] for r in rows], marker="o",
+                ls="--" if "+ budget forcing" in name else "-", label=f"{name} (Control {ctl})")
+    ax.set_xlabel("mean thinking tokens")
+    ax.set_ylabel(f"accuracy ({results['task']}, {results['n_problems']} problems)")
+    ax.set_title(f"Controlling test-time compute (s1 §3.2) on {results['model'].get('spec')}")
+    ax.legend(fontsize=7, loc="lower right")
+    ax.grid(alpha=0.3)
+    out.mkdir(parents=True, exist_ok=True)
+    files = [out / "controls.svg", out / "controls.png"]
+    for f in files:
+        fig.savefig(f, bbox_inches="tight")
+    plt.close(fig)
+    return files
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@
     harness export CHECKPOINT --knob NAME=VALUE --out DIR   a test-time knob baked into a plain checkpoint
     harness grade FILE.jsonl                          grade other tools' answers: one JSON line each
     harness prompt model=M task=T [eval.protocol=P]   the exact prompts a model is given, as JSONL
+    harness zoo [RECIPE ...] [--runs DIR]             every recipe's CPU preset on the testbed, then the site
 
 Overrides are `key=value` tokens converted by the config dataclass's field types. Nothing heavy is
 imported until a command runs (`harness --help` does not import torch).
@@ -45,6 +46,7 @@ EPILOG = """examples:
   harness plot --run runs/grpo/<run> --out plots     curves of one run (base and trained)
   harness leaderboard --out site                     static site from every run under $RZOO_RUNS
   harness grade answers.jsonl                        re-grade {"answer", "gold", "kind"} lines from any tool
+  harness zoo --runs runs-zoo                        every recipe on the testbed, one page comparing them
 Run `harness <command> --help` (with method=NAME for training) for every key, its default and help."""
 
 
@@ -166,6 +168,21 @@ def _prompt_command(words: list[str]) -> int:
     return 0
 
 
+def _zoo_command(args) -> int:
+    from pathlib import Path
+
+    from .jobs import bootstrap
+    from .zoo import recipes, run_zoo
+
+    bootstrap()
+    names = [r.name for r in recipes()]
+    unknown = [n for n in args.overrides if n not in names]
+    if unknown:
+        raise ConfigError(f"harness zoo: unknown recipe(s) {', '.join(unknown)}; recipes: {', '.join(names)}")
+    root = Path(args.runs or os.environ.get("RZOO_RUNS", "runs"))
+    return 1 if run_zoo(root, args.overrides or None) else 0
+
+
 def _tasks_command(words: list[str]) -> int:
     """`harness tasks` lists tasks; `harness tasks show NAME` prints its prompt template."""
     from rzoo import tasks
@@ -196,11 +213,11 @@ def main(argv: list[str] | None = None) -> int:
         description="Train reasoning models with published recipes; evaluate accuracy against thinking tokens.")
     parser.add_argument("command", nargs="?",
                         choices=["train", "eval", "train+eval", "methods", "tasks", "plot", "leaderboard", "export",
-                                 "grade", "prompt"])
+                                 "grade", "prompt", "zoo"])
     parser.add_argument("overrides", nargs="*", help="key=value overrides (grade: the JSONL file; export: the "
                                                      "checkpoint)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
-    parser.add_argument("--runs", metavar="DIR", help="plot/leaderboard: runs root (default $RZOO_RUNS or ./runs)")
+    parser.add_argument("--runs", metavar="DIR", help="plot/leaderboard/zoo: runs root (default $RZOO_RUNS or ./runs)")
     parser.add_argument("--out", metavar="DIR", help="plot/leaderboard: output folder (default <runs>/plots, "
                                                      "<runs>/leaderboard)")
     parser.add_argument("--run", metavar="RUN_DIR", action="append", help="plot: only these runs (repeatable)")
@@ -232,6 +249,8 @@ def main(argv: list[str] | None = None) -> int:
             return _tasks_command(args.overrides)
         if args.command == "export":
             return _export_command(args)
+        if args.command == "zoo":
+            return _zoo_command(args)
         given = [f"--{n}" for n in ("runs", "out", "run", "screenshot") if getattr(args, n)]
         if args.command not in ("plot", "leaderboard") and given:
             raise ConfigError(f"{', '.join(given)} belong to harness plot / leaderboard, not {args.command}")

@@ -63,3 +63,12 @@ def screenshot(path: Path | str, png: Path | str, width: int = 1400, height: int
     if not png.is_file() or png.stat().st_size == 0:
         raise BrowserError(f"chromium wrote no screenshot to {png}")
     return png
+
+
+def console_errors(path: Path | str) -> list[str]:
+    """The console errors (uncaught exceptions, console.error, failed loads) the page raised while loading, from
+    Chromium's log."""
+    out = _run(url_of(path), "--enable-logging=stderr", "--v=0", "--dump-dom")
+    return [line for line in out.stderr.splitlines()
+            if ("CONSOLE" in line and ("Uncaught" in line or ":ERROR:" in line or "error" in line.lower()))
+            or "Failed to load resource" in line]

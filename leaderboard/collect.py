@@ -139,7 +139,8 @@ def points_of(run: RunInfo, role: str, path: Path, results: dict) -> list[dict]:
         series = series_of(r)
         out.append({
             "curve": f"{label} [{series}]" if series else label, "run": run.id, "run_dir": str(run.path),
-            "role": role, "method": run.method or "eval",
+            "role": role, "method": (run.config.get("label") if isinstance(run.config.get("label"), str) else None)
+            or run.method or "eval",
             "model": model.get("source") or model.get("spec"), "base_model": base or model.get("source"),
             "task": results["task"], "series": series, "knob": r.get("knob") or "budget",
             "setting": setting_label(r), **values, "accuracy": float(r["accuracy"]),
@@ -174,6 +175,23 @@ def load_results(path: Path) -> dict | None:
     return runfiles.read_json(path, runfiles.check_results)
 
 
+def _unique_bases(rows: list[dict]) -> list[dict]:
+    """A base model evaluated identically by several runs (same model, task, settings and numbers) appears once:
+    the first run's rows are kept."""
+    groups: dict[tuple, list[dict]] = {}
+    for row in rows:
+        if row["role"] == "base":
+            groups.setdefault((row["run"], row["task"]), []).append(row)
+    seen, drop = set(), set()
+    for key, group in groups.items():
+        sig = (group[0]["model"], group[0]["task"],
+               tuple((r["setting"], r["accuracy"], r["thinking_tokens_mean"]) for r in group))
+        if sig in seen:
+            drop.add(key)
+        seen.add(sig)
+    return [r for r in rows if r["role"] != "base" or (r["run"], r["task"]) not in drop]
+
+
 def collect(root: Path | str, runs: list[RunInfo] | None = None, results: dict[Path, dict | None] | None = None):
     """One row per (run, role, task, budget) under `root`, as a pandas DataFrame with `columns()`.
     `results`: results.json files already loaded (path -> content, None when skipped), so a bad file
@@ -187,6 +205,7 @@ def collect(root: Path | str, runs: list[RunInfo] | None = None, results: dict[P
             data = results[path] if results is not None and path in results else load_results(path)
             if data is not None:
                 rows.extend(points_of(run, role, path, data))
+    rows = _unique_bases(rows)
     # two runs started in the same minute would share a legend entry: tell them apart by folder hash
     owners: dict[str, set] = {}
     for row in rows:

@@ -85,8 +85,10 @@ def _in_knob_order(line):
 def _legend_title() -> str:
     from rzoo.harness.generation import knobs
 
+    import textwrap
+
     labels = ", ".join(f"{k.point.strip() or k.symbol} = {k.caption}" for k in knobs.all_knobs() if k.point)
-    return f"model (run start, UTC); point labels: budget, {labels}"
+    return textwrap.fill(f"model (run start, UTC); point labels: budget, {labels}", 60)
 
 
 def _draw_references(ax, refs: list[dict], column: str) -> None:

@@ -32,7 +32,7 @@ from rzoo.harness.runstore import atomic_write_text, current_umask, swap_folder
 
 from rzoo.harness.generation import knobs
 
-from . import plot, runfiles
+from . import plot, runfiles, zoo_page
 from .markup import cell, e, fmt, page, url
 from .controls_table import index_section
 from .run_page import _provenance_name, _unreadable_run_html, run_html
@@ -113,7 +113,8 @@ def leaderboard_rows(points) -> tuple[list[str], list[dict]]:
 
 
 def index_html(points, runs: list[RunInfo], figures: dict[str, str], root: Path,
-               slugs: dict[str, str] | None = None, results: dict[Path, dict | None] | None = None) -> str:
+               slugs: dict[str, str] | None = None, results: dict[Path, dict | None] | None = None,
+               zoo: str = "") -> str:
     settings, rows = leaderboard_rows(points)
     head = ["method", "model", "base model", "task", "n", *[f"acc@{b}" for b in settings], "best acc",
             "at setting", "thinking tokens", "95% CI", "date (UTC)", "run"]
@@ -148,6 +149,7 @@ Columns are test-time settings: {e(_knob_note())}.
 Thinking tokens are the mean actually spent at the best setting. Rows marked <span class="badge">reported</span>
 are numbers {e(REPORTED)} (their source in the last column), and stars on the curves where a response length
 is reported.</p></header>
+{zoo}
 <section><h2>Leaderboard</h2><p class="hint">Click a column to sort.</p>
 <table id="board" class="sortable"><thead><tr>{th}</tr></thead>
 <tbody>{"".join(body_rows)}</tbody></table></section>
@@ -316,7 +318,12 @@ def build(root: Path | str, out: Path | str | None = None) -> Path:
                     runfiles.warn(f"run page of {run.path} not built: {type(err).__name__}: {err}")
                     html_text = _unreadable_run_html(run, f"{type(err).__name__}: {err}")
                 atomic_write_text(pages / f"{slug}.html", html_text)
-            atomic_write_text(tmp / "index.html", index_html(points, runs, figures, root, slugs, results))
+            try:
+                zoo = zoo_page.section(root, slugs, tmp / "assets")
+            except Exception as err:  # noqa: BLE001 - the zoo's section must not cost the site; say so
+                runfiles.warn(f"zoo section not built: {type(err).__name__}: {err}")
+                zoo = ""
+            atomic_write_text(tmp / "index.html", index_html(points, runs, figures, root, slugs, results, zoo))
             _apply_umask(tmp)
             _swap_in(tmp, out)
         except BaseException:

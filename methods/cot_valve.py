@@ -49,6 +49,7 @@ from rzoo.harness.training.config import SFTConfig
 
 NAME = "cot_valve"
 VALVES = Registry("CoT-Valve variant")
+VARIANTS, VARIANT_FIELD = VALVES, "valve"  # what `harness zoo` runs: one run per variant
 
 
 @dataclass

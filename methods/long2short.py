@@ -38,6 +38,7 @@ from . import kimi
 
 NAME = "long2short"
 VARIANTS = Registry("long2short variant")
+VARIANT_FIELD = "variant"  # what `harness zoo` runs: one run per variant
 
 
 @dataclass

@@ -34,6 +34,12 @@ from rzoo.harness.generation.knobs import PROMPT, Knob, Option
 
 DATA = Path(__file__).with_name("s1_controls.json")
 
+# The controls on the testbed (`harness zoo`, `bench/controls.py`): s1's Table 3 on testbed:conditional, 500 problems
+TESTBED_EVAL = ["model=testbed:conditional", "task=runsum", "eval.limit=none", "eval.budgets=[2,4,8,16]",
+                "eval.token_bounds=[2,4,8,16]", "eval.bound_forcing=[false,true]", "eval.step_bounds=[1,2,4]",
+                "eval.step_tokens=5", "eval.think_classes=[short,long]", "eval.class_bounds=[5,14]",
+                "eval.rejection_budgets=[2,4,8,16]", "eval.answer_tokens=8", "eval.batch_size=128"]
+
 
 @lru_cache(maxsize=None)
 def prompts() -> dict:

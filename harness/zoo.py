@@ -1,0 +1,172 @@
+"""`harness zoo` (`make zoo`): every registered recipe at its CPU preset on the testbed, one after another,
+then the site that compares them.
+
+    harness zoo [--runs DIR]            (default runs root: $RZOO_RUNS or ./runs)
+
+The recipes: each registered method's `harness train+eval method=M` (once per variant where the method has
+them: a `VARIANTS` registry and the `VARIANT_FIELD` that picks one, e.g. CoT-Valve's three, long2short's four),
+then the test-time evaluations that are no method's training (s1's controls on `testbed:conditional`).
+
+Resumable: `<runs>/zoo.json` records each recipe's state (`running` with its run folder, `done`, `failed` with
+the error) and seconds, written atomically as it changes. Started again, the zoo skips what is done, resumes a
+run that was cut off where it saved a state (`resume=`; else starts it again, removing the partial folder),
+and runs the rest. A recipe that fails is marked failed and the others go on. Recipes run one after another:
+two at once slow each other on 2 cores. Each one's output is in `<runs>/zoo-logs/<recipe>.log`. At the end the
+leaderboard is built (`<runs>/leaderboard/index.html`) and the whole wall time printed.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+STATE = "zoo.json"
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str  # readable: "grpo", "cot_valve++", "long2short/dpo", "s1_controls"
+    command: str  # "train+eval" or "eval"
+    args: tuple[str, ...]
+    method: str | None = None
+    changes: str = "training"  # what it changes: training, or test time only
+    description: str = ""
+
+
+def recipes() -> list[Recipe]:
+    """Every registered method at its CPU preset (each variant), then the test-time evaluations."""
+    import dataclasses
+
+    from rzoo import methods
+    from rzoo.methods import s1_controls
+
+    out = []
+    for entry in methods.REGISTRY.entries():
+        module = methods.get(entry.name)
+        variants = module.VARIANTS.names() if hasattr(module, "VARIANTS") and hasattr(module, "VARIANT_FIELD") else [None]
+        for variant in variants:
+            extra = (f"{module.VARIANT_FIELD}={variant}",) if variant else ()
+            cfg = module.Config()
+            if variant:
+                cfg = dataclasses.replace(cfg, **{module.VARIANT_FIELD: variant})
+            name = module.label(cfg) if hasattr(module, "label") else entry.name
+            out.append(Recipe(name, "train+eval", (f"method={entry.name}", *extra), entry.name, "training",
+                              entry.description))
+    out.append(Recipe("s1_controls", "eval", tuple(s1_controls.TESTBED_EVAL), None, "test time",
+                      "s1's controls of thinking length (budget forcing, token-, step- and class-conditional "
+                      "prompts, rejection sampling) scored by Control / Scaling / Performance"))
+    return out
+
+
+@dataclass
+class Zoo:
+    root: Path
+    state: dict = field(default_factory=dict)
+
+    def load(self) -> "Zoo":
+        path = self.root / STATE
+        self.state = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+        return self
+
+    def save(self) -> None:
+        from .runstore import atomic_write_json
+
+        self.root.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(self.root / STATE, self.state)
+
+    def mark(self, recipe: Recipe, **values) -> None:
+        self.state[recipe.name] = {**self.state.get(recipe.name, {}), **values, "command": recipe.command,
+                                   "args": list(recipe.args), "changes": recipe.changes,
+                                   "description": recipe.description}
+        self.save()
+
+
+def _folder(recipe: Recipe) -> str:
+    return recipe.method or "eval"
+
+
+def _runs_in(root: Path, recipe: Recipe) -> set[Path]:
+    return {p for p in (root / _folder(recipe)).glob("*") if (p / "config.json").is_file()}
+
+
+def _launch(zoo: Zoo, recipe: Recipe, args: list[str]) -> int:
+    """Run one recipe's command in its own process, recording its run folder as soon as it exists."""
+    logs = zoo.root / "zoo-logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    before = _runs_in(zoo.root, recipe)
+    env = {**os.environ, "RZOO_RUNS": str(zoo.root), "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+    with open(logs / f"{recipe.name.replace('/', '_')}.log", "a", encoding="utf-8") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "rzoo.harness.cli", recipe.command, *args, "--no-progress"],
+                                env=env, stdout=log, stderr=subprocess.STDOUT)
+        recorded = zoo.state.get(recipe.name, {}).get("run")
+        while proc.poll() is None:
+            if recorded is None:
+                new = sorted(_runs_in(zoo.root, recipe) - before)
+                if new:
+                    recorded = str(new[-1])
+                    zoo.mark(recipe, state="running", run=recorded)
+            time.sleep(0.5)
+    if recorded is None:
+        new = sorted(_runs_in(zoo.root, recipe) - before)
+        if new:
+            zoo.mark(recipe, run=str(new[-1]))
+    return proc.returncode
+
+
+def _resume_args(recipe: Recipe, run: str | None) -> list[str] | None:
+    """`resume=<run>` for a recipe cut off after it saved something to continue from; else None."""
+    if not run or not Path(run).is_dir():
+        return None
+    path = Path(run)
+    if recipe.command == "eval" or (path / "checkpoint" / "trainer_state.pt").is_file():
+        return [f"resume={run}"]
+    shutil.rmtree(path)  # nothing saved yet: start it again rather than leave a half run on the page
+    return None
+
+
+def _last_error(zoo: Zoo, recipe: Recipe) -> str:
+    log = zoo.root / "zoo-logs" / f"{recipe.name.replace('/', '_')}.log"
+    lines = [x for x in log.read_text(encoding="utf-8", errors="replace").splitlines() if x.strip()] if log.is_file() else []
+    errors = [x for x in lines if "error" in x.lower()]
+    return (errors or lines or ["no output"])[-1][-300:]
+
+
+def run_zoo(root: Path, only: list[str] | None = None) -> int:
+    """Run every recipe not done yet, then build the site; returns the number of failed recipes."""
+    zoo = Zoo(root.resolve()).load()
+    start = time.time()
+    todo = [r for r in recipes() if not only or r.name in only]
+    for i, recipe in enumerate(todo, 1):
+        entry = zoo.state.get(recipe.name, {})
+        if entry.get("state") == "done":
+            print(f"[zoo] {i}/{len(todo)} {recipe.name}: done ({entry.get('seconds', 0):.0f} s), skipped", flush=True)
+            continue
+        resume = _resume_args(recipe, entry.get("run")) if entry.get("state") in ("running", "failed") else None
+        if resume is None:
+            zoo.state.pop(recipe.name, None)
+        print(f"[zoo] {i}/{len(todo)} {recipe.name}: {'resuming ' + entry['run'] if resume else 'running'} "
+              f"(harness {recipe.command} {' '.join(recipe.args)})", flush=True)
+        t = time.time()
+        zoo.mark(recipe, state="running", started=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+        code = _launch(zoo, recipe, resume or list(recipe.args))
+        seconds = time.time() - t + (entry.get("seconds", 0.0) if resume else 0.0)
+        if code == 0:
+            zoo.mark(recipe, state="done", seconds=seconds)
+            print(f"[zoo] {recipe.name}: done in {time.time() - t:.0f} s", flush=True)
+        else:
+            zoo.mark(recipe, state="failed", seconds=seconds, error=_last_error(zoo, recipe))
+            print(f"[zoo] {recipe.name}: FAILED (exit {code}): {zoo.state[recipe.name]['error']}", flush=True)
+    from rzoo.leaderboard.site import build
+
+    index = build(zoo.root)
+    failed = [n for n, e in zoo.state.items() if e.get("state") == "failed"]
+    total = time.time() - start
+    print(f"[zoo] {len(todo) - len(failed)} of {len(todo)} recipes done, {len(failed)} failed"
+          f"{' (' + ', '.join(failed) + ')' if failed else ''}; this call took {total / 60:.1f} min; "
+          f"site: file://{index}", flush=True)
+    return len(failed)

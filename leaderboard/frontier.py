@@ -1,0 +1,57 @@
+"""The compression frontier (Kimi k1.5 §2.4, Fig. 7, on the testbed): each way from one long-thinking model to a
+short one, as accuracy against mean thinking tokens at the largest budget; used by the zoo page and
+`bench/frontier.py`."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def points(run_dir: Path, folder: str = "eval") -> list[dict]:
+    """(accuracy, thinking tokens, alpha) at the largest budget of a run's evaluation (one per alpha)."""
+    results = json.loads(next(Path(run_dir, folder).glob("*/results.json")).read_text())["results"]
+    top = max(r["budget"] for r in results)
+    return [{"accuracy": r["accuracy"], "tokens": r["thinking_tokens_mean"], "alpha": r.get("alpha")}
+            for r in results if r["budget"] == top and not r.get("waits")]
+
+
+def draw(table: dict, long: dict, out: Path, stem: str = "frontier") -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=130)
+    ax.scatter([long["tokens"]], [long["accuracy"]], marker="*", s=220, color="black", zorder=3, label="long model")
+    for name, pts in table.items():
+        xs, ys = [p["tokens"] for p in pts], [p["accuracy"] for p in pts]
+        if len(pts) > 1:  # CoT-Valve over alpha
+            ax.plot(xs, ys, marker="o", label=f"{name} (alpha {pts[0]['alpha']:g}..{pts[-1]['alpha']:g})")
+        else:
+            ax.scatter(xs, ys, marker="D" if name.startswith("long2short") else "s", s=60, label=name, zorder=3)
+    ax.axvline(0.7 * long["tokens"], color="grey", ls=":", lw=1)
+    ax.axhline(long["accuracy"] - 0.05, color="grey", ls=":", lw=1)
+    ax.set_xlabel("mean thinking tokens (largest budget)")
+    ax.set_ylabel("accuracy (greedy)")
+    ax.set_title("Compression frontier: from one long model to short ones (dotted: 0.7x tokens, -0.05 accuracy)",
+                 fontsize=9)
+    ax.legend(fontsize=7, loc="lower right")
+    ax.grid(alpha=0.3)
+    out.mkdir(parents=True, exist_ok=True)
+    files = [out / f"{stem}.svg", out / f"{stem}.png"]
+    for f in files:
+        fig.savefig(f, bbox_inches="tight")
+    plt.close(fig)
+    return files
+
+
+def reading(table: dict, long: dict) -> str:
+    """One sentence: the method that keeps accuracy within 0.05 of the long model with the fewest thinking tokens."""
+    kept = [(p["tokens"], -p["accuracy"], name, p) for name, pts in table.items() for p in pts
+            if p["accuracy"] >= long["accuracy"] - 0.05]
+    if not kept:
+        return "No method kept the long model's accuracy within 0.05."
+    tokens, _, name, p = min(kept, key=lambda k: (k[0], k[1], k[2]))
+    what = name + (f" at alpha {p['alpha']:g}" if p.get("alpha") is not None else "")
+    return (f"{what} gives the best accuracy per token: {p['accuracy']:.3f} at {tokens:.2f} thinking tokens, "
+            f"{tokens / long['tokens']:.2f}x the long model's {long['tokens']:.2f} (accuracy {long['accuracy']:.3f}).")
