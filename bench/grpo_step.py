@@ -32,7 +32,9 @@ def run_ours(args, root: Path, rollout: str = "hf") -> tuple[list[float], list[f
     from rzoo.harness.cli import main
 
     os.environ["RZOO_RUNS"] = str(root)
-    rc = main(["train", "method=grpo", f"rollout_backend={rollout}", f"model={args.model}", f"steps={args.steps}",
+    # the task named for both (the CPU preset's runsum would otherwise be ours while TRL read arith)
+    rc = main(["train", "method=grpo", f"rollout_backend={rollout}", f"train_task={args.task}", f"model={args.model}",
+               f"steps={args.steps}",
                f"prompts_per_step={args.prompts}", f"samples_per_prompt={args.samples}",
                f"max_thinking_tokens={args.max_tokens - 16}", "answer_tokens=16", "temperature=0.7", "lr=1e-5",
                "minibatches=1", f"generation_batch_size={args.prompts * args.samples}",
@@ -56,7 +58,7 @@ def run_trl(args, root: Path, vllm: bool = False) -> tuple[list[float], list[flo
     from rzoo.harness.generation import thinking as T
     from rzoo.methods import grpo
 
-    task = tasks.get("arith")
+    task = tasks.get(args.task)
     problems, _ = task.load(None, split="train")
     by_question = {p.question: p for p in problems}
     model, tok = models.load(models.resolve(args.model), dtype="float32")
@@ -109,6 +111,7 @@ def run_trl(args, root: Path, vllm: bool = False) -> tuple[list[float], list[flo
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="default")
+    parser.add_argument("--task", default="arith", help="training task (runsum with --model testbed)")
     parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--prompts", type=int, default=4)
     parser.add_argument("--samples", type=int, default=6)

@@ -1,9 +1,9 @@
 """The application layer: running a resolved job (`jobs.resolve`), in named steps.
 
-This is the only place (with `jobs.py` and `cli.py` beside it) that imports methods, tasks and the
+This is the only place (with `jobs.py`, `cli.py` and `zoo.py` beside it) that imports methods, tasks and the
 leaderboard: the core receives tasks and data as objects. Layers, top to bottom (`tests/test_layers.py`):
 
-    cli.py, jobs.py, app.py     the command line; a typed job; running it
+    cli, jobs, app, zoo         the command line; a typed job; running it; every recipe at once
     methods/  tasks/            one file per recipe, on the training core; benchmarks, the testbed, graders
     training/  evaluation/      the loops, losses, rewards, samplers; evaluating, results, metrics
     engines/                    transformers and vLLM behind one protocol

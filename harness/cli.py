@@ -206,8 +206,7 @@ def _tasks_command(words: list[str]) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="harness", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Train reasoning models with published recipes; evaluate accuracy against thinking tokens.")
@@ -224,6 +223,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--screenshot", metavar="PNG", help="leaderboard: also save a headless-Chromium "
                                                             "screenshot of the index page")
     parser.add_argument("--knob", metavar="NAME=VALUE", help="export: the test-time knob value to bake in")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = _parser()
     if not argv or argv[0] in ("-h", "--help"):
         parser.print_help()
         return 0

@@ -76,9 +76,11 @@ class Config(kimi.Config):
 
 PRESETS = {
     "paper": {"eval.protocol": "deepseek_r1", "eval.task": ["aime24", "math500"]},
-    # the testbed: testbed:redundant thinks ~10 tokens (its chain and 1-4 re-checks), testbed:minimal ~6 (the chain)
+    # the testbed: testbed:redundant thinks ~10 tokens (its chain and 1-4 re-checks); testbed:short is it taught the
+    # minimal chain again (~6.6 tokens). Averaged with its parent, testbed:minimal, instead, the merge lost the chain
+    # (validation accuracy 0.11-0.65 at w = 0.2-0.8): weights of a model and its own fine-tune average well here
     "cpu": {
-        "model": "testbed:redundant", "short_model": "testbed", "train_task": "runsum", "sample_problems": 2000,
+        "model": "testbed:redundant", "short_model": "testbed:short", "train_task": "runsum", "sample_problems": 2000,
         "max_thinking_tokens": 24, "answer_tokens": 6, "temperature": 1.0, "generation_batch_size": 256,
         "train_steps": 150, "batch_size": 64, "micro_batch_size": 64, "max_length": 128, "lr": 1e-3,
         "dpo_beta": 0.1, "save_every": 50,

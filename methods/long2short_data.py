@@ -49,6 +49,17 @@ def dpo_pairs(samples: list[Sample], ratio: float = 1.5) -> list[tuple[Sample, S
     return out
 
 
+def to_sample(task, problem, c, fmt) -> Sample:
+    """A completion as an SFT example's parts: the format adds the newline before the close and the separator
+    after it (`ThinkingFormat.completion_text`), so they are not kept twice; correct = closed and scored 1."""
+    from rzoo.harness.generation import thinking as T
+
+    closed = c.thinking_end != T.INCOMPLETE
+    thinking, answer = c.thinking_text.removesuffix("\n"), c.answer_text.removeprefix(fmt.separator)
+    return Sample(problem.id, c.sample_index, thinking, answer, len(c.completion_ids),
+                  closed and task.score(problem, c.answer_text) == 1.0)
+
+
 def by_problem(samples: list[Sample]) -> dict[str, list[Sample]]:
     out: dict[str, list[Sample]] = {}
     for s in samples:
@@ -77,12 +88,7 @@ def sample_long(cfg, ctx, progress: bool = True) -> list[Sample]:
                       n=n, sampling=G.Sampling(temperature=cfg.temperature, batch_size=cfg.generation_batch_size),
                       seed=cfg.seed, fmt=fmt, progress=progress,
                       row_seeds=[mix_seed(cfg.seed, p.id, j, "long2short") for p in problems for j in range(n)])
-    out = []
-    for c in rows:
-        problem = problems[c.prompt_index]
-        closed = c.thinking_end != T.INCOMPLETE
-        out.append(Sample(problem.id, c.sample_index, c.thinking_text, c.answer_text, len(c.completion_ids),
-                          closed and task.score(problem, c.answer_text) == 1.0))
+    out = [to_sample(task, problems[c.prompt_index], c, fmt) for c in rows]
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_jsonl(path, [asdict(s) for s in out])
     return out

@@ -14,7 +14,8 @@ evaluation and the leaderboard treat it like any model. `testbed:<variant>` (`re
 (here: with its "Wait"s) is learned on validation problems: the chain is learned once, from the
 minimal traces; trained from scratch on early-stopping traces it was not learned in 1,500 steps
 (validation chain accuracy 0.27). After a "Wait" each step reads its digit one slot further back; a
-fine-tune learns that in ~800 steps (measured: post-Wait step accuracy 0.05 -> 0.98).
+fine-tune learns that in ~800 steps (measured: post-Wait step accuracy 0.05 -> 0.98). `testbed:short` is
+`testbed:redundant` fine-tuned back on the minimal traces (`DERIVED`): long2short's short model to merge with.
 
 The build is deterministic by seed (fp32, one thread) and cached under `$RZOO_CACHE/models/` keyed by
 a hash of the recipe and of the source of every module that decides what a build produces (`BUILD_CODE`:
@@ -57,6 +58,18 @@ def recipe_key(recipe) -> str:
     """The cache key of a build recipe: its fields and the code that builds it, hashed."""
     blob = json.dumps({**asdict(recipe), "code": code_hash()}, sort_keys=True).encode()
     return hashlib.sha256(blob).hexdigest()[:10]
+
+
+# Testbed models fine-tuned from another testbed model than the minimal one: variant -> (the model it starts
+# from, the traces it learns). `short`: the long model (`redundant`) taught the minimal chain again, the short
+# model long2short's merge averages it with (a model and its own fine-tune, as Kimi merges a long and a short
+# model from one base; the minimal model itself, the long model's parent, averaged with it gave accuracy 0.11-0.65)
+DERIVED = {"short": ("redundant", "minimal")}
+
+
+def traces_of(variant: str) -> str:
+    """The runsum trace variant a testbed model variant learns."""
+    return DERIVED[variant][1] if variant in DERIVED else variant
 
 
 @dataclass(frozen=True)
@@ -139,7 +152,7 @@ def train(recipe: Recipe, out_dir: Path, progress: bool = True, start: Path | No
         init = start
     chain = recipe.variant != "no_chain"
     steps = recipe.max_steps if start is None else recipe.variant_steps if chain else recipe.no_chain_steps
-    cfg = SFTConfig(model=str(init), train_data=f"runsum:{recipe.variant}", seed=recipe.seed,
+    cfg = SFTConfig(model=str(init), train_data=f"runsum:{traces_of(recipe.variant)}", seed=recipe.seed,
                     lr=recipe.lr if start is None else recipe.variant_lr,
                     weight_decay=recipe.weight_decay, adam_beta2=recipe.adam_beta2,
                     warmup_ratio=recipe.warmup_steps / steps, lr_schedule="cosine", dtype="float32",
@@ -148,7 +161,7 @@ def train(recipe: Recipe, out_dir: Path, progress: bool = True, start: Path | No
     run = Run(work / "run")
     run.path.mkdir(parents=True)
     atomic_write_json(run.path / "config.json", {"recipe": asdict(recipe)})
-    data = TASK.examples(recipe.variant, split="train", seed=recipe.seed)
+    data = TASK.examples(traces_of(recipe.variant), split="train", seed=recipe.seed)
     ctx = TrainContext("testbed", run, ResolvedModel(str(init), str(init), "scratch"), data,
                        {"recipe": asdict(recipe)}, progress=progress)
     checkpoint = SFTTrainer(cfg, ctx, stop=_converged(recipe, tokenizer) if chain else None).fit()
@@ -183,7 +196,8 @@ def _converged(recipe: Recipe, tokenizer):
     from .runsum import TASK
 
     fmt = T.ThinkingFormat.detect(tokenizer)
-    rows = [tokenize(tokenizer, ex, fmt, 128) for ex in TASK.examples(recipe.variant, split="validation").examples]
+    rows = [tokenize(tokenizer, ex, fmt, 128) for ex in TASK.examples(traces_of(recipe.variant),
+                                                                      split="validation").examples]
 
     def stop(trainer, step: int, row: dict) -> bool:
         if step < recipe.min_steps or step % 50:
@@ -204,14 +218,16 @@ def build(variant: str = "minimal", progress: bool = True, **overrides):
 
     from .runsum import VARIANTS
 
-    if variant not in VARIANTS:
-        raise ModelError(f"model 'testbed:{variant}': the testbed's variants are {', '.join(VARIANTS)}")
+    if variant not in VARIANTS and variant not in DERIVED:
+        raise ModelError(f"model 'testbed:{variant}': the testbed's variants are "
+                         f"{', '.join([*VARIANTS, *DERIVED])}")
     recipe = Recipe(variant=variant, **overrides)
     out = cache_root() / "models" / f"testbed-{variant}-{recipe.key()}"
     marker = out / "rzoo_source.json"
     if not marker.exists():
-        start = None if variant == "minimal" else Path(build("minimal", progress, **overrides).path)
-        what = "from scratch until the chain is learned" if start is None else "fine-tuning the minimal model"
+        parent = DERIVED[variant][0] if variant in DERIVED else "minimal"
+        start = None if variant == "minimal" else Path(build(parent, progress, **overrides).path)
+        what = "from scratch until the chain is learned" if start is None else f"fine-tuning the {parent} model"
         print(f"[model] building the testbed model on {variant} traces ({what}) into {out} (once)", flush=True)
         train(recipe, out, progress, start)
         atomic_write_json(marker, {"recipe": asdict(recipe), "code": code_hash()})

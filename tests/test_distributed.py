@@ -174,7 +174,7 @@ def test_cot_valve_plus_plus_on_two_processes_trains_like_one(tiny_model_dir, tm
             for i in range(4) for n in (2, 5, 9)]
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
     args = ["train", "method=cot_valve", "valve=plus_plus", f"model={tiny_model_dir}", f"train_data=jsonl:{data}",
-            "mixchain_alphas=[]", "max_steps=3", "batch_size=4", "micro_batch_size=2", "lr=1e-2", "max_length=64",
+            "mixchain_alphas=[]", "max_steps=3", "batch_size=4", "micro_batch_size=2", "lr=1e-2", "max_length=256",
             "dtype=float32", "save_every=0", "weight_decay=0"]
     _harness(args, tmp_path / "two", 2, 29551)
     _harness(args, tmp_path / "one", 1, 0)
@@ -186,4 +186,6 @@ def test_cot_valve_plus_plus_on_two_processes_trains_like_one(tiny_model_dir, tm
     la = [json.loads(x)["loss"] for x in (one / "train.jsonl").read_text().splitlines()]
     lb = [json.loads(x)["loss"] for x in (two / "train.jsonl").read_text().splitlines()]
     assert la == pytest.approx(lb, rel=1e-4) and len(la) == 3
-    assert la[-1] < la[0]  # the adapter trained
+    assert all(x > 0 for x in la)  # every step had completion tokens to learn from
+    # the adapter trained: LoRA's B matrices start at zero
+    assert any(a[k].abs().max().item() > 0 for k in a if "lora_B" in k)

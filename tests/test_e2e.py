@@ -93,6 +93,16 @@ def test_failed_training_marks_run_failed(tiny_model_dir, runs_root, monkeypatch
     assert not (run / "checkpoint").exists()
 
 
+def test_sft_refuses_a_max_length_that_keeps_no_completion(tiny_model_dir, runs_root, tmp_path, capsys):
+    """A max_length shorter than every prompt would train on nothing with loss 0 at every step: refuse it."""
+    data = tmp_path / "d.jsonl"
+    data.write_text(json.dumps({"question": "What is 2 + 2? " * 8, "thinking": "2 + 2 = 4", "answer": "4"}) + "\n")
+    args = ["train", "method=s1", f"model={tiny_model_dir}", f"train_data=jsonl:{data}", "max_steps=1",
+            "batch_size=1", "micro_batch_size=1", "dtype=float32", "--no-progress"]
+    assert main(args + ["max_length=8"]) == 2
+    assert "max_length=8 leaves no completion token" in capsys.readouterr().err
+
+
 def test_resume_continues_exactly(tiny_model_dir, runs_root, varying_task, tmp_path):
     """3 uninterrupted steps == 2 steps, then `resume=` to 3: same log, same weights."""
     from safetensors.torch import load_file

@@ -71,7 +71,7 @@ def test_grading_never_raises(gold):
     """Golds with Python relations once made the sympy second opinion raise (BooleanTrue.evalf)."""
     for answer in (r"$x \neq 3$", r"\boxed{3}", r"\boxed{x = 3}", "", "}{", r"\boxed{\frac{1}{0}}"):
         grade = Task().grade(Problem("p", "q", gold), answer)
-        assert grade.correct in (True, False)
+        assert isinstance(grade.correct, bool)
         assert isinstance(sympy_verdict(answer, gold), bool)
 
 

@@ -1,7 +1,7 @@
 """The layering the README draws, checked on the source (function-local imports and registry strings
 included). Inside `harness/`, imports only run downward:
 
-    top          cli.py, jobs.py, app.py
+    top          cli.py, jobs.py, app.py, zoo.py
     loops        training/   evaluation/      (siblings: neither imports the other)
     engines      engines/
     generation   generation/
@@ -20,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = {"harness": "rzoo.harness", "methods": "rzoo.methods", "tasks": "rzoo.tasks", "leaderboard": "rzoo.leaderboard"}
 FOUNDATION = {"config", "registry", "runstore", "data", "distributed"}
-TOP = {"cli", "app", "jobs"}
+TOP = {"cli", "app", "jobs", "zoo"}
 RANK = {"foundation": 0, "models": 1, "generation": 2, "engines": 3, "training": 4, "evaluation": 4, "top": 5}
 UPPER = re.compile(r"^rzoo\.(tasks|methods|leaderboard)(\.|:|$)")
 

@@ -39,6 +39,22 @@ def test_every_pair_of_random_samples_keeps_the_rule(seed):
         assert (r.thinking, r.answer) != (c.thinking, c.answer)
 
 
+def test_a_sample_becomes_the_completion_the_model_wrote():
+    """The model's answer text starts with the separator the SFT format adds again: kept once (a doubled one
+    taught the shortest variant a format of its own: accuracy 0.000 on the testbed)."""
+    from rzoo.harness.generation import thinking as T
+    from rzoo.harness.generation.forcing import Completion
+    from rzoo.methods.long2short_data import to_sample
+    from rzoo.tasks.runsum import TASK
+
+    problem = TASK.load(None, "test")[0][0]
+    fmt = T.ThinkingFormat()
+    c = Completion(0, 2, thinking_end=T.CLOSED, thinking_text=" 3 0", answer_text=f"\n\n\\boxed{{{problem.answer}}}")
+    s = to_sample(TASK, problem, c, fmt)
+    assert fmt.completion_text(s.thinking, s.answer) == f" 3 0\n{T.THINK_CLOSE}\n\n\\boxed{{{problem.answer}}}"
+    assert s.correct and s.index == 2
+
+
 def test_dpo_loss_is_the_formula():
     from rzoo.harness.training.dpo import dpo_loss
 
@@ -130,7 +146,7 @@ def test_trained_variants_resume_like_every_method(variant, tiny_model_dir, runs
         common = ["train", "method=long2short", f"variant={variant}", f"model={tiny_model_dir}", "train_task=varying",
                   "seed=3", "save_every=1", "sample_problems=4", "samples_per_prompt=4", "max_thinking_tokens=6",
                   "rl_max_thinking_tokens=4", "answer_tokens=4", "force_close=true", "batch_size=2",
-                  "micro_batch_size=4", "max_length=64", "prompts_per_step=2", "generation_batch_size=8",
+                  "micro_batch_size=4", "max_length=256", "prompts_per_step=2", "generation_batch_size=8",
                   "lr=1e-2", "rl_lr=1e-2", "steps=2", "train_steps=2", "--no-progress"]
         assert main(common) == 0
         (full,) = (runs_root / "long2short").iterdir()
@@ -152,6 +168,7 @@ def test_trained_variants_resume_like_every_method(variant, tiny_model_dir, runs
     a = [json.loads(x) for x in (full / "train.jsonl").read_text().splitlines()]
     b = [json.loads(x) for x in (part / "train.jsonl").read_text().splitlines()]
     assert [r["step"] for r in b] == [1, 2]
+    assert all(r["loss"] != 0 and r["grad_norm"] > 0 for r in a)  # each step trained something
     for ra, rb in zip(a, b, strict=True):
         for key, value in ra.items():
             if key not in ("seconds", "generation_seconds") and isinstance(value, (int, float)):

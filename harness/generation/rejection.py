@@ -3,9 +3,10 @@ is compared with): sample at temperature 1 until a sample's thinking fits under 
 
 Each (problem, sample) row is drawn with a cap of the budget B plus the end-of-thinking delimiter's tokens
 (room to close right at B): a draw whose thinking the model closed (or ended its turn in) within B tokens is
-kept; a longer one (force-closed at the cap) is rejected and the row drawn again, from its own stream (`mix_seed(row, try)`), so a row's outcome does not depend on the
-others. After `eval.rejection_tries` draws the last one is kept as it is (force-closed, over the bound: it
-counts against Control, which is then measured, not 100% by construction). Every row records `tries`.
+kept; a longer one (force-closed at the cap) is rejected and the row drawn again, from its own stream
+(`mix_seed(row, try)`), so a row's outcome does not depend on the others. After `eval.rejection_tries`
+draws the last one is kept as it is (force-closed, over the bound: it counts against Control, which is then
+measured, not 100% by construction). Every row records `tries`.
 
 Departure from s1: s1 resampled until every sample fit (655 tries on average at 3.5k tokens); ours caps the
 tries so an evaluation ends, and says how often the cap was reached (Control < 1).

@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import math
 import random
+import warnings
 
 import torch
 
+from ..config import ConfigError
 from ..generation import thinking as T
 from .trainer import Trainer, autocast
 
@@ -109,6 +111,13 @@ class SFTTrainer(Trainer):
         self.aggregation = AGGREGATIONS.get(self.cfg.aggregation)
         self.fmt = T.ThinkingFormat.detect(self.tokenizer)
         self.rows = [tokenize(self.tokenizer, ex, self.fmt, self.cfg.max_length) for ex in self.examples]
+        empty = sum(1 for _, mask in self.rows if not any(mask))
+        if empty == len(self.rows):  # every loss would be 0 and nothing would train, silently
+            raise ConfigError(f"max_length={self.cfg.max_length} leaves no completion token in any example: the "
+                             f"prompts alone are that long; raise max_length")
+        if empty:
+            warnings.warn(f"{empty} of {len(self.rows)} examples keep no completion token at "
+                          f"max_length={self.cfg.max_length}; they add nothing to the loss", stacklevel=1)
         self.scales = [float(ex.meta.get("adapter_scale", 1.0)) for ex in self.examples]
         rounds = sorted({ex.meta.get("round", 1) for ex in self.examples})
         self.rounds = [[i for i, ex in enumerate(self.examples) if ex.meta.get("round", 1) == r] for r in rounds]
