@@ -38,14 +38,13 @@ def main(argv=None) -> int:
     if any(state.get(n, {}).get("state") != "done" for n in NAMES):
         run_zoo(root, list(NAMES))
         state = json.loads((root / "zoo.json").read_text())
-    table = {n: sorted(points(Path(state[n]["run"])), key=lambda p: p["alpha"] or 0) for n in NAMES
-             if state.get(n, {}).get("state") == "done"}
+    table = {n: points(Path(state[n]["run"])) for n in NAMES if state.get(n, {}).get("state") == "done"}
     long = points(Path(state["kimi"]["run"]), "eval_base")[0]
     for name, pts in table.items():
         for p in pts:
             ok = p["tokens"] <= 0.7 * long["tokens"] and p["accuracy"] >= long["accuracy"] - 0.05
-            alpha = f" alpha {p['alpha']:g}" if p["alpha"] is not None else ""
-            print(f"frontier {name}{alpha}: accuracy {p['accuracy']:.3f}, thinking tokens {p['tokens']:.2f} "
+            setting = f" {p['setting']}" if p["setting"] else ""
+            print(f"frontier {name}{setting}: accuracy {p['accuracy']:.3f}, thinking tokens {p['tokens']:.2f} "
                   f"({p['tokens'] / long['tokens']:.2f}x the long model's), target {'met' if ok else 'missed'}")
     print(f"frontier long model: accuracy {long['accuracy']:.3f}, thinking tokens {long['tokens']:.2f}")
     print(reading(table, long))

@@ -8,11 +8,21 @@ from pathlib import Path
 
 
 def points(run_dir: Path, folder: str = "eval") -> list[dict]:
-    """(accuracy, thinking tokens, alpha) at the largest budget of a run's evaluation (one per alpha)."""
+    """(accuracy, thinking tokens, setting) at the largest budget of a run's evaluation: one point per value of the
+    knob its curve sweeps where that is not the budget (e.g. a method's own scale), in the knob's order; the
+    setting is the knob's label (`symbol=value`), None for a plain budget sweep."""
+    from rzoo.harness.generation import knobs
+
     results = json.loads(next(Path(run_dir, folder).glob("*/results.json")).read_text())["results"]
     top = max(r["budget"] for r in results)
-    return [{"accuracy": r["accuracy"], "tokens": r["thinking_tokens_mean"], "alpha": r.get("alpha")}
-            for r in results if r["budget"] == top and not r.get("waits")]
+    rows = [r for r in results if r["budget"] == top and not r.get("waits")]
+    name = rows[0].get("knob") if rows else None
+    knob = knobs.find(name) if name not in (None, "budget", "waits") else None
+    if knob is not None:
+        rows = sorted(rows, key=lambda r: r.get(knob.name) if r.get(knob.name) is not None else 0)
+    return [{"accuracy": r["accuracy"], "tokens": r["thinking_tokens_mean"],
+             "setting": knob.label(r[knob.name]) if knob is not None and r.get(knob.name) is not None else None}
+            for r in rows]
 
 
 def draw(table: dict, long: dict, out: Path, stem: str = "frontier") -> list[Path]:
@@ -25,8 +35,8 @@ def draw(table: dict, long: dict, out: Path, stem: str = "frontier") -> list[Pat
     ax.scatter([long["tokens"]], [long["accuracy"]], marker="*", s=220, color="black", zorder=3, label="long model")
     for name, pts in table.items():
         xs, ys = [p["tokens"] for p in pts], [p["accuracy"] for p in pts]
-        if len(pts) > 1:  # CoT-Valve over alpha
-            ax.plot(xs, ys, marker="o", label=f"{name} (alpha {pts[0]['alpha']:g}..{pts[-1]['alpha']:g})")
+        if len(pts) > 1:  # a method swept over its own knob: one line through its settings
+            ax.plot(xs, ys, marker="o", label=f"{name} ({pts[0]['setting']} .. {pts[-1]['setting']})")
         else:
             ax.scatter(xs, ys, marker="D" if name.startswith("long2short") else "s", s=60, label=name, zorder=3)
     ax.axvline(0.7 * long["tokens"], color="grey", ls=":", lw=1)
@@ -36,7 +46,7 @@ def draw(table: dict, long: dict, out: Path, stem: str = "frontier") -> list[Pat
     ax.set_title("Compression frontier: from one long model to short ones (dotted: 0.7x tokens, -0.05 accuracy)",
                  fontsize=9)
     ax.legend(fontsize=7, loc="lower right")
-    ax.grid(alpha=0.3)
+    ax.grid(color="0.9")
     out.mkdir(parents=True, exist_ok=True)
     files = [out / f"{stem}.svg", out / f"{stem}.png"]
     for f in files:
@@ -52,6 +62,6 @@ def reading(table: dict, long: dict) -> str:
     if not kept:
         return "No method kept the long model's accuracy within 0.05."
     tokens, _, name, p = min(kept, key=lambda k: (k[0], k[1], k[2]))
-    what = name + (f" at alpha {p['alpha']:g}" if p.get("alpha") is not None else "")
+    what = name + (f" at {p['setting']}" if p.get("setting") else "")
     return (f"{what} gives the best accuracy per token: {p['accuracy']:.3f} at {tokens:.2f} thinking tokens, "
             f"{tokens / long['tokens']:.2f}x the long model's {long['tokens']:.2f} (accuracy {long['accuracy']:.3f}).")

@@ -49,6 +49,37 @@ def _curve(rows: list[dict]) -> tuple[str, list[dict]]:
     return knob, sorted(_top(rows), key=lambda r: r[knob])
 
 
+def _x_axis(knob: str, rows: list[dict]):
+    """(x of a row, axis label, log base or None): thinking tokens, or, for a model that writes none (under half a
+    token on average), the values of the knob its curve sweeps, on a log axis where they span 8x or more."""
+    from rzoo.harness.generation import knobs
+
+    if knob == "budget" or max(r["thinking_tokens_mean"] for r in rows) >= 0.5:
+        return (lambda r: r["thinking_tokens_mean"]), "mean thinking tokens", None
+    values = [r[knob] for r in rows if isinstance(r.get(knob), (int, float)) and r[knob] > 0]
+    found = knobs.find(knob)
+    base = 2 if values and max(values) >= 8 * min(values) else None
+    return (lambda r: r[knob]), (found.caption if found else knob), base
+
+
+def _before_after_panel(ax, name: str, trained: list[dict], base: list[dict]) -> tuple:
+    knob, rows = _curve(trained)
+    _, base_rows = _curve(base)
+    x_of, xlabel, log = _x_axis(knob, rows)
+    ax.plot([x_of(r) for r in base_rows], [r["accuracy"] for r in base_rows], "s--", color="grey", label="base")
+    ax.plot([x_of(r) for r in rows], [r["accuracy"] for r in rows], "o-", label="trained")
+    if log:
+        ax.set_xscale("log", base=log)
+    ax.set_xlabel(xlabel, fontsize=8)
+    ax.set_title(f"{name}" + (f" (over {knob})" if knob != "budget" and xlabel == "mean thinking tokens" else ""),
+                 fontsize=9)
+    ax.set_ylim(-0.04, 1.06)
+    ax.grid(color="0.9")
+    ax.legend(fontsize=7)
+    b, t = _top(base)[0], max(_top(trained), key=lambda r: r["accuracy"])
+    return t["accuracy"] - b["accuracy"], t["thinking_tokens_mean"] / max(b["thinking_tokens_mean"], 1e-9), b, t
+
+
 def before_after(state: dict, assets: Path) -> tuple[list[Path], str]:
     done = {n: e for n, e in _done(state).items() if _results(e["run"], "eval") and _results(e["run"], "eval_base")}
     if not done:
@@ -56,24 +87,9 @@ def before_after(state: dict, assets: Path) -> tuple[list[Path], str]:
     ncols = min(4, len(done))
     nrows = -(-len(done) // ncols)
     plt, fig, axes = _figure(ncols, nrows)
-    gains = {}
-    for ax, (name, entry) in zip(axes.flat, done.items()):
-        trained, base = _results(entry["run"], "eval")["results"], _results(entry["run"], "eval_base")["results"]
-        knob, rows = _curve(trained)
-        _, base_rows = _curve(base)
-        x_of = (lambda r: r[knob]) if knob == "recurrence" else (lambda r: r["thinking_tokens_mean"])  # noqa: E731
-        ax.plot([x_of(r) for r in base_rows], [r["accuracy"] for r in base_rows], "s--", color="grey", label="base")
-        ax.plot([x_of(r) for r in rows], [r["accuracy"] for r in rows], "o-", label="trained")
-        if knob == "recurrence":
-            ax.set_xscale("log", base=2)
-        ax.set_xlabel("core iterations r" if knob == "recurrence" else "mean thinking tokens", fontsize=8)
-        ax.set_title(f"{name}" + (f" (over {knob})" if knob not in ("budget", "recurrence") else ""), fontsize=9)
-        ax.set_ylim(-0.04, 1.06)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-        b, t = _top(base)[0], max(_top(trained), key=lambda r: r["accuracy"])
-        gains[name] = (t["accuracy"] - b["accuracy"], t["thinking_tokens_mean"] / max(b["thinking_tokens_mean"], 1e-9),
-                       b, t)
+    gains = {name: _before_after_panel(ax, name, _results(entry["run"], "eval")["results"],
+                                       _results(entry["run"], "eval_base")["results"])
+             for ax, (name, entry) in zip(axes.flat, done.items())}
     for ax in list(axes.flat)[len(done):]:
         ax.set_visible(False)
     files = _save(plt, fig, assets, "zoo-before-after")
@@ -97,7 +113,7 @@ def frontier(state: dict, assets: Path) -> tuple[list[Path], str]:
     table, long = {}, None
     for name in names:
         run = Path(state[name]["run"])
-        table[name] = sorted(points(run), key=lambda p: p["alpha"] or 0)
+        table[name] = points(run)
         if long is None and (run / "eval_base").is_dir() and not name.startswith("cot_valve"):
             long = points(run, "eval_base")[0]
     if long is None:
@@ -128,9 +144,9 @@ def test_time(state: dict, assets: Path) -> tuple[list[Path], str]:
         for c, rows in zip(curves, by_curve.values()):
             name = c["title"] + (" + BF" if "BF=True" in c["series"] else "")
             lines[f"conditional model: {name}"] = sorted(rows, key=lambda r: r["thinking_tokens_mean"])
-    latent = None
+    latent = None  # the recurrent model's curve over the knob it sweeps at the largest budget
     if "latent" in done:
-        latent = sorted(_top(_results(done["latent"]["run"], "eval")["results"]), key=lambda r: r["recurrence"])
+        latent = _curve(_results(done["latent"]["run"], "eval")["results"])
     if not lines and latent is None:
         return [], ""
     plt, fig, axes = _figure(2, 1, width=5.6, height=4.0)
@@ -141,14 +157,15 @@ def test_time(state: dict, assets: Path) -> tuple[list[Path], str]:
                  label=label, markersize=4)
         flo.plot([r["flops_mean"] for r in rows], [r["accuracy"] for r in rows], marker="o", ls=style, markersize=4)
     if latent:
-        flo.plot([r["flops_mean"] for r in latent], [r["accuracy"] for r in latent], "k^-", label="latent: iterations r")
+        knob, rows = latent
+        flo.plot([r["flops_mean"] for r in rows], [r["accuracy"] for r in rows], "k^-", label=f"latent: {_caption(knob)}")
     tok.set_xlabel("mean thinking tokens (linear)")
     flo.set_xlabel("estimated FLOPs per sample (log)")
     flo.set_xscale("log")
     for ax in (tok, flo):
         ax.set_ylabel("accuracy")
         ax.set_ylim(-0.04, 1.06)
-        ax.grid(alpha=0.3)
+        ax.grid(color="0.9")
     tok.set_title("thinking tokens (the recurrent model writes none)", fontsize=9)
     flo.set_title("estimated FLOPs: every knob", fontsize=9)
     handles, labels = tok.get_legend_handles_labels()
@@ -169,17 +186,33 @@ def test_time(state: dict, assets: Path) -> tuple[list[Path], str]:
                      f"bound least (Control {worst['control']:.0%})")
         parts.append(text)
     if latent and "s1: budget forcing (caps)" in lines:
-        lat = max(latent, key=lambda r: r["accuracy"])
+        knob, rows = latent
+        lat = max(rows, key=lambda r: r["accuracy"])
+        at = _label(knob, lat.get(knob))
         cot = [r for r in lines["s1: budget forcing (caps)"] if r["accuracy"] >= lat["accuracy"]]
         if cot:
             c = min(cot, key=lambda r: r["flops_mean"])
-            parts.append(f"latent recurrence's best, {lat['accuracy']:.3f} at r = {lat['recurrence']} "
+            parts.append(f"the latent model's best, {lat['accuracy']:.3f} at {at} "
                          f"({lat['flops_mean']:.2g} FLOPs), is matched by s1's written chain at {c['flops_mean']:.2g} "
                          f"FLOPs (budget {c['budget']})")
         else:
-            parts.append(f"latent recurrence reaches {lat['accuracy']:.3f} at r = {lat['recurrence']}")
+            parts.append(f"the latent model reaches {lat['accuracy']:.3f} at {at}")
     sentence = "; ".join(parts) + "."
     return files, sentence[0].upper() + sentence[1:] if parts else ""
+
+
+def _caption(knob: str) -> str:
+    from rzoo.harness.generation import knobs
+
+    found = knobs.find(knob)
+    return found.caption if found else knob
+
+
+def _label(knob: str, value) -> str:
+    from rzoo.harness.generation import knobs
+
+    found = knobs.find(knob)
+    return found.label(value) if found else f"{knob}={value}"
 
 
 def draw_all(state: dict, assets: Path) -> dict[str, tuple[list[Path], str]]:

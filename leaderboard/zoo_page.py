@@ -4,9 +4,9 @@ range where `bench/seeds.py` left a `seeds.json` in the root, the base model, th
 with one sentence written from its numbers:
 
 - before / after: each training recipe's trained model beside its base, on the axis its knob fits (thinking
-  tokens; iterations for a model that writes none);
+  tokens; its own knob's values for a model that writes none);
 - the compression frontier: the long model and every way to a short one (Kimi's length penalty, CoT-Valve's
-  variants over alpha, long2short's four), at the largest budget (`frontier.py`);
+  variants over their LoRA scale, long2short's four), at the largest budget (`frontier.py`);
 - test-time compute: budget forcing, Waits, s1's controls and latent iterations, on thinking tokens (linear) and on
   estimated FLOPs (log), the recurrent model only on FLOPs (it writes no thinking tokens).
 """

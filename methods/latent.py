@@ -110,16 +110,17 @@ class LatentTrainer(sft.SFTTrainer):
     """The core SFT loop plus the chain supervision (`chain_weight`)."""
 
     def after_prepare(self) -> None:
+        task = getattr(self.ctx.data, "task", None)
+        if self.cfg.chain_weight and (task is None or not hasattr(task, "state_targets")):
+            # checked before the core tokenizes: the data itself is the wrong kind, whatever else is wrong
+            raise ConfigError(f"chain_weight={self.cfg.chain_weight} needs a task that defines intermediate results "
+                              f"(`state_targets`; runsum does), not {self.ctx.data.name!r}; or set chain_weight=0")
         super().after_prepare()
         self.targets = None
         self.chain_total = 0.0
         self._shown_step, self._shown, self._n_chain = None, {}, 0.0
         if not self.cfg.chain_weight:
             return
-        task = getattr(self.ctx.data, "task", None)
-        if task is None or not hasattr(task, "state_targets"):
-            raise ConfigError(f"chain_weight={self.cfg.chain_weight} needs a task that defines intermediate results "
-                              f"(`state_targets`; runsum does), not {self.ctx.data.name!r}; or set chain_weight=0")
         # positions between the prompt and the answer keep their next-token (format) targets as well: the
         # answer position reads the sum from its neighbour (measured: with the chain stopped at the prompt's
         # end the chain was learned, loss 0.013, and the answer stayed at chance at every r)

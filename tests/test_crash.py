@@ -75,8 +75,8 @@ def _saved_step(runs: Path) -> int:
 
 
 def test_training_survives_sigkill_at_random_points(tiny_model_dir, sft_file, tmp_path):
-    """Each kill waits for a saved state at a random step (so it always lands after a save and before the
-    end, on any machine), then a random part of a step more; every attempt must resume."""
+    """Each kill lands as soon as the run has saved its state at a step drawn at random (so it always lands after a
+    save and before the end, on any machine); every attempt must resume."""
     from safetensors.torch import load_file
 
     args = ["train", "method=s1", f"model={tiny_model_dir}", f"train_data=jsonl:{sft_file}", "max_steps=12",

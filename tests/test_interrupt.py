@@ -81,7 +81,7 @@ def test_a_signal_during_real_training_marks_the_run_failed(tmp_path, tiny_model
     runs = tmp_path / "runs"
     env = {**os.environ, "RZOO_RUNS": str(runs), "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "rzoo.harness.cli", "train", "method=s1", f"model={tiny_model_dir}",
-                             f"train_data=jsonl:{data}", "max_steps=500", "batch_size=2", "max_length=64",
+                             f"train_data=jsonl:{data}", "max_steps=500", "batch_size=2", "max_length=160",
                              "save_every=1", "dtype=float32", "--no-progress"],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 240

@@ -151,3 +151,52 @@ def test_a_string_import_of_a_task_or_method_from_the_core_fails(tmp_path):
     bad = core_violations(root)
     assert {b.split(" ", 1)[0] for b in bad} == {"harness/models/x.py", "harness/evaluation/y.py"}, bad
     assert any("rzoo.tasks.testbed_model:build" in b for b in bad) and any("rzoo.methods.grpo" in b for b in bad)
+
+
+def _outer_files() -> list[Path]:
+    """The evaluation package, the app layer and the leaderboard: the code that must read knobs from the registry."""
+    files = [p for p in (ROOT / "harness" / "evaluation").rglob("*") if p.is_file()]
+    files += [ROOT / "harness" / f"{name}.py" for name in TOP]
+    files += [p for p in (ROOT / "leaderboard").rglob("*") if p.is_file() and "__pycache__" not in p.parts]
+    return [p for p in files if p.suffix != ".pyc"]
+
+
+def _code_words(path: Path) -> set[str]:
+    """Every name and every whole string literal in a Python file (prose inside a longer string is not a name)."""
+    import io
+    import tokenize
+
+    words = set()
+    for tok in tokenize.generate_tokens(io.StringIO(path.read_text()).readline):
+        if tok.type == tokenize.NAME:
+            words.add(tok.string)
+        elif tok.type == tokenize.STRING:
+            try:
+                value = ast.literal_eval(tok.string)
+            except (ValueError, SyntaxError):
+                continue
+            if isinstance(value, str):
+                words.add(value)
+    return words
+
+
+def test_evaluation_the_app_and_the_leaderboard_name_no_method_knob():
+    """A method's knob lives with its method: its name, its eval key and its options appear nowhere in the outer
+    code as a name or a string; and the issue's words for them (any case) appear nowhere in those files at all."""
+    import importlib
+
+    from rzoo.methods import KNOBS
+
+    owned = set()
+    for target in KNOBS.values():
+        module, attr = target.split(":")
+        knob = getattr(importlib.import_module(module), attr)
+        owned |= {knob.name, *(o.name for o in knob.options)} | ({knob.key} if knob.key else set())
+    words = re.compile(r"alpha|recurrence|exit_kl|stage", re.IGNORECASE)
+    found = []
+    for path in _outer_files():
+        text = path.read_text(errors="replace")
+        found += [f"{path.relative_to(ROOT)}: {m.group(0)!r}" for m in words.finditer(text)]
+        if path.suffix == ".py":
+            found += [f"{path.relative_to(ROOT)}: names {w!r}" for w in sorted(_code_words(path) & owned)]
+    assert not found, found

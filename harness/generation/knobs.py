@@ -4,7 +4,7 @@ The core declares budget forcing's three (`budget`: the thinking cap, `waits`: s
 largest budget, `bound_forcing`: a prompt control's stated bound enforced as the cap), swept by one
 generation (`forcing.sweep`). A method declares the knobs it owns in its
 own file (CoT-Valve's LoRA scale, the recurrent model's iterations, DeepScaleR's stage checkpoints) and
-`methods/__init__.py` lists them; the app registers them here (`app.bootstrap`), and a test can
+`methods/__init__.py` lists them; the app registers them here (`jobs.bootstrap`), and a test can
 register one of its own. Evaluation, results, samples, plots and the leaderboard read every knob from
 this registry and name none of them:
 

@@ -20,7 +20,7 @@ from ..runstore import atomic_folder, atomic_write_json
 
 # Models built by this project rather than downloaded, by name (`<name>` or `<name>:<variant>`); the
 # builder returns a ResolvedModel for a cached save_pretrained folder. The core names none: tasks declare
-# theirs (`rzoo.tasks.MODEL_BUILDERS`, the testbed's models) and the app registers them (`app.bootstrap`).
+# theirs (`rzoo.tasks.MODEL_BUILDERS`, the testbed's models) and the app registers them (`jobs.bootstrap`).
 BUILDERS = Registry("built model")
 
 DEFAULT_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
