@@ -32,10 +32,11 @@ demo: setup
 	  'eval.budgets=[16,64]' eval.answer_tokens=32
 
 # The zoo: every registered recipe's CPU preset on the testbed, one after another, then one site comparing them
-# (resumable: a recipe already done is not run again). ZOO_RUNS: its runs root.
+# (resumable: a recipe already done is not run again); its figures and a screenshot of its page go to
+# docs/img for the README. ZOO_RUNS: its runs root.
 ZOO_RUNS ?= runs-zoo
-zoo: setup
-	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(VENV)/bin/harness zoo --runs $(ZOO_RUNS) $(ARGS)
+zoo: setup browser
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(VENV)/bin/harness zoo --runs $(ZOO_RUNS) --docs docs/img $(ARGS)
 
 # The leaderboard test renders the site in a real browser: Debian's chromium, installed when missing
 # (as root, or through sudo when it needs no password).

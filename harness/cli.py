@@ -9,7 +9,7 @@
     harness export CHECKPOINT --knob NAME=VALUE --out DIR   a test-time knob baked into a plain checkpoint
     harness grade FILE.jsonl                          grade other tools' answers: one JSON line each
     harness prompt model=M task=T [eval.protocol=P]   the exact prompts a model is given, as JSONL
-    harness zoo [RECIPE ...] [--runs DIR]             every recipe's CPU preset on the testbed, then the site
+    harness zoo [RECIPE ...] [--runs DIR] [--docs DIR] every recipe's CPU preset on the testbed, then the site
 
 Overrides are `key=value` tokens converted by the config dataclass's field types. Nothing heavy is
 imported until a command runs (`harness --help` does not import torch).
@@ -180,7 +180,13 @@ def _zoo_command(args) -> int:
     if unknown:
         raise ConfigError(f"harness zoo: unknown recipe(s) {', '.join(unknown)}; recipes: {', '.join(names)}")
     root = Path(args.runs or os.environ.get("RZOO_RUNS", "runs"))
-    return 1 if run_zoo(root, args.overrides or None) else 0
+    failed = run_zoo(root, args.overrides or None)
+    if args.docs:  # the README's figures and screenshot, from this zoo (make zoo: docs/img)
+        from .zoo import publish_docs
+
+        for f in publish_docs(root, Path(args.docs)):
+            print(f"[zoo] docs: {f}")
+    return 1 if failed else 0
 
 
 def _tasks_command(words: list[str]) -> int:
@@ -222,6 +228,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--run", metavar="RUN_DIR", action="append", help="plot: only these runs (repeatable)")
     parser.add_argument("--screenshot", metavar="PNG", help="leaderboard: also save a headless-Chromium "
                                                             "screenshot of the index page")
+    parser.add_argument("--docs", metavar="DIR", help="zoo: also copy its figures (PNG) and a Chromium screenshot of "
+                                                      "its page (zoo.png) into DIR (make zoo: docs/img)")
     parser.add_argument("--knob", metavar="NAME=VALUE", help="export: the test-time knob value to bake in")
     return parser
 

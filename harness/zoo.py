@@ -170,3 +170,20 @@ def run_zoo(root: Path, only: list[str] | None = None) -> int:
           f"{' (' + ', '.join(failed) + ')' if failed else ''}; this call took {total / 60:.1f} min; "
           f"site: file://{index}", flush=True)
     return len(failed)
+
+
+def publish_docs(root: Path, docs: Path) -> list[Path]:
+    """Copy the zoo page's figures (PNG) and a headless-Chromium screenshot of the page into `docs`; returns the
+    files written. The figures are the ones the page shows, so the README and the page cannot disagree."""
+    from rzoo.leaderboard import browser
+
+    site = root.resolve() / "leaderboard"
+    docs.mkdir(parents=True, exist_ok=True)
+    written = []
+    for png in sorted((site / "assets").glob("zoo-*.png")):
+        tmp = docs / f".{png.name}.tmp"
+        shutil.copyfile(png, tmp)
+        written.append(tmp.replace(docs / png.name))
+    shot = browser.screenshot(site / "index.html", docs / ".zoo.tmp.png")
+    written.append(shot.replace(docs / "zoo.png"))
+    return written

@@ -123,3 +123,22 @@ def test_the_zoo_page_reads_well_in_a_browser(zoo_root):
         shot = browser.screenshot(index, SCREENSHOT_DIR / name, width=width, height=1400)
         assert shot.stat().st_size > 10_000
         print(f"screenshot: {shot}")
+
+
+def test_the_zoo_publishes_its_figures_and_screenshot_for_the_readme(zoo_root, tmp_path):
+    """`harness zoo --docs DIR` (make zoo: docs/img): the page's figures, byte for byte, and a screenshot of it."""
+    from rzoo.harness.zoo import publish_docs
+    from rzoo.leaderboard import browser
+
+    if browser.find_chromium() is None:
+        if os.environ.get("RZOO_REQUIRE_BROWSER"):
+            pytest.fail("RZOO_REQUIRE_BROWSER is set but no Chromium was found")
+        pytest.skip("no Chromium")
+    docs = tmp_path / "img"
+    written = publish_docs(zoo_root["root"], docs)
+    assets = zoo_root["root"] / "leaderboard" / "assets"
+    figures = sorted(p.name for p in assets.glob("zoo-*.png"))
+    assert figures and sorted(p.name for p in written) == sorted([*figures, "zoo.png"])
+    for name in figures:
+        assert (docs / name).read_bytes() == (assets / name).read_bytes()
+    assert (docs / "zoo.png").stat().st_size > 10_000 and not list(docs.glob(".*"))  # no temp file left
