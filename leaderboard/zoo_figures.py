@@ -94,7 +94,9 @@ def before_after(state: dict, assets: Path) -> tuple[list[Path], str]:
         ax.set_visible(False)
     files = _save(plt, fig, assets, "zoo-before-after")
     best = max(gains, key=lambda n: gains[n][0])
-    cut = min((n for n in gains if gains[n][2]["thinking_tokens_mean"] > 0 and gains[n][0] >= -0.05),
+    # "thinks the least" among models that think: one that writes no thinking tokens (under half a token) is off it
+    cut = min((n for n in gains if gains[n][2]["thinking_tokens_mean"] > 0 and gains[n][3]["thinking_tokens_mean"] >= 0.5
+               and gains[n][0] >= -0.05),
               key=lambda n: gains[n][1], default=None)
     sentence = (f"At the largest budget, {best} gains the most accuracy ({gains[best][2]['accuracy']:.3f} → "
                 f"{gains[best][3]['accuracy']:.3f})")

@@ -79,3 +79,14 @@ def test_stage_checkpoints_are_evaluated_as_one_line(tiny_model_dir, runs_root, 
     points = collect(runs_root)
     stages = points[points["role"] == "stages"]
     assert len(stages) == 3 and stages["curve"].nunique() == 1
+
+
+def test_two_updates_per_rollout_as_rllm_in_both_presets():
+    """rllm's scripts make two optimiser updates per rollout (mini-batch 64 of 128), so the 0.2 clip can act; the
+    default and both presets keep that (one update per rollout would make the ratio 1 and the clip a no-op)."""
+    from rzoo.harness.jobs import resolve
+
+    for extra in ([], ["preset=paper"], ["preset=cpu"]):
+        cfg = resolve("train", ["method=deepscaler", *extra]).config
+        assert cfg.minibatches == 2, (extra, cfg.minibatches)
+        assert cfg.prompts_per_step * cfg.samples_per_prompt >= 2 * cfg.minibatches

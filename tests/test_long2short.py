@@ -66,15 +66,17 @@ def test_dpo_loss_is_the_formula():
     assert stats["preference_accuracy"] == 0.5  # pair 1: +0.5 - (-1) > 0; pair 2: -1 - 0.5 < 0
 
 
-def test_dpo_loss_equals_trls_dpo_trainer_on_one_batch(tiny_model_dir, tmp_path):
+@pytest.mark.parametrize("nll_weight", [0.0, 0.5])
+def test_dpo_loss_equals_trls_dpo_trainer_on_one_batch(tiny_model_dir, tmp_path, nll_weight):
     """TRL's DPOTrainer computes its loss on a batch it tokenised; ours, on the same ids and completion mask
     through the same two models (TRL's, as its trainer holds them: its set-up moves this tiny model's summed
-    log-probs by up to 2e-3 against a fresh copy, so both sides read the same ones), gives the same number."""
+    log-probs by up to 2e-3 against a fresh copy, so both sides read the same ones), gives the same number.
+    With the NLL term (RPO): TRL's loss_type=[sigmoid, sft] weighted [1, alpha]."""
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import DPOConfig, DPOTrainer
 
-    from rzoo.harness.training.dpo import dpo_loss, sequence_logps
+    from rzoo.harness.training.dpo import chosen_nll, dpo_loss, sequence_logps
 
     tok = AutoTokenizer.from_pretrained(tiny_model_dir)
     torch.manual_seed(0)
@@ -85,8 +87,10 @@ def test_dpo_loss_equals_trls_dpo_trainer_on_one_batch(tiny_model_dir, tmp_path)
             p.add_(0.05 * torch.randn_like(p))
     rows = [{"prompt": f"What is {i} + {i}?", "chosen": f" {2 * i}", "rejected": f" it is {2 * i + 1} I think"}
             for i in range(4)]
-    args = DPOConfig(output_dir=str(tmp_path), per_device_train_batch_size=4, beta=0.1, loss_type=["sigmoid"],
-                     use_cpu=True, report_to=[], max_length=64)
+    losses = {"loss_type": ["sigmoid", "sft"], "loss_weights": [1.0, nll_weight]} if nll_weight else \
+        {"loss_type": ["sigmoid"]}
+    args = DPOConfig(output_dir=str(tmp_path), per_device_train_batch_size=4, beta=0.1, use_cpu=True, report_to=[],
+                     max_length=64, **losses)
     trainer = DPOTrainer(model=policy, ref_model=ref, args=args, train_dataset=Dataset.from_list(rows),
                          processing_class=tok)
     batch = next(iter(trainer.get_train_dataloader()))
@@ -97,6 +101,7 @@ def test_dpo_loss_equals_trls_dpo_trainer_on_one_batch(tiny_model_dir, tmp_path)
         rf = sequence_logps(trainer.ref_model, ids, attn, cmask)
         m = ids.shape[0] // 2  # TRL's batch: the chosen rows, then the rejected
         ours, _ = dpo_loss(pol[:m], pol[m:], rf[:m], rf[m:], beta=0.1)
+        ours = ours + nll_weight * chosen_nll(pol[:m], int(cmask[:m].sum()))
     assert float(ours) == pytest.approx(trl_loss, rel=1e-5)
     assert abs(trl_loss - 0.6931) > 1e-3
 
@@ -177,3 +182,30 @@ def test_trained_variants_resume_like_every_method(variant, tiny_model_dir, runs
     assert all(torch.allclose(wa[k], wb[k], atol=1e-5) for k in wa)
     if variant == "shortest":  # the samples were drawn once and read back on resume
         assert (part / "long2short" / "samples.jsonl").read_text() == (full / "long2short" / "samples.jsonl").read_text()
+
+
+def test_dpo_adds_rpos_nll_per_chosen_token_whatever_the_micro_batches(tiny_model_dir, runs_root):
+    """At step 1 the policy is its reference, so DPO's term is log 2 and the logged loss is log 2 + w * NLL; the
+    NLL is the mean over the step's chosen tokens, the same with one micro-batch or one pair per micro-batch."""
+    import math
+
+    from rzoo import tasks
+    from rzoo.harness.cli import main
+
+    tasks.REGISTRY.add("varying", "varying_task:TASK", "test-only")
+    try:
+        rows = {}
+        for micro in (4, 1):
+            assert main(["train", "method=long2short", "variant=dpo", f"model={tiny_model_dir}", "train_task=varying",
+                         "seed=3", "sample_problems=8", "samples_per_prompt=4", "max_thinking_tokens=6",
+                         "answer_tokens=4", "force_close=true", "batch_size=4", f"micro_batch_size={micro}",
+                         "max_length=256", "generation_batch_size=8", "dpo_lr=1e-2", "dpo_nll_weight=0.5",
+                         "train_steps=1", "--no-progress"]) == 0
+            run = sorted((runs_root / "long2short").iterdir())[-1]
+            rows[micro] = json.loads((run / "train.jsonl").read_text().splitlines()[0])
+    finally:
+        tasks.REGISTRY.remove("varying")
+    for row in rows.values():
+        assert row["chosen_nll"] > 0
+        assert row["loss"] == pytest.approx(math.log(2) + 0.5 * row["chosen_nll"], rel=1e-5)
+    assert rows[1]["chosen_nll"] == pytest.approx(rows[4]["chosen_nll"], rel=1e-5)
