@@ -52,14 +52,11 @@ def _curve(rows: list[dict]) -> tuple[str, list[dict]]:
 def _x_axis(knob: str, rows: list[dict]):
     """(x of a row, axis label, log base or None): thinking tokens, or, for a model that writes none (under half a
     token on average), the values of the knob its curve sweeps, on a log axis where they span 8x or more."""
-    from rzoo.harness.generation import knobs
-
     if knob == "budget" or max(r["thinking_tokens_mean"] for r in rows) >= 0.5:
         return (lambda r: r["thinking_tokens_mean"]), "mean thinking tokens", None
     values = [r[knob] for r in rows if isinstance(r.get(knob), (int, float)) and r[knob] > 0]
-    found = knobs.find(knob)
     base = 2 if values and max(values) >= 8 * min(values) else None
-    return (lambda r: r[knob]), (found.caption if found else knob), base
+    return (lambda r: r[knob]), _caption(knob), base
 
 
 def _before_after_panel(ax, name: str, trained: list[dict], base: list[dict]) -> tuple:

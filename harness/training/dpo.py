@@ -126,11 +126,11 @@ class DPOTrainer(Trainer):
             m = len(chunk)
             loss, part = dpo_loss(policy[:m], policy[m:], ref[:m], ref[m:], cfg.dpo_beta)
             share = m / len(picked)  # DDP averages the processes' equal shares
-            nll = chosen_nll(policy[:m], tokens)
+            nll = chosen_nll(policy[:m], tokens)  # this micro-batch's part of the step's per-token mean
             step_loss = loss * share + cfg.dpo_nll_weight * nll
             self.accelerator.backward(step_loss)
             total += float(step_loss.detach())
-            part["chosen_nll"] = float(nll.detach()) / share  # so that the share-weighted sum is the step's mean
+            stats["chosen_nll"] += float(nll.detach())
             for k, v in part.items():
                 stats[k] += v * share
         grad_norm = self.optimizer_step()
