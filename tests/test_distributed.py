@@ -129,6 +129,7 @@ _SYNC_SCRIPT = """
 import sys, torch
 from accelerate import Accelerator
 from rzoo.harness.training.trainer import Trainer
+from rzoo.harness.distributed import shutdown
 
 accelerator = Accelerator(cpu=True)
 torch.manual_seed(0)
@@ -144,6 +145,7 @@ try:
 except RuntimeError as e:
     verdict = f"FIRED {str(e)[:60]}"
 open(f"{sys.argv[2]}/rank{accelerator.process_index}.txt", "w").write(verdict)  # one file each: no interleaving
+shutdown()  # as the CLI does: a rank leaving gloo at interpreter exit can abort ("terminate called ...")
 """
 
 
