@@ -132,7 +132,7 @@ def test_a_build_that_does_not_learn_its_chain_says_so(tmp_path, monkeypatch, ca
     record = json.loads((Path(model.path) / "rzoo_source.json").read_text())
     assert record["converged"] is False and record["steps"] == 60, record
     assert record["validation_chain_accuracy"] < 0.99
-    assert "testbed did not learn its chain" in capsys.readouterr().err
+    assert "testbed ended its 60-step schedule before its stop rule" in capsys.readouterr().err
     again = tm.build("minimal", progress=False, max_steps=60, min_steps=50)  # from the cache: warned again
-    assert again.path == model.path and "did not learn its chain" in capsys.readouterr().err
+    assert again.path == model.path and "before its stop rule" in capsys.readouterr().err
     assert tm.convergence(Path(model.path) / "train.jsonl", tm.Recipe(variant="no_chain"))["converged"] is None
