@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -175,11 +176,30 @@ def _resolve_resume(command: str, overrides: dict[str, str]) -> Job:
     if "preset" in overrides:
         raise ConfigError("resume= keeps the run's preset; override single keys instead")
     module = method_module(name)
-    root_cfg = module.Config(**saved["config"])
+    root_cfg = _saved_method_config(module, saved["preset"], saved["config"], path)
     eval_cfg = evaluation_config.make(saved.get("eval"))
     root_over, eval_over = _split(overrides, valid_keys(root_cfg), valid_keys(eval_cfg))
     return Job(command, saved["preset"], apply_overrides(root_cfg, root_over), apply_overrides(eval_cfg, eval_over),
                name, module, path)
+
+
+def _saved_method_config(module, preset: str, saved: dict[str, Any], path: Path):
+    """A method's config from a run's config.json. A key the code gained after the run was written takes the
+    value the run's preset gives a new run (not the paper default: an old `preset=cpu` run stays a CPU run),
+    and is named on stderr; a key the code no longer has is refused by name."""
+    fresh = with_preset(module.Config(), _presets(module, preset)[0])
+    known = [f.name for f in dataclasses.fields(fresh)]
+    gone = sorted(set(saved) - set(known))
+    if gone:
+        raise ConfigError(f"resume={path}: its config.json has keys this version of the method does not: "
+                          f"{', '.join(gone)}")
+    added = [k for k in known if k not in saved]
+    if added:
+        values = ", ".join(f"{k}={getattr(fresh, k)!r}" for k in added)
+        print(f"[resume] keys added since this run was written take their values under preset={preset} "
+              f"(key=value overrides still win): {values}",
+              file=sys.stderr, flush=True)
+    return type(fresh)(**{**{k: getattr(fresh, k) for k in known}, **saved})
 
 
 def key_help(command: str, tokens: list[str]) -> str:

@@ -147,3 +147,42 @@ def test_cli_bad_input_is_one_line_and_nonzero(runs_root, tmp_path):
         assert fragment in out.stderr
         assert len(out.stderr.strip().splitlines()) == 1
     assert not runs_root.exists()  # nothing half-written
+
+
+def _saved_run(tmp_path, method: str, drop=(), extra=None):
+    """A run folder as `harness train method=<method>` (CPU preset) writes it, with keys of its config taken out
+    (a run written before the code gained them) or added (a key the code has since lost)."""
+    import json
+
+    from rzoo.harness.training.trainer import STATE_FILE
+
+    job = resolve("train", [f"method={method}"])
+    record = json.loads(json.dumps(job.to_dict(), default=str))
+    record["config"] = {k: v for k, v in record["config"].items() if k not in drop} | (extra or {})
+    (tmp_path / "checkpoint").mkdir()
+    (tmp_path / "checkpoint" / STATE_FILE).write_bytes(b"")
+    (tmp_path / "config.json").write_text(json.dumps(record))
+    return job
+
+
+def test_a_resumed_run_takes_its_presets_value_for_a_key_it_predates(tmp_path, capsys):
+    # cot_valve's CPU preset builds no MixChain (mixchain_alphas=[]); the paper default builds four: a run written
+    # before the key existed must not start building MixChain on resume
+    new = _saved_run(tmp_path, "cot_valve", drop=("mixchain_alphas", "lr"))
+    assert new.config.mixchain_alphas == [] and new.config.lr != type(new.config)().lr
+    job = resolve("train", [f"resume={tmp_path}", "max_steps=7"])
+    assert job.config.mixchain_alphas == [] and job.config.lr == new.config.lr and job.config.max_steps == 7
+    err = capsys.readouterr().err
+    assert "[resume]" in err and "mixchain_alphas=[]" in err and f"lr={new.config.lr!r}" in err
+
+
+def test_a_resumed_run_with_a_key_the_method_lost_is_refused_by_name(tmp_path):
+    _saved_run(tmp_path, "grpo", extra={"old_knob": 3})
+    with pytest.raises(ConfigError, match="old_knob"):
+        resolve("train", [f"resume={tmp_path}"])
+
+
+def test_a_complete_saved_config_resumes_silently_as_saved(tmp_path, capsys):
+    new = _saved_run(tmp_path, "grpo")
+    job = resolve("train", [f"resume={tmp_path}"])
+    assert job.config == new.config and "[resume]" not in capsys.readouterr().err

@@ -14,13 +14,13 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 
 from rzoo import methods, tasks
 from rzoo.harness.training import trainer
 from rzoo.harness.jobs import resolve
 from rzoo.harness.cli import main
 from rzoo.harness.training.config import RLConfig, SFTConfig
+from resume_check import assert_resumed_equals_uninterrupted
 
 
 @pytest.fixture()
@@ -81,7 +81,6 @@ def test_help_and_presets(name, capsys):
 @pytest.mark.parametrize("name", methods.REGISTRY.names())
 def test_two_steps_checkpoint_loads_and_resume_repeats(name, tiny_model_dir, tiny_recurrent_dir, runs_root, varying_task,
                                                         sft_file, monkeypatch):
-    from safetensors.torch import load_file
     from transformers import AutoModelForCausalLM
 
     common = ["train", f"method={name}", *tiny_overrides(name, tiny_model_dir, varying_task, sft_file,
@@ -115,20 +114,7 @@ def test_two_steps_checkpoint_loads_and_resume_repeats(name, tiny_model_dir, tin
     (part,) = [p for p in (runs_root / name).iterdir() if p != full]
     assert json.loads((part / "checkpoint" / "method.json").read_text())["step"] == 1
     assert main(["train", f"resume={part}", "--no-progress"]) == 0
-    a = [json.loads(x) for x in (full / "train.jsonl").read_text().splitlines()]
-    b = [json.loads(x) for x in (part / "train.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in b] == [1, 2]
-    assert all(r["loss"] != 0 and r["grad_norm"] > 0 for r in a)  # each step trained something
-    for ra, rb in zip(a, b, strict=True):
-        for key, value in ra.items():
-            if key in ("seconds", "generation_seconds") or not isinstance(value, (int, float)):
-                continue
-            assert rb[key] == pytest.approx(value, rel=1e-5, abs=1e-7), key
+    # an adapter method's checkpoint is the adapter (peft format)
     weights = next(n for n in ("adapter_model.safetensors", "model.safetensors") if (full / "checkpoint" / n).is_file())
-    wa = load_file(full / "checkpoint" / weights)  # an adapter method's checkpoint is the adapter (peft format)
-    wb = load_file(part / "checkpoint" / weights)
-    # 1e-5, not bitwise: the RL loop reads a prompt's samples through one shared KV cache (`rl.completion_logits`),
-    # whose log-probs differ run to run by ~1e-8 relative on CPU (measured; the inputs and weights are equal),
-    # which Adam at lr 1e-2 turns into ~1e-6 here; a resume that lost state differs by O(lr)
-    assert wa.keys() == wb.keys() and all(torch.allclose(wa[k], wb[k], atol=1e-5) for k in wa)
+    assert_resumed_equals_uninterrupted(full, part, weights)
     assert json.loads((part / "status.json").read_text())["state"] == "done"

@@ -26,7 +26,6 @@ in a seeded order over epochs, like the SFT loop.
 """
 from __future__ import annotations
 
-import copy
 import random
 
 import torch
@@ -73,20 +72,10 @@ class DPOTrainer(Trainer):
         return self.cfg.train_steps
 
     def build(self) -> None:
-        from .. import models
-
-        if self.state:  # the reference is the starting model, never the resumed checkpoint
-            self.ref_model = models.load(self.ctx.model, dtype="float32", device=str(self.device))[0]
-        else:
-            self.ref_model = copy.deepcopy(self.model)
-        self.ref_model.eval()
-        for p in self.ref_model.parameters():
-            p.requires_grad_(False)
+        self.ref_model = self.frozen_reference()  # the starting model, never the resumed checkpoint
 
     def after_prepare(self) -> None:
-        if self.cfg.batch_size % self.world:
-            raise ValueError(f"batch_size ({self.cfg.batch_size}) must be a multiple of the number of processes "
-                             f"({self.world})")
+        self.require_equal_shares("batch_size", self.cfg.batch_size)
         fmt = T.ThinkingFormat.detect(self.tokenizer)
         self.rows = [(tokenize(self.tokenizer, c, fmt, self.cfg.max_length),
                       tokenize(self.tokenizer, r, fmt, self.cfg.max_length)) for c, r in self.pairs]

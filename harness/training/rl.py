@@ -17,7 +17,6 @@ into the step's row) and `after_step(trainer, step)` (once the row is written). 
 """
 from __future__ import annotations
 
-import copy
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -166,26 +165,16 @@ class RLTrainer(Trainer):
         return self.cfg.steps * self.cfg.minibatches
 
     def build(self) -> None:
-        from .. import models
-
         self.ref_model = None
         self.ref_refreshed = False
         if self.cfg.beta != 0.0:
-            if self.state:
-                self.ref_model = models.load(self.ctx.model, dtype="float32", device=str(self.device))[0]
-                if self.state.get("ref") is not None:
-                    self.ref_model.load_state_dict(self.state["ref"])
-                    self.ref_refreshed = True
-            else:
-                self.ref_model = copy.deepcopy(self.model)
-            self.ref_model.eval()
-            for p in self.ref_model.parameters():
-                p.requires_grad_(False)
+            self.ref_model = self.frozen_reference()
+            if self.state and self.state.get("ref") is not None:  # renewed since the start (DeepScaleR's stages)
+                self.ref_model.load_state_dict(self.state["ref"])
+                self.ref_refreshed = True
 
     def after_prepare(self) -> None:
-        if self.cfg.prompts_per_step % self.world:
-            raise ValueError(f"prompts_per_step ({self.cfg.prompts_per_step}) must be a multiple of the number of "
-                             f"processes ({self.world})")
+        self.require_equal_shares("prompts_per_step", self.cfg.prompts_per_step)
         self.updates = 0  # optimiser updates so far (minibatches x rollouts)
         # the sampler draws the global batch (the same on every process); each process rolls out its share
         self.sampler = self.make_sampler(self.problems, self.cfg.seed)

@@ -105,9 +105,7 @@ class SFTTrainer(Trainer):
     def after_prepare(self) -> None:
         from .losses import AGGREGATIONS
 
-        if self.cfg.batch_size % self.world:  # equal shares: every process runs the same forwards and backwards
-            raise ValueError(f"batch_size ({self.cfg.batch_size}) must be a multiple of the number of processes "
-                             f"({self.world})")
+        self.require_equal_shares("batch_size", self.cfg.batch_size)
         self.aggregation = AGGREGATIONS.get(self.cfg.aggregation)
         self.fmt = T.ThinkingFormat.detect(self.tokenizer)
         self.rows = [tokenize(self.tokenizer, ex, self.fmt, self.cfg.max_length) for ex in self.examples]

@@ -16,6 +16,7 @@ bit-for-bit the same steps as an uninterrupted run on the same machine (tested w
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import math
 import random
@@ -160,6 +161,25 @@ class Trainer:
             ranks = self.state.get("ranks")  # each process's own RNG states (several processes)
             torch.set_rng_state(ranks[self.rank]["torch_rng"] if ranks else self.state["torch_rng"])
             self.load_extra_state(self.state)
+
+    def frozen_reference(self):
+        """A frozen copy of the starting model (the KL or DPO reference). A resumed run loads the starting model
+        again: its own checkpoint is where training got to, not where it started."""
+        from .. import models
+
+        if self.state:
+            ref = models.load(self.ctx.model, dtype="float32", device=str(self.device))[0]
+        else:
+            ref = copy.deepcopy(self.model)
+        ref.eval()
+        for p in ref.parameters():
+            p.requires_grad_(False)
+        return ref
+
+    def require_equal_shares(self, name: str, value: int) -> None:
+        """Every process takes an equal share of `value`, so all run the same forwards and backwards (DDP)."""
+        if value % self.world:
+            raise ValueError(f"{name} ({value}) must be a multiple of the number of processes ({self.world})")
 
     def recorded_dtype(self) -> str | None:
         """The compute type in the checkpoint's method.json (None for a checkpoint that does not say)."""
