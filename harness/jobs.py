@@ -199,7 +199,7 @@ def _saved_method_config(module, preset: str, saved: dict[str, Any], path: Path)
         print(f"[resume] keys added since this run was written take their values under preset={preset} "
               f"(key=value overrides still win): {values}",
               file=sys.stderr, flush=True)
-    return type(fresh)(**{**{k: getattr(fresh, k) for k in known}, **saved})
+    return dataclasses.replace(fresh, **saved)
 
 
 def key_help(command: str, tokens: list[str]) -> str:

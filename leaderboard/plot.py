@@ -210,12 +210,21 @@ def plot_training(log: list[dict], stem: Path) -> list[Path]:
     left.set_xlabel("optimiser step")
     left.set_ylabel("mean reward per rollout" if "reward_mean" in log[0] else "training loss")
     left.legend(fontsize=8, frameon=False)
-    for key, label in (("completion_tokens_mean", "completion"), ("thinking_tokens_mean", "thinking"),
-                       ("completion_tokens", "completion tokens per step (SFT)")):
-        if all(key in row for row in log):
+    lengths = (("completion_tokens_mean", "completion"), ("thinking_tokens_mean", "thinking"),
+               ("completion_tokens", "completion tokens per step (SFT)"))
+    # a preference log (DPO) has no lengths per step: its margin and preference accuracy instead
+    preferences = (("reward_margin", "reward margin (chosen - rejected)"),
+                   ("preference_accuracy", "preference accuracy"))
+    for series, ylabel in ((lengths, "mean tokens per rollout"), (preferences, "DPO, per step")):
+        drawn = [(key, label) for key, label in series if all(key in row for row in log)]
+        for key, label in drawn:
             right.plot(steps, [row[key] for row in log], marker="o", markersize=3, label=label)
+        if drawn:
+            right.set_ylabel(ylabel)
+            right.legend(fontsize=8, frameon=False)
+            break
+    else:
+        right.set_axis_off()
     right.set_xlabel("optimiser step")
-    right.set_ylabel("mean tokens per rollout")
-    right.legend(fontsize=8, frameon=False)
     fig.tight_layout()
     return _save(fig, stem)

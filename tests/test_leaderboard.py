@@ -99,6 +99,23 @@ def test_plot_writes_png_and_svg_with_labels(runs, tmp_path):
         plot.plot_curves(points, tmp_path, "seconds")
 
 
+@pytest.mark.parametrize("kind", ["rl", "sft", "dpo"])
+def test_training_plot_labels_what_each_kind_of_log_holds(kind, tmp_path, recwarn):
+    """Each training log draws its own series with a legend; a DPO log (no lengths per step) draws its margin and
+    preference accuracy rather than an empty panel and matplotlib's 'no artists' warning."""
+    extra = {"rl": {"reward_mean": 0.5, "completion_tokens_mean": 9.0, "thinking_tokens_mean": 7.0},
+             "sft": {"loss": 1.2, "completion_tokens": 640},
+             "dpo": {"loss": 0.6, "reward_margin": 0.3, "preference_accuracy": 0.8}}[kind]
+    log = [{"step": step, **{k: v * step for k, v in extra.items()}} for step in (1, 2, 3)]
+    files = plot.plot_training(log, tmp_path / kind)
+    svg = next(p for p in files if p.suffix == ".svg").read_text()
+    wanted = {"rl": ["reward", "thinking", "mean tokens per rollout"],
+              "sft": ["loss (SFT)", "completion tokens per step (SFT)"],
+              "dpo": ["reward margin (chosen - rejected)", "preference accuracy", "DPO, per step"]}[kind]
+    assert all(text in svg for text in wanted), [text for text in wanted if text not in svg]
+    assert not [w for w in recwarn if "No artists with labels" in str(w.message)]
+
+
 def test_plot_cli_one_run(runs, tmp_path, capsys):
     out = tmp_path / "plots"
     assert main(["plot", "--runs", str(runs["root"]), "--run", str(runs["grpo"]), "--out", str(out)]) == 0
