@@ -3,6 +3,7 @@ GRPOTrainer loss on identical inputs (same tiny model, same tokens, same log-pro
 from __future__ import annotations
 
 import math
+import warnings
 
 import pytest
 import torch
@@ -249,7 +250,12 @@ def test_shared_prompt_forward_equals_one_forward(tokenizer, attention):
         single = rl.token_logps(model, ids[:3], attn[:3], tc, share_prompts=True)
         assert torch.allclose(single, rl.token_logps(model, ids[:3], attn[:3], tc), atol=1e-6)
     # gradient checkpointing turns the cache off in training: the one-forward path, same values
-    model.gradient_checkpointing_enable()
+    assert not rl._checkpointing(model)
+    # transformers 5.25 renamed gradient_checkpointing_enable; the old name is gone in v6
+    (getattr(model, "activation_checkpointing_enable", None) or model.gradient_checkpointing_enable)()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no deprecated name read (transformers 5.25 renamed the property)
+        assert rl._checkpointing(model)
     checkpointed = rl.token_logps(model, ids, attn, tc, temperature=0.7, share_prompts=True)
     assert torch.allclose(checkpointed.detach() * cmask, lp_a * cmask, atol=1e-5)
 

@@ -81,11 +81,20 @@ def completion_logits(model, input_ids: torch.Tensor, attention_mask: torch.Tens
                  logits_to_keep=n_completion + 1).logits[:, :-1, :]
 
 
+def _checkpointing(model) -> bool:
+    """Whether activation checkpointing is on: transformers 5.25 renamed `is_gradient_checkpointing` (deprecated,
+    gone in v6) to `is_activation_checkpointing`; older versions have only the first."""
+    for name in ("is_activation_checkpointing", "is_gradient_checkpointing"):
+        if hasattr(type(model), name):
+            return bool(getattr(model, name))
+    return False
+
+
 def _shared_prompt_logits(model, input_ids, attention_mask, position_ids, n_completion: int):
     """`completion_logits` with each distinct prompt read once; None when no prompt repeats or the model
     returns no cache to share (e.g. gradient checkpointing turns caching off in training)."""
     lp = input_ids.shape[1] - n_completion
-    if lp < 1 or (model.training and getattr(model, "is_gradient_checkpointing", False)):
+    if lp < 1 or (model.training and _checkpointing(model)):
         return None  # checkpointing turns caching off in training: nothing to share
     prompts = torch.cat([input_ids[:, :lp], attention_mask[:, :lp].to(input_ids.dtype)], dim=1)  # (B, 2 Lp)
     distinct, inverse = torch.unique(prompts, dim=0, return_inverse=True)  # (P, 2 Lp), (B,)
