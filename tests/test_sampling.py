@@ -65,6 +65,25 @@ def test_hf_sampling_ignores_the_models_generation_config(flat_model_dir, tokeni
     assert abs(observed - expected) < 0.05, (observed, expected)
 
 
+def test_hf_greedy_sets_no_sampling_flag_transformers_warns_about(flat_model_dir, tokenizer):
+    """Greedy decoding (every evaluation's default) passes no flag that only sampling reads: transformers' strict
+    validation, which raises on what it otherwise prints as 'generation flags are not valid' on every run, passes;
+    sampling keeps top_k off. The saved config's sampling flags still do not apply to greedy decoding."""
+    from transformers import AutoModelForCausalLM
+
+    from rzoo.harness.engines.hf import HFEngine, generation_config
+
+    eos = {tokenizer.eos_token_id}
+    generation_config(G.Sampling(temperature=0.0), 8, tokenizer.pad_token_id, eos).validate(strict=True)
+    assert generation_config(G.Sampling(temperature=1.0), 8, tokenizer.pad_token_id, eos).top_k == 0
+    path, bias = flat_model_dir
+    model = AutoModelForCausalLM.from_pretrained(path).eval()
+    prompts = [T.build_prompt(tokenizer, [{"role": "user", "content": "x"}])]
+    out = G.generate(HFEngine(model, tokenizer), prompts, T.Budget(8, 1, force_close=False), n=2,
+                     sampling=G.Sampling(temperature=0.0, batch_size=2), seed=0)
+    assert out[0].thinking_ids == out[1].thinking_ids  # greedy: no sampling slipped in from the saved config
+
+
 @pytest.mark.skipif(importlib.util.find_spec("vllm") is None, reason="needs vLLM (make test-vllm)")
 def test_vllm_sampling_params_are_explicit():
     from rzoo.harness.generation.engine import Sampling

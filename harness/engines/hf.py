@@ -70,7 +70,9 @@ def generation_config(sampling: Sampling, max_new_tokens: int, pad: int, eos: se
         do_sample=sample,
         temperature=sampling.temperature if sample else None,
         top_p=sampling.top_p if sample else None,
-        top_k=0,  # off: R1-Zero samples at temperature 1 from the full vocabulary
+        # off: R1-Zero samples at temperature 1 from the full vocabulary. Greedy applies no warper (transformers
+        # warns of a top_k set with do_sample=False, once per run): left unset there
+        top_k=0 if sample else None,
         min_p=None, typical_p=1.0, epsilon_cutoff=0.0, eta_cutoff=0.0,
         repetition_penalty=1.0, no_repeat_ngram_size=0, encoder_repetition_penalty=1.0,
         pad_token_id=pad,
