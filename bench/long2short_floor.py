@@ -16,7 +16,6 @@ of the final sum, so its re-checks are `thinking tokens - n`. This prints, for a
 from __future__ import annotations
 
 import collections
-import json
 import statistics
 import sys
 from pathlib import Path
@@ -33,19 +32,22 @@ def show(name: str, counts: collections.Counter) -> None:
 
 
 def largest_budget(path: Path) -> list[dict]:
-    rows = [json.loads(line) for line in path.open()]
+    from rzoo.harness.runstore import read_jsonl
+
+    rows = [r for r in read_jsonl(path) if r["knob"] == "budget"]
     top = max(r["budget"] for r in rows)
-    return [r for r in rows if r["budget"] == top and r["knob"] == "budget"]
+    return [r for r in rows if r["budget"] == top]
 
 
 def main(run: Path) -> None:
+    from rzoo.harness.runstore import read_jsonl
     from rzoo.tasks.runsum import SIZES, generate
 
     samples_file = run / "long2short" / "samples.jsonl"
     if not samples_file.exists():
         sys.exit(f"{samples_file} does not exist: give a long2short run of variant shortest or dpo")
     digits = {p.id: p.meta["n"] for split in ("train", "test") for p in generate(split, SIZES[split])}
-    samples = [json.loads(line) for line in samples_file.open()]
+    samples = read_jsonl(samples_file)
     correct = [r for r in samples if r["correct"]]
     by_problem = collections.defaultdict(list)
     for r in correct:

@@ -83,11 +83,9 @@ def completion_logits(model, input_ids: torch.Tensor, attention_mask: torch.Tens
 
 def _checkpointing(model) -> bool:
     """Whether activation checkpointing is on: transformers 5.25 renamed `is_gradient_checkpointing` (deprecated,
-    gone in v6) to `is_activation_checkpointing`; older versions have only the first."""
-    for name in ("is_activation_checkpointing", "is_gradient_checkpointing"):
-        if hasattr(type(model), name):
-            return bool(getattr(model, name))
-    return False
+    gone in v6) to `is_activation_checkpointing`; older versions have only the old name, read only there."""
+    flag = getattr(model, "is_activation_checkpointing", None)
+    return bool(getattr(model, "is_gradient_checkpointing", False) if flag is None else flag)
 
 
 def _shared_prompt_logits(model, input_ids, attention_mask, position_ids, n_completion: int):
