@@ -81,9 +81,7 @@ def draw(results: dict, out: Path) -> list[Path]:
     import matplotlib.pyplot as plt
 
     from rzoo.harness.generation import knobs
-    from rzoo.harness.jobs import bootstrap
 
-    bootstrap()
     fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=150)
     curves: dict[str, list[dict]] = {}
     for r in results["results"]:

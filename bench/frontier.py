@@ -28,11 +28,9 @@ def main(argv=None) -> int:
     parser.add_argument("--runs", default="runs-zoo")
     parser.add_argument("--out", default="docs/img")
     args = parser.parse_args(argv)
-    from rzoo.harness.jobs import bootstrap
     from rzoo.harness.zoo import run_zoo
     from rzoo.leaderboard.frontier import draw, points, reading
 
-    bootstrap()
     root = Path(args.runs).resolve()
     state = json.loads((root / "zoo.json").read_text()) if (root / "zoo.json").is_file() else {}
     if any(state.get(n, {}).get("state") != "done" for n in NAMES):

@@ -94,8 +94,8 @@ class _Steps:
         self.resolved = models.resolve(job.config.model)
         self.record = job.to_dict()
         self.record["model_source"] = self.resolved.source
-        if job.module is not None and hasattr(job.module, "label"):  # how curves name the run (e.g. a variant)
-            self.record["label"] = job.module.label(job.config)
+        if job.declaration is not None and job.declaration.label is not None:  # how curves name the run (a variant)
+            self.record["label"] = job.declaration.run_label(job.config)
         self.run = None
         from . import distributed
 
@@ -140,22 +140,25 @@ class _Steps:
         from .training.trainer import TrainContext
 
         job = self.job
+        method = job.declaration
+        card = {"paper": method.paper, "checkpoint": method.checkpoint, "label": method.run_label(job.config),
+                "knobs": [{"name": k.name, "key": k.key, "title": k.caption, "help": k.help} for k in method.knobs]}
         ctx = TrainContext(job.method, self.run, self.resolved, self.train_data, self.record, self.progress,
-                           bool(job.resume))
-        job.module.train(job.config, ctx)
+                           bool(job.resume), card)
+        method.train(job.config, ctx)
         checkpoint = self.run.checkpoint_dir
         if self.main:
             print(f"[train] checkpoint: {checkpoint}", flush=True)
         return models.ResolvedModel(str(checkpoint), str(checkpoint), f"local:{checkpoint}")
 
     def method_curves(self) -> None:
-        """A method's own extra evaluations of its run (`checkpoint_curves`: e.g. one line of checkpoints)."""
+        """A method's own extra evaluations of its run (`Method.curves`: e.g. one line of checkpoints)."""
         from . import models
         from .evaluation.evaluate import load_engine
 
-        hook = getattr(self.job.module, "checkpoint_curves", None)
+        curves = self.job.declaration.curves
         ecfg = self.job.eval
-        for curve in hook(self.run.path) if hook else []:
+        for curve in curves(self.run.path) if curves is not None else []:
             engines = [({curve.knob: value}, partial(load_engine, models.ResolvedModel(str(p), str(p), f"local:{p}"),
                                                      ecfg)) for value, p in curve.checkpoints]
             info = {"spec": curve.spec, "source": curve.source, "base_model": self.resolved.source,
@@ -213,6 +216,10 @@ def _run_job(job: Job, progress: bool):
             summaries["eval"] = steps.evaluate(model, "eval", info)
             if job.trains:
                 steps.method_curves()
+                if steps.main and summaries["eval"]:  # the model card, with the run's results
+                    from .training import card
+
+                    card.write(steps.run.checkpoint_dir, summaries["eval"])
         if steps.main:
             steps.report(summaries)
             steps.run.set_status("done")

@@ -56,10 +56,7 @@ def _plot_command(args) -> int:
     from rzoo.leaderboard.collect import collect, find_runs
     from rzoo.leaderboard.plot import AXES, plot_curves
 
-    from .jobs import bootstrap
     from .runstore import runs_root
-
-    bootstrap()  # the methods' knobs label the points
 
     root = Path(args.runs) if args.runs else runs_root()
     runs = find_runs(root)
@@ -84,10 +81,8 @@ def _leaderboard_command(args) -> int:
 
     from rzoo.leaderboard.site import build
 
-    from .jobs import bootstrap
     from .runstore import runs_root
 
-    bootstrap()  # the methods' knobs name the columns
     index = build(Path(args.runs) if args.runs else runs_root(), args.out)
     print(f"[leaderboard] {index.as_uri()}")
     if args.screenshot:
@@ -101,12 +96,10 @@ def _export_command(args) -> int:
     """`harness export CHECKPOINT --knob NAME=VALUE --out DIR`: a plain checkpoint with a test-time knob's value
     baked in (for engines that cannot set the knob, e.g. vLLM), by the knob's own `export`."""
     from .generation import knobs
-    from .jobs import bootstrap
 
     usage = "usage: harness export CHECKPOINT --knob NAME=VALUE --out DIR"
     if len(args.overrides) != 1 or not args.knob or "=" not in args.knob or not args.out:
         raise ConfigError(usage)
-    bootstrap()
     name, _, value = args.knob.partition("=")
     knob = knobs.get(name)
     if knob.export is None:
@@ -171,10 +164,8 @@ def _prompt_command(words: list[str]) -> int:
 def _zoo_command(args) -> int:
     from pathlib import Path
 
-    from .jobs import bootstrap
     from .zoo import recipes, run_zoo
 
-    bootstrap()
     names = [r.name for r in recipes()]
     unknown = [n for n in args.overrides if n not in names]
     if unknown:
@@ -235,6 +226,22 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The command line's entry point; its exit status. In a pipe whose reader has gone (`harness methods |
+    head -1`) it ends quietly with 141 (128 + SIGPIPE), as Unix tools do, instead of a traceback."""
+    try:
+        code = _main(argv)
+        sys.stdout.flush()  # inside the try: a closed pipe shows at the last flush, not only at a print
+        return code
+    except BrokenPipeError:
+        import signal
+
+        # Python's advice: point stdout at /dev/null so the interpreter's own flush at exit fails no more
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
+
+
+def _main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = _parser()
     if not argv or argv[0] in ("-h", "--help"):
@@ -255,8 +262,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "methods":
             from rzoo import methods
 
-            for e in methods.REGISTRY.entries():
-                print(f"{e.name:<12} {e.description}")
+            for name in methods.names():
+                print(f"{name:<12} {methods.REGISTRY.entry(name).description}")
             return 0
         if args.command == "tasks":
             return _tasks_command(args.overrides)

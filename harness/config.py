@@ -112,6 +112,49 @@ def convert(value: str, annotation: Any, key: str) -> Any:
     raise ConfigError(f"{key}: unsupported field type {annotation}")
 
 
+def check_type(value: Any, annotation: Any, key: str) -> Any:
+    """A Python value (not a command-line string) checked against the type `annotation` of field `key`: the
+    value, with ints taken as floats and tuples as lists where the field says so; a string is converted as on the
+    command line (so `task="math500,aime24"` works from Python too). ConfigError naming the key otherwise."""
+    if isinstance(value, str):
+        return convert(value, annotation, key)
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        non_none = [a for a in args if a is not type(None)]
+        if len(non_none) == 1:
+            return check_type(value, non_none[0], key)
+        raise ConfigError(f"{key}: unsupported union type {annotation}")
+    if origin in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            value = [value]  # one value where a list is swept: budgets=64 means [64]
+        (item_type,) = args[:1] or (str,)
+        items = [check_type(v, item_type, key) for v in value]
+        return items if origin is list else tuple(items)
+    if annotation is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{key}: expected true/false, got {value!r}")
+    if annotation is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        raise ConfigError(f"{key}: expected an integer, got {value!r}")
+    if annotation is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise ConfigError(f"{key}: expected a number, got {value!r}")
+    if annotation is str:
+        import os
+
+        if isinstance(value, os.PathLike):
+            return os.fspath(value)
+        raise ConfigError(f"{key}: expected a string, got {value!r}")
+    raise ConfigError(f"{key}: unsupported field type {annotation}")
+
+
 def _field_types(cls: type) -> dict[str, Any]:
     hints = typing.get_type_hints(cls)
     return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
@@ -151,8 +194,9 @@ def parse_tokens(tokens: list[str]) -> dict[str, str]:
     return out
 
 
-def apply_overrides(cfg: Any, overrides: dict[str, str], aliases: dict[str, str] | None = None) -> Any:
-    """Return a copy of dataclass `cfg` with string overrides converted by field type."""
+def apply_overrides(cfg: Any, overrides: dict[str, Any], aliases: dict[str, str] | None = None) -> Any:
+    """Return a copy of dataclass `cfg` with overrides converted (command-line strings) or checked (Python
+    values) by field type, then validated (ranges, the config's own checks)."""
     aliases = aliases or {}
     keys = valid_keys(cfg)
     cfg = _deep_replace(cfg, {})
@@ -165,7 +209,7 @@ def apply_overrides(cfg: Any, overrides: dict[str, str], aliases: dict[str, str]
         for part in path:
             target = getattr(target, part)
         annotation = _field_types(type(target))[leaf]
-        setattr(target, leaf, convert(value, annotation, key))
+        setattr(target, leaf, check_type(value, annotation, key))
     validate(cfg)
     return cfg
 

@@ -1,5 +1,6 @@
-"""Jobs: a typed, validated job from command-line tokens (`resolve`), its `--help` (`key_help`), and the
-one place that makes the core know what methods and tasks provide (`bootstrap`).
+"""Jobs: a typed, validated job from command-line tokens (`resolve`) or Python keywords (`build`, what
+`rzoo.train` / `rzoo.evaluate` call), and its `--help` (`key_help`). Both check every value against the same
+field (type, range, help): the CLI's strings are converted, the API's values are type-checked.
 
 The top of the layering, with `app.py` (running a job) and `cli.py` (the command line): only these
 import methods, tasks and the leaderboard; the core receives tasks and data as objects.
@@ -20,22 +21,6 @@ ALIASES = {"task": "eval.task"}
 COMMANDS = ("train", "eval", "train+eval")
 
 
-def bootstrap() -> None:
-    """Register what methods and tasks provide with the core (idempotent): the methods' test-time knobs
-    (`methods.KNOBS`) and the models tasks build (`tasks.MODEL_BUILDERS`, the testbed's)."""
-    from rzoo import methods, tasks
-
-    from . import models
-    from .generation import knobs
-
-    for name, target in methods.KNOBS.items():
-        if name not in knobs.KNOBS:
-            knobs.KNOBS.add(name, target)
-    for name, (target, description) in tasks.MODEL_BUILDERS.items():
-        if name not in models.BUILDERS:
-            models.BUILDERS.add(name, target, description)
-
-
 @dataclass
 class EvalJob:
     """`harness eval`: which model to evaluate (the rest is the eval section)."""
@@ -51,7 +36,7 @@ class Job:
     config: Any  # the method's Config (train, train+eval) or EvalJob (eval)
     eval: Any  # the eval section (evaluation.config.eval_config_class())
     method: str | None = None
-    module: Any = None  # the method module
+    declaration: Any = None  # the method's `harness.method.Method`
     resume: Path | None = None  # a run folder to continue
 
     @property
@@ -72,7 +57,7 @@ class Job:
         return out
 
 
-def _split(overrides: dict[str, str], root_keys: list[str], eval_keys: list[str]):
+def _split(overrides: dict[str, Any], root_keys: list[str], eval_keys: list[str]):
     """Route overrides to the root config and the eval section; unknown keys get suggestions."""
     valid = root_keys + [f"eval.{k}" for k in eval_keys] + list(ALIASES)
     root, ev = {}, {}
@@ -87,25 +72,36 @@ def _split(overrides: dict[str, str], root_keys: list[str], eval_keys: list[str]
     return root, ev
 
 
-def method_module(name: str):
+def method_declaration(name: str):
+    """The `Method` registered as `name`; a ConfigError for a recipe that does not train."""
     from rzoo import methods
 
-    return methods.get(name)
+    method = methods.get(name)
+    if not method.trains:
+        raise ConfigError(f"method {name!r} has no training step: it is the evaluation `harness eval "
+                          f"{' '.join(method.evaluation)}`")
+    return method
 
 
-def _presets(module, preset: str) -> tuple[dict, dict]:
+def _presets(method, preset: str) -> tuple[dict, dict]:
     """A method's preset split into its own keys and its `eval.` keys."""
-    presets = module.PRESETS.get(preset, {})
+    presets = method.presets.get(preset, {})
     return ({k: v for k, v in presets.items() if not k.startswith("eval.")},
             {k[5:]: v for k, v in presets.items() if k.startswith("eval.")})
 
 
-def protocol_preset(name: str, overrides: dict[str, str]) -> dict:
-    """The eval values protocol `name` sets (a preset under the user's key=value overrides). An explicit
-    `eval.k` applies to every task, so it also drops the protocol's per-task samples."""
-    from .evaluation.protocol import load
+# A paper's protocol is its whole evaluation: every problem, in order, and no base-model run, whatever the
+# preset below it says (`eval.limit=...` and the rest still win).
+WHOLE_EVALUATION = {"limit": None, "shuffle": False, "baseline": False}
 
-    values = {"protocol": name, **load(name).settings}
+
+def protocol_preset(name: str, overrides: dict[str, Any]) -> dict:
+    """The eval values protocol `name` sets (a preset under the user's key=value overrides): a paper's protocol
+    also evaluates every problem with no baseline (`WHOLE_EVALUATION`); the project's own (`rzoo`) leaves that to
+    the preset. An explicit `eval.k` applies to every task, so it also drops the protocol's per-task samples."""
+    from .evaluation.protocol import DEFAULT, load
+
+    values = {"protocol": name, **({} if name == DEFAULT else WHOLE_EVALUATION), **load(name).settings}
     if "k" in overrides and "k_per_task" not in overrides:
         values["k_per_task"] = []
     return values
@@ -113,19 +109,24 @@ def protocol_preset(name: str, overrides: dict[str, str]) -> dict:
 
 def resolve(command: str, tokens: list[str]) -> Job:
     """Parse `key=value` tokens into a validated Job."""
+    return build(command, parse_tokens(tokens))
+
+
+def build(command: str, overrides: dict[str, Any]) -> Job:
+    """A validated Job from overrides keyed as on the command line (`lr`, `eval.budgets`, `task`, `method`,
+    `preset`, `resume`): strings are converted by each field's type, other values checked against it."""
     from .evaluation.config import PRESETS as EVAL_PRESETS
     from .evaluation.config import eval_config_class
 
-    bootstrap()
     if command not in COMMANDS:
         raise ConfigError(f"unknown command {command!r}; valid: {', '.join(COMMANDS)}")
-    overrides = parse_tokens(tokens)
+    overrides = dict(overrides)
     if "resume" in overrides:
         return _resolve_resume(command, overrides)
     preset = overrides.pop("preset", "cpu")
     if preset not in PRESET_NAMES:
         raise ConfigError(f"preset {preset!r} is not valid; valid: {', '.join(PRESET_NAMES)}")
-    name, module, method_eval = None, None, {}
+    name, method, method_eval = None, None, {}
     if command == "eval":
         if "method" in overrides:
             raise ConfigError("harness eval takes model=..., not method=... (use train+eval to train)")
@@ -135,10 +136,10 @@ def resolve(command: str, tokens: list[str]) -> Job:
 
         name = overrides.pop("method", None)
         if name is None:
-            raise ConfigError(f"missing method=NAME; valid: {', '.join(methods.REGISTRY.names())}")
-        module = method_module(name)
-        own, method_eval = _presets(module, preset)
-        root_cfg = with_preset(module.Config(), own)
+            raise ConfigError(f"missing method=NAME; valid: {', '.join(methods.names())}")
+        method = method_declaration(name)
+        own, method_eval = _presets(method, preset)
+        root_cfg = with_preset(method.config(), own)
     eval_cfg = eval_config_class()()
     root_over, eval_over = _split(overrides, valid_keys(root_cfg), valid_keys(eval_cfg))
     # layers, lowest first: the eval preset, the protocol's values, the method's eval preset, the overrides
@@ -148,10 +149,10 @@ def resolve(command: str, tokens: list[str]) -> Job:
         raise ConfigError(f"harness train does not evaluate; drop {', '.join('eval.' + k for k in eval_over)} "
                           "or use train+eval")
     return Job(command, preset, apply_overrides(root_cfg, root_over), apply_overrides(eval_cfg, eval_over),
-               name, module)
+               name, method)
 
 
-def _resolve_resume(command: str, overrides: dict[str, str]) -> Job:
+def _resolve_resume(command: str, overrides: dict[str, Any]) -> Job:
     """`resume=<run dir>`: the run's saved config, then any overrides (e.g. more steps)."""
     from .evaluation import config as evaluation_config
     from .training.trainer import STATE_FILE
@@ -175,19 +176,19 @@ def _resolve_resume(command: str, overrides: dict[str, str]) -> Job:
         raise ConfigError(f"resume={path} is a {saved['method']!r} run, not {name!r}")
     if "preset" in overrides:
         raise ConfigError("resume= keeps the run's preset; override single keys instead")
-    module = method_module(name)
-    root_cfg = _saved_method_config(module, saved["preset"], saved["config"], path)
+    method = method_declaration(name)
+    root_cfg = _saved_method_config(method, saved["preset"], saved["config"], path)
     eval_cfg = evaluation_config.make(saved.get("eval"))
     root_over, eval_over = _split(overrides, valid_keys(root_cfg), valid_keys(eval_cfg))
     return Job(command, saved["preset"], apply_overrides(root_cfg, root_over), apply_overrides(eval_cfg, eval_over),
-               name, module, path)
+               name, method, path)
 
 
-def _saved_method_config(module, preset: str, saved: dict[str, Any], path: Path):
+def _saved_method_config(method, preset: str, saved: dict[str, Any], path: Path):
     """A method's config from a run's config.json. A key the code gained after the run was written takes the
     value the run's preset gives a new run (not the paper default: an old `preset=cpu` run stays a CPU run),
     and is named on stderr; a key the code no longer has is refused by name."""
-    fresh = with_preset(module.Config(), _presets(module, preset)[0])
+    fresh = with_preset(method.config(), _presets(method, preset)[0])
     known = [f.name for f in dataclasses.fields(fresh)]
     gone = sorted(set(saved) - set(known))
     if gone:
@@ -208,7 +209,6 @@ def key_help(command: str, tokens: list[str]) -> str:
     from .evaluation.config import PRESETS as EVAL_PRESETS
     from .evaluation.config import eval_config_class
 
-    bootstrap()
     overrides = parse_tokens([t for t in tokens if t.startswith(("method=", "preset="))])
     preset = overrides.get("preset", "cpu")
     lines = [f"usage: harness {command} " + ("model=SPEC" if command == "eval" else "method=NAME")
@@ -218,9 +218,9 @@ def key_help(command: str, tokens: list[str]) -> str:
     if command == "eval":
         rows += field_help(EvalJob)
     elif overrides.get("method"):
-        module = method_module(overrides["method"])
-        own, evals = _presets(module, preset)
-        rows += field_help(module.Config, own)
+        method = method_declaration(overrides["method"])
+        own, evals = _presets(method, preset)
+        rows += field_help(method.config, own)
         eval_preset.update(evals)
     else:
         lines.append("Give method=NAME to list its keys (harness methods lists the names).")

@@ -8,6 +8,13 @@ unknown name raises `UnknownName` listing the valid names and the closest ones.
 A registered function's keyword-only parameters are its settings: `bind(name, cfg)` reads each from the
 config attribute of the same name (or the parameter's default), so choosing a function by name in a
 config also says which config fields it needs (`check_config`).
+
+A registry the core declares but upper layers fill (the methods' test-time knobs, the models tasks build)
+names an *extension point*, `Registry(kind, extension="rzoo.knobs")`: on its first lookup it calls every
+function registered under that entry-point group in the installed packages' metadata (`pyproject.toml`,
+`[project.entry-points."rzoo.knobs"]`), each `fill(registry)` adding its entries. So no code path depends on a
+set-up call having run first, the core names no upper layer (not even as a string), and another installed
+package can extend the zoo the same way.
 """
 from __future__ import annotations
 
@@ -35,9 +42,30 @@ class Entry:
 
 
 class Registry:
-    def __init__(self, kind: str):
+    def __init__(self, kind: str, extension: str | None = None):
         self.kind = kind
+        self.extension = extension  # an entry-point group whose functions fill this registry on first lookup
         self._entries: dict[str, Entry] = {}
+        self._filled = extension is None
+        self._filling = False
+
+    # -- filling from an extension point ---------------------------------------------------------
+    @property
+    def filled(self) -> bool:
+        return self._filled
+
+    def _fill(self) -> None:
+        if self._filled or self._filling:
+            return
+        from importlib.metadata import entry_points
+
+        self._filling = True  # a filler reading this registry sees what is there so far
+        try:
+            for point in sorted(entry_points(group=self.extension), key=lambda p: p.name):
+                point.load()(self)
+        finally:
+            self._filling = False
+        self._filled = True
 
     # -- registering ----------------------------------------------------------------------------
     def _put(self, entry: Entry) -> None:
@@ -64,15 +92,23 @@ class Registry:
 
     # -- reading --------------------------------------------------------------------------------
     def names(self) -> list[str]:
+        self._fill()
         return sorted(self._entries)
 
     def entries(self) -> list[Entry]:
         return [self._entries[n] for n in self.names()]
 
+    def entries_in_order(self) -> list[Entry]:
+        """Every entry in registration order."""
+        self._fill()
+        return list(self._entries.values())
+
     def __contains__(self, name: str) -> bool:
+        self._fill()
         return name in self._entries
 
     def entry(self, name: str) -> Entry:
+        self._fill()
         if name not in self._entries:
             close = difflib.get_close_matches(name, self.names(), n=3, cutoff=0.4)
             hint = f" Did you mean: {', '.join(close)}?" if close else ""
@@ -92,6 +128,7 @@ class Registry:
 
     def values(self) -> list[Any]:
         """Every registered object in registration order (lazy ones imported now)."""
+        self._fill()
         return [self.get(name) for name in list(self._entries)]
 
     # -- registered functions' settings ---------------------------------------------------------

@@ -3,9 +3,9 @@ then the site that compares them.
 
     harness zoo [--runs DIR]            (default runs root: $RZOO_RUNS or ./runs)
 
-The recipes: each registered method's `harness train+eval method=M` (once per variant where the method has
-them: a `VARIANTS` registry and the `VARIANT_FIELD` that picks one, e.g. CoT-Valve's three, long2short's four),
-then the test-time evaluations that are no method's training (s1's controls on `testbed:conditional`).
+The recipes: each registered method's `harness train+eval method=M` (once per variant where its declaration
+has them, e.g. CoT-Valve's three, long2short's four), and the recipes that are an evaluation alone (s1's
+controls on `testbed:conditional`): all read from the methods' declarations (`harness/method.py`).
 
 Resumable: `<runs>/zoo.json` records each recipe's state (`running` with its run folder, `done`, `failed` with
 the error) and seconds, written atomically as it changes. Started again, the zoo skips what is done, resumes a
@@ -36,30 +36,30 @@ class Recipe:
     method: str | None = None
     changes: str = "training"  # what it changes: training, or test time only
     description: str = ""
+    figures: tuple[str, ...] = ()  # the zoo figures its run appears in (`Method.figures`)
 
 
 def recipes() -> list[Recipe]:
-    """Every registered method at its CPU preset (each variant), then the test-time evaluations."""
+    """Every registered method at its CPU preset (each variant), and every recipe that is an evaluation alone,
+    by name, all read from the methods' declarations."""
     import dataclasses
 
     from rzoo import methods
-    from rzoo.methods import s1_controls
 
     out = []
-    for entry in methods.REGISTRY.entries():
-        module = methods.get(entry.name)
-        variants = module.VARIANTS.names() if hasattr(module, "VARIANTS") and hasattr(module, "VARIANT_FIELD") else [None]
-        for variant in variants:
-            extra = (f"{module.VARIANT_FIELD}={variant}",) if variant else ()
-            cfg = module.Config()
+    for method in map(methods.get, methods.names()):
+        description = methods.REGISTRY.entry(method.name).description
+        if not method.trains:
+            out.append(Recipe(method.name, "eval", tuple(method.evaluation), None, "test time", description,
+                              tuple(method.figures)))
+            continue
+        for variant in method.variant_names():
+            extra = (f"{method.variants.field}={variant}",) if variant else ()
+            cfg = method.config()
             if variant:
-                cfg = dataclasses.replace(cfg, **{module.VARIANT_FIELD: variant})
-            name = module.label(cfg) if hasattr(module, "label") else entry.name
-            out.append(Recipe(name, "train+eval", (f"method={entry.name}", *extra), entry.name, "training",
-                              entry.description))
-    out.append(Recipe("s1_controls", "eval", tuple(s1_controls.TESTBED_EVAL), None, "test time",
-                      "s1's controls of thinking length (budget forcing, token-, step- and class-conditional "
-                      "prompts, rejection sampling) scored by Control / Scaling / Performance"))
+                cfg = dataclasses.replace(cfg, **{method.variants.field: variant})
+            out.append(Recipe(method.run_label(cfg), "train+eval", (f"method={method.name}", *extra), method.name,
+                              "training", description, tuple(method.figures)))
     return out
 
 
@@ -82,7 +82,8 @@ class Zoo:
     def mark(self, recipe: Recipe, **values) -> None:
         self.state[recipe.name] = {**self.state.get(recipe.name, {}), **values, "command": recipe.command,
                                    "args": list(recipe.args), "changes": recipe.changes,
-                                   "description": recipe.description}
+                                   "description": recipe.description, "method": recipe.method,
+                                   "figures": list(recipe.figures)}
         self.save()
 
 
@@ -141,6 +142,9 @@ def run_zoo(root: Path, only: list[str] | None = None) -> int:
     zoo = Zoo(root.resolve()).load()
     start = time.time()
     todo = [r for r in recipes() if not only or r.name in only]
+    for recipe in recipes():  # what the declarations say now (a zoo.json written before may lack it)
+        if recipe.name in zoo.state:
+            zoo.state[recipe.name].update(method=recipe.method, figures=list(recipe.figures))
     for i, recipe in enumerate(todo, 1):
         entry = zoo.state.get(recipe.name, {})
         if entry.get("state") == "done":

@@ -25,7 +25,10 @@ def points(run_dir: Path, folder: str = "eval") -> list[dict]:
             for r in rows]
 
 
-def draw(table: dict, long: dict, out: Path, stem: str = "frontier") -> list[Path]:
+MARKERS = "sD^vP"  # a single-point recipe's marker, one per method (`draw`'s `markers`)
+
+
+def draw(table: dict, long: dict, out: Path, stem: str = "frontier", markers: dict | None = None) -> list[Path]:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -38,7 +41,7 @@ def draw(table: dict, long: dict, out: Path, stem: str = "frontier") -> list[Pat
         if len(pts) > 1:  # a method swept over its own knob: one line through its settings
             ax.plot(xs, ys, marker="o", label=f"{name} ({pts[0]['setting']} .. {pts[-1]['setting']})")
         else:
-            ax.scatter(xs, ys, marker="D" if name.startswith("long2short") else "s", s=60, label=name, zorder=3)
+            ax.scatter(xs, ys, marker=(markers or {}).get(name, MARKERS[0]), s=60, label=name, zorder=3)
     ax.axvline(0.7 * long["tokens"], color="grey", ls=":", lw=1)
     ax.axhline(long["accuracy"] - 0.05, color="grey", ls=":", lw=1)
     ax.set_xlabel("mean thinking tokens (largest budget)")

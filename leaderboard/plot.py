@@ -107,7 +107,13 @@ def short_name(model: str) -> str:
 
 
 def plot_curves(points, out_dir: Path | str, axis: str = "tokens", references: list[dict] | None = None) -> list[Path]:
-    """Draw one figure (PNG + SVG) from `collect()`'s table; returns the files written.
+    """Draw `curves_figure` and write it (PNG + SVG) to `out_dir`; returns the files written."""
+    fig = curves_figure(points, axis, references)
+    return _save(fig, Path(out_dir) / AXES[axis][2])
+
+
+def curves_figure(points, axis: str = "tokens", references: list[dict] | None = None):
+    """One matplotlib figure from `collect()`'s table (what `harness plot` saves, `Results.plot()` returns).
     `axis`: "tokens" (mean thinking tokens) or "flops" (mean estimated FLOPs).
 
     One line per curve (an evaluated model and what it holds fixed), each point labelled with its knob
@@ -119,7 +125,7 @@ def plot_curves(points, out_dir: Path | str, axis: str = "tokens", references: l
 
     if axis not in AXES:
         raise ValueError(f"axis must be one of {sorted(AXES)}, got {axis!r}")
-    column, xlabel, stem = AXES[axis]
+    column, xlabel, _ = AXES[axis]
     data = points.dropna(subset=[column, "accuracy"])
     data = data[np.isfinite(data[column].astype(float)) & (data[column].astype(float) > 0)
                 & np.isfinite(data["accuracy"].astype(float))]
@@ -180,7 +186,7 @@ def plot_curves(points, out_dir: Path | str, axis: str = "tokens", references: l
     fig.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False, fontsize=9,
                title=_legend_title())
     fig.tight_layout()
-    return _save(fig, Path(out_dir) / stem)
+    return fig
 
 
 def _escape(text: str) -> str:

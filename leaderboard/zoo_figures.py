@@ -15,6 +15,11 @@ def _done(state: dict, command: str = "train+eval") -> dict[str, dict]:
     return {n: e for n, e in state.items() if e.get("state") == "done" and e.get("command") == command and e.get("run")}
 
 
+def _in(state: dict, figure: str, command: str = "train+eval") -> dict[str, dict]:
+    """The finished recipes whose declaration puts their run in `figure` (`harness.method.FIGURES`, in zoo.json)."""
+    return {n: e for n, e in _done(state, command).items() if figure in e.get("figures", ())}
+
+
 def _top(rows: list[dict]) -> list[dict]:
     top = max(r["budget"] for r in rows)
     return [r for r in rows if r["budget"] == top and not r.get("waits")]
@@ -104,33 +109,42 @@ def before_after(state: dict, assets: Path) -> tuple[list[Path], str]:
 
 
 def frontier(state: dict, assets: Path) -> tuple[list[Path], str]:
-    from .frontier import draw, points, reading
+    from rzoo.harness.method import FRONTIER, LONG_BASE
 
-    names = [n for n in _done(state) if n == "kimi" or n.startswith(("cot_valve", "long2short"))]
-    if not names:
+    from .frontier import MARKERS, draw, points, reading
+
+    entries = _in(state, FRONTIER)
+    if not entries:
         return [], ""
-    table, long = {}, None
-    for name in names:
-        run = Path(state[name]["run"])
+    table, long, markers = {}, None, {}
+    methods = list(dict.fromkeys(e.get("method") for e in entries.values()))  # one marker per method
+    for name, entry in entries.items():
+        run = Path(entry["run"])
         table[name] = points(run)
-        if long is None and (run / "eval_base").is_dir() and not name.startswith("cot_valve"):
+        markers[name] = MARKERS[methods.index(entry.get("method")) % len(MARKERS)]
+        if long is None and (run / "eval_base").is_dir() and LONG_BASE in entry.get("figures", ()):
             long = points(run, "eval_base")[0]
     if long is None:
         return [], ""
-    return draw(table, long, assets, "zoo-frontier"), reading(table, long)
+    return draw(table, long, assets, "zoo-frontier", markers), reading(table, long)
 
 
 def test_time(state: dict, assets: Path) -> tuple[list[Path], str]:
-    """Budget forcing and Waits (s1's trained model), s1's controls (testbed:conditional), latent iterations."""
+    """Budget forcing and Waits (s1's trained model), s1's controls (testbed:conditional), latent iterations: the
+    recipes whose declarations name these figures (`harness.method`)."""
+    from rzoo.harness.method import BUDGET_CURVES, CONTROLS, ITERATIONS
+
     lines = {}  # label -> rows (accuracy, thinking_tokens_mean, flops_mean)
-    done = _done(state)
-    if "s1" in done:
-        rows = _results(done["s1"]["run"], "eval")["results"]
-        lines["s1: budget forcing (caps)"] = sorted([r for r in rows if not r.get("waits")], key=lambda r: r["budget"])
+    caps = None  # the label of the first budget-forcing curve (the written chain the recurrent model is held to)
+    for name, entry in _in(state, BUDGET_CURVES).items():
+        rows = _results(entry["run"], "eval")["results"]
+        lines[f"{name}: budget forcing (caps)"] = sorted([r for r in rows if not r.get("waits")],
+                                                         key=lambda r: r["budget"])
+        caps = caps or f"{name}: budget forcing (caps)"
         waits = [r for r in rows if r.get("waits")]
         if waits:
-            lines["s1: Wait extensions"] = sorted(waits, key=lambda r: r["waits"])
-    controls = _done(state, "eval").get("s1_controls")
+            lines[f"{name}: Wait extensions"] = sorted(waits, key=lambda r: r["waits"])
+    controls = next(iter(_in(state, CONTROLS, "eval").values()), None)
     curves = []
     if controls:
         data = _results(controls["run"], "eval")
@@ -143,10 +157,11 @@ def test_time(state: dict, assets: Path) -> tuple[list[Path], str]:
         for c, rows in zip(curves, by_curve.values()):
             name = c["title"] + (" + BF" if "BF=True" in c["series"] else "")
             lines[f"conditional model: {name}"] = sorted(rows, key=lambda r: r["thinking_tokens_mean"])
-    latent = None  # the recurrent model's curve over the knob it sweeps at the largest budget
-    if "latent" in done:
-        latent = _curve(_results(done["latent"]["run"], "eval")["results"])
-    if not lines and latent is None:
+    iterations = None  # the recurrent model's curve over the knob it sweeps at the largest budget
+    recurrent = next(iter(_in(state, ITERATIONS).items()), None)
+    if recurrent:
+        iterations = _curve(_results(recurrent[1]["run"], "eval")["results"])
+    if not lines and iterations is None:
         return [], ""
     plt, fig, axes = _figure(2, 1, width=5.6, height=4.0)
     tok, flo = axes[0]
@@ -155,9 +170,10 @@ def test_time(state: dict, assets: Path) -> tuple[list[Path], str]:
         tok.plot([r["thinking_tokens_mean"] for r in rows], [r["accuracy"] for r in rows], marker="o", ls=style,
                  label=label, markersize=4)
         flo.plot([r["flops_mean"] for r in rows], [r["accuracy"] for r in rows], marker="o", ls=style, markersize=4)
-    if latent:
-        knob, rows = latent
-        flo.plot([r["flops_mean"] for r in rows], [r["accuracy"] for r in rows], "k^-", label=f"latent: {_caption(knob)}")
+    if iterations:
+        knob, rows = iterations
+        flo.plot([r["flops_mean"] for r in rows], [r["accuracy"] for r in rows], "k^-",
+                 label=f"{recurrent[0]}: {_caption(knob)}")
     tok.set_xlabel("mean thinking tokens (linear)")
     flo.set_xlabel("estimated FLOPs per sample (log)")
     flo.set_xscale("log")
@@ -184,18 +200,18 @@ def test_time(state: dict, assets: Path) -> tuple[list[Path], str]:
             text += (f" and {worst['title']}{' (' + worst['series'] + ')' if worst['series'] else ''} keeps to its "
                      f"bound least (Control {worst['control']:.0%})")
         parts.append(text)
-    if latent and "s1: budget forcing (caps)" in lines:
-        knob, rows = latent
+    if iterations and caps:
+        knob, rows = iterations
         lat = max(rows, key=lambda r: r["accuracy"])
         at = _label(knob, lat.get(knob))
-        cot = [r for r in lines["s1: budget forcing (caps)"] if r["accuracy"] >= lat["accuracy"]]
+        cot = [r for r in lines[caps] if r["accuracy"] >= lat["accuracy"]]
         if cot:
             c = min(cot, key=lambda r: r["flops_mean"])
-            parts.append(f"the latent model's best, {lat['accuracy']:.3f} at {at} "
-                         f"({lat['flops_mean']:.2g} FLOPs), is matched by s1's written chain at {c['flops_mean']:.2g} "
-                         f"FLOPs (budget {c['budget']})")
+            parts.append(f"the recurrent model's best ({recurrent[0]}), {lat['accuracy']:.3f} at {at} "
+                         f"({lat['flops_mean']:.2g} FLOPs), is matched by {caps.split(':')[0]}'s written chain at "
+                         f"{c['flops_mean']:.2g} FLOPs (budget {c['budget']})")
         else:
-            parts.append(f"the latent model reaches {lat['accuracy']:.3f} at {at}")
+            parts.append(f"the recurrent model ({recurrent[0]}) reaches {lat['accuracy']:.3f} at {at}")
     sentence = "; ".join(parts) + "."
     return files, sentence[0].upper() + sentence[1:] if parts else ""
 

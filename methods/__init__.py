@@ -1,44 +1,107 @@
 """Methods (trainer plugins), imported as `rzoo.methods`.
 
-A method is one module with `NAME`, a `Config` dataclass inheriting one of the core's `RLConfig` /
-`SFTConfig` (paper defaults, field help), `PRESETS` ("paper" and "cpu"; `eval.`-prefixed keys set the
-evaluation section) and `train(cfg, ctx) -> checkpoint path` (`ctx`: `harness.training.trainer.TrainContext`).
-Optional hooks, read by the app: `label(cfg)` (how its curves are named, e.g. by variant) and
-`checkpoint_curves(run_path)` (extra evaluations of its run: several checkpoints on one curve).
-A method that owns a test-time knob declares it in its file (`harness.generation.knobs.Knob`) and lists
-it in `KNOBS` below. The registries are explicit and lazy: listing methods imports no method module (and
-no torch).
+A method is one file that ends with one declaration, `METHOD = Method(...)` (`harness/method.py`): its
+`Config` dataclass (inheriting the core's `RLConfig` or `SFTConfig`; paper defaults, field help), its presets
+("paper" and "cpu"; `eval.`-prefixed keys set the evaluation), its `train(cfg, ctx) -> checkpoint path`, and
+what it adds around them (variants, test-time knobs, extra curves, how its runs are named, what its checkpoint
+is, a tiny configuration for the tests). Adding a method is one new file and one line below.
+
+The registry is explicit and lazy: listing methods imports no method module (and no torch). Methods outside
+this package join through `RZOO_METHODS` (comma-separated `package.module:METHOD` targets, read on every
+lookup, so subprocesses such as `harness zoo`'s recipes see them too) or `register(METHOD)`.
 """
 from __future__ import annotations
 
-from rzoo.harness.registry import Registry
+import os
 
+from rzoo.harness.method import Method
+from rzoo.harness.registry import Registry, UnknownName
+
+# Knobs are registered in this order (alpha, recurrence, stage, then s1's controls): it is the column order of
+# samples.jsonl and results.json.
 REGISTRY = Registry("method")
-REGISTRY.add("grpo", "rzoo.methods.grpo", "R1-Zero GRPO: rule rewards (accuracy + format), group advantages, k3 KL")
-REGISTRY.add("kimi", "rzoo.methods.kimi", "Kimi k1.5: squared mirror-descent surrogate, token length penalty, "
+REGISTRY.add("grpo", "rzoo.methods.grpo:METHOD", "R1-Zero GRPO: rule rewards (accuracy + format), group advantages, "
+             "k3 KL")
+REGISTRY.add("kimi", "rzoo.methods.kimi:METHOD", "Kimi k1.5: squared mirror-descent surrogate, token length penalty, "
              "curriculum + prioritised sampling")
-REGISTRY.add("cot_valve", "rzoo.methods.cot_valve", "CoT-Valve: a LoRA length direction scaled by alpha at inference "
-             "(++ and +P variants)")
-REGISTRY.add("deepscaler", "rzoo.methods.deepscaler", "DeepScaleR: GRPO with staged context (8K -> 16K -> 24K), "
-             "token-mean loss, entropy bonus, correct-and-closed reward")
-REGISTRY.add("latent", "rzoo.methods.latent", "latent recurrence (Huginn): a recurrent-depth model, random depth in "
-             "training, truncated backprop, KL early exit")
-REGISTRY.add("long2short", "rzoo.methods.long2short", "Kimi k1.5 long2short: a long-thinking model made short by "
-             "weight merging, shortest rejection sampling, DPO or length-penalised RL (variant=)")
-REGISTRY.add("s1", "rzoo.methods.s1", "s1: SFT on reasoning traces (completion-only loss) + budget forcing (cap, Wait)")
+REGISTRY.add("cot_valve", "rzoo.methods.cot_valve:METHOD", "CoT-Valve: a LoRA length direction scaled by alpha at "
+             "inference (++ and +P variants)")
+REGISTRY.add("latent", "rzoo.methods.latent:METHOD", "latent recurrence (Huginn): a recurrent-depth model, random "
+             "depth in training, truncated backprop, KL early exit")
+REGISTRY.add("deepscaler", "rzoo.methods.deepscaler:METHOD", "DeepScaleR: GRPO with staged context (8K -> 16K -> "
+             "24K), token-mean loss, entropy bonus, correct-and-closed reward")
+REGISTRY.add("long2short", "rzoo.methods.long2short:METHOD", "Kimi k1.5 long2short: a long-thinking model made "
+             "short by weight merging, shortest rejection sampling, DPO or length-penalised RL (variant=)")
+REGISTRY.add("s1", "rzoo.methods.s1:METHOD", "s1: SFT on reasoning traces (completion-only loss) + budget forcing "
+             "(cap, Wait)")
+REGISTRY.add("s1_controls", "rzoo.methods.s1_controls:METHOD", "s1's test-time controls (token/step/class-"
+             "conditional prompts, bound forcing, rejection sampling) on testbed:conditional; no training")
 
-# Test-time knobs the methods own, registered with the core by the app (`harness.jobs.bootstrap`).
-KNOBS = {
-    "alpha": "rzoo.methods.cot_valve:ALPHA",
-    "recurrence": "rzoo.methods.latent:RECURRENCE",
-    "stage": "rzoo.methods.deepscaler:STAGE",
-    "token_bound": "rzoo.methods.s1_controls:TOKEN_BOUND",
-    "step_bound": "rzoo.methods.s1_controls:STEP_BOUND",
-    "think_class": "rzoo.methods.s1_controls:THINK_CLASS",
-    "rejection": "rzoo.methods.s1_controls:REJECTION",
-}
+PLUGINS_ENV = "RZOO_METHODS"
+_plugged: set[str] = set()
 
 
-def get(name: str):
-    """The method module registered under `name` (raises UnknownName with suggestions)."""
-    return REGISTRY.load(name)
+def _plugins() -> None:
+    """Register the methods `RZOO_METHODS` names that are not registered yet."""
+    for target in filter(None, (t.strip() for t in os.environ.get(PLUGINS_ENV, "").split(","))):
+        if target in _plugged:
+            continue
+        module, _, attr = target.partition(":")
+        if not attr:
+            raise UnknownName(f"{PLUGINS_ENV}: {target!r} is not of the form package.module:METHOD")
+        import importlib
+
+        method = getattr(importlib.import_module(module), attr)
+        _plugged.add(target)
+        if method.name not in REGISTRY:
+            register(method, f"{method.paper} ({target})")
+
+
+def names() -> list[str]:
+    _plugins()
+    return REGISTRY.names()
+
+
+def get(name: str) -> Method:
+    """The declaration of the method registered under `name` (raises UnknownName with suggestions)."""
+    _plugins()
+    method = REGISTRY.get(name)
+    if not isinstance(method, Method) or method.name != name:
+        raise TypeError(f"method {name!r}: its registry target is not a Method declaration named {name!r}")
+    return method
+
+
+def all_methods() -> list[Method]:
+    """Every declaration, in registration order."""
+    _plugins()
+    return [get(e.name) for e in REGISTRY.entries_in_order()]
+
+
+def register(method: Method, description: str = "") -> Method:
+    """Register a declaration made outside this package (a test, a plugin), its knobs with it."""
+    REGISTRY.register(method.name, description or method.paper)(method)
+    from rzoo.harness.generation import knobs
+
+    if knobs.KNOBS.filled:  # else the knob registry's first lookup adds them (`register_knobs`)
+        for knob in method.knobs:
+            knobs.KNOBS.register(knob.name, method.name)(knob)
+    return method
+
+
+def unregister(name: str) -> None:
+    """Take a method registered with `register` out again, its knobs with it."""
+    from rzoo.harness.generation import knobs
+
+    method = get(name)
+    REGISTRY.remove(name)
+    for knob in method.knobs:
+        if knob.name in knobs.KNOBS:
+            knobs.KNOBS.remove(knob.name)
+
+
+def register_knobs(registry: Registry) -> None:
+    """The `rzoo.knobs` extension point (pyproject.toml): every method's test-time knobs, added to the core's
+    knob registry on its first lookup."""
+    for method in all_methods():
+        for knob in method.knobs:
+            registry.register(knob.name, method.name)(knob)

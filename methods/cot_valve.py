@@ -45,11 +45,10 @@ from rzoo.harness.generation.knobs import Knob
 from rzoo.harness.models.lora import lora_layers, set_lora_scale
 from rzoo.harness.registry import Registry
 from rzoo.harness.training import sft
-from rzoo.harness.training.config import SFTConfig
+from rzoo.harness.method import ADAPTER, FRONTIER, Method, Variants
+from rzoo.harness.training.config import SFT_TINY, SFTConfig
 
-NAME = "cot_valve"
 VALVES = Registry("CoT-Valve variant")
-VARIANTS, VARIANT_FIELD = VALVES, "valve"  # what `harness zoo` runs: one run per variant
 
 
 @dataclass
@@ -194,3 +193,8 @@ def train(cfg: Config, ctx):
     if cfg.mixchain_alphas and cfg.valve != "plain":
         examples, start = self_mixchain(cfg, ctx, adapter, examples, tokens)
     return sft.train(cfg, ctx, adapter=adapter, examples=VALVES.get(cfg.valve)(examples, tokens), init_adapter=start)
+
+
+METHOD = Method(name="cot_valve", paper="Ma et al. 2025, CoT-Valve: Length-Compressible Chain-of-Thought Tuning",
+                config=Config, presets=PRESETS, train=train, variants=Variants("valve", VALVES), knobs=(ALPHA,),
+                label=label, checkpoint=ADAPTER, tiny=SFT_TINY, figures=(FRONTIER,))

@@ -47,9 +47,9 @@ from rzoo.harness.evaluation.evaluate import CheckpointCurve
 from rzoo.harness.generation.knobs import CHECKPOINT, Knob
 from rzoo.harness.runstore import atomic_write_json, atomic_write_jsonl, weights_sha256
 from rzoo.harness.training import rl
-from rzoo.harness.training.config import RLConfig
+from rzoo.harness.method import Method
+from rzoo.harness.training.config import RL_TINY, RLConfig
 
-NAME = "deepscaler"
 STAGES_DIR = "stages"
 
 
@@ -160,7 +160,8 @@ def save_stage(trainer, stage: int, step: int) -> Path:
     if trainer.accelerator.is_main_process:
         start = sum(cfg.stage_steps[:stage - 1]) + 1
         log = [r for r in trainer.run.train_log() if start <= r["step"] <= step]
-        meta = {"method": NAME, "stage": stage, "steps": [start, step], "config": trainer.ctx.job,
+        meta = {"method": trainer.ctx.method, "card": trainer.ctx.card, "stage": stage, "steps": [start, step],
+                "config": trainer.ctx.job,
                 "max_thinking_tokens": cfg.stage_max_tokens[stage - 1],
                 "samples_per_prompt": cfg.stage_samples[stage - 1], "base_model": trainer.base_model_info(),
                 "dtype": trainer.dtype,
@@ -198,3 +199,8 @@ def train(cfg: Config, ctx):
     if not ctx.resume:
         shutil.rmtree(ctx.run.path / STAGES_DIR, ignore_errors=True)
     return rl.train(cfg, ctx, schedule=Stages(cfg))
+
+
+METHOD = Method(name="deepscaler", paper="Luo et al. 2025, DeepScaleR (rllm): staged context, GRPO",
+                config=Config, presets=PRESETS, train=train, knobs=(STAGE,), curves=checkpoint_curves,
+                tiny={**RL_TINY, "stage_steps": [1, 1], "stage_max_tokens": [4, 6], "stage_samples": [4, 4]})

@@ -38,9 +38,8 @@ from dataclasses import dataclass
 from rzoo.harness.training import rewards, rl
 from rzoo.harness.generation import thinking as T
 from rzoo.harness.config import option as _f
-from rzoo.harness.training.config import RLConfig
-
-NAME = "grpo"
+from rzoo.harness.method import Method
+from rzoo.harness.training.config import RL_TINY, RLConfig
 
 
 @dataclass
@@ -122,3 +121,7 @@ def length_schedule(cfg: Config, step: int) -> Config:
 
 def train(cfg: Config, ctx):
     return rl.train(cfg, ctx, schedule=length_schedule)
+
+
+METHOD = Method(name="grpo", paper="DeepSeek-R1 (2025) §2.2 (R1-Zero); GRPO: DeepSeekMath (2024) eq. 3",
+                config=Config, presets=PRESETS, train=train, tiny=RL_TINY)

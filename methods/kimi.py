@@ -45,9 +45,8 @@ from dataclasses import dataclass
 
 from rzoo.harness.training import rewards, rl
 from rzoo.harness.config import option as _f
-from rzoo.harness.training.config import RLConfig
-
-NAME = "kimi"
+from rzoo.harness.method import FRONTIER, LONG_BASE, Method
+from rzoo.harness.training.config import RL_TINY, RLConfig
 
 
 @dataclass
@@ -113,3 +112,8 @@ def kimi_reward(task, problem, group, *, step: int, length_penalty_weight: float
 
 def train(cfg: Config, ctx):
     return rl.train(cfg, ctx)
+
+
+METHOD = Method(name="kimi", paper="Kimi k1.5 (2025) §2.3: policy optimisation, length penalty, sampling strategies",
+                config=Config, presets=PRESETS, train=train, tiny=RL_TINY,
+                figures=(FRONTIER, LONG_BASE))  # its cpu preset starts from the long model

