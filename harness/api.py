@@ -72,7 +72,8 @@ class Results:
         frames = []
         for folder, name in zip(self._tasks(), self.tasks):
             frame = pd.read_json(folder / "samples.jsonl", lines=True)
-            frame.insert(0, "task", name)
+            if "task" not in frame.columns:
+                frame.insert(0, "task", name)
             frames.append(frame)
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
@@ -93,7 +94,7 @@ class Results:
         from rzoo.leaderboard.collect import collect, find_runs
         from rzoo.leaderboard.plot import curves_figure
 
-        run = Path(self.path).resolve().parent
+        run = next(p for p in Path(self.path).resolve().parents if (p / "config.json").is_file())
         runs = [r for r in find_runs(run.parent.parent) if r.path.resolve() == run]
         points = collect(run.parent.parent, runs)
         if points.empty:

@@ -181,13 +181,20 @@ class _Steps:
                   f"see {self.run.path / 'train.jsonl'}")
 
     def report_published(self, summary: dict) -> None:
-        """Measured beside what the model's authors report (`evaluation/reported.json`), where they do."""
+        """Measured beside what the model's authors report (`evaluation/reported.json`), where they do: printed with
+        the measurement's n, k and the protocol settings it changed, and saved beside results.json."""
         from .evaluation import reported
+        from .runstore import atomic_write_json, task_folder
 
         info = getattr(self, "eval_info", {})
         for task, rows in summary.items():
-            for line in reported.lines(info, task, rows, self.job.eval.protocol):
+            folder = self.run.path / "eval" / task_folder(task)
+            evaluation = json.loads((folder / "results.json").read_text(encoding="utf-8"))
+            for line in reported.lines(info, task, rows, self.job.eval.protocol, evaluation):
                 print(line, flush=True)
+            found = reported.comparisons(info, task, rows, evaluation)
+            if found:
+                atomic_write_json(folder / "reported.json", found)
 
     def fail(self, error: BaseException) -> None:
         """Mark the run failed (with the signal's name when a signal ended it), ignoring further signals."""

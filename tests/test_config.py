@@ -186,3 +186,20 @@ def test_a_complete_saved_config_resumes_silently_as_saved(tmp_path, capsys):
     new = _saved_run(tmp_path, "grpo")
     job = resolve("train", [f"resume={tmp_path}"])
     assert job.config == new.config and "[resume]" not in capsys.readouterr().err
+
+
+def test_the_cli_in_a_closed_pipe_ends_quietly_like_a_unix_tool():
+    """`harness methods | head -1`: the reader is gone before the listing is written; no traceback, and the exit
+    status a process ended by SIGPIPE gets (141), as `yes | head -1` gives."""
+    import shutil
+    import subprocess
+    import sys
+
+    harness = shutil.which("harness", path=str(__import__("pathlib").Path(sys.executable).parent))
+    proc = subprocess.Popen([harness, "methods"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # the reader has gone before the first line
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 141 and "Traceback" not in err and "BrokenPipe" not in err, err
+    shell = subprocess.run(f"set -o pipefail; '{harness}' methods | head -1", shell=True, executable="/bin/bash",
+                           capture_output=True, text=True, timeout=60)
+    assert len(shell.stdout.splitlines()) == 1 and "Traceback" not in shell.stderr

@@ -217,3 +217,36 @@ def test_mixchain_from_the_model_itself(runs_root):
         assert TASK.score(Problem(ex.id, "", gold_of(ex)), ex.answer) == 1.0  # only correct chains are kept
     log = [json.loads(x) for x in (run / "train.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log] == [1, 2, 3, 4]
+
+
+def test_the_checkpoint_is_a_model_that_reproduces_the_runs_alpha_rows(tiny_model_dir, runs_root, tmp_path):
+    """`harness eval model=<checkpoint>` (an adapter: loaded with its base) with the run's own evaluation settings
+    gives the run's alpha rows and samples exactly; so does `model=<run folder>`; the alpha sweep is real (the
+    adapter's text differs between alpha 0 and 1)."""
+    from rzoo.harness.cli import main
+
+    path = tmp_path / "mix.jsonl"
+    rows = [{"question": f"q{i}", "thinking": "x y " * n, "answer": "\\boxed{1}"} for i in range(4) for n in (1, 6)]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    evaluation = ["task=arith", "eval.limit=4", "eval.shuffle=false", "eval.budgets=[6]", "eval.alphas=[0,0.5,1]",
+                  "eval.answer_tokens=4",
+                  "--no-progress"]
+    assert main(["train+eval", "method=cot_valve", f"model={tiny_model_dir}", f"train_data=jsonl:{path}",
+                 "max_steps=4", "batch_size=4", "lr=5e-2", "max_length=64", "eval.baseline=false", *evaluation]) == 0
+    (run,) = (runs_root / "cot_valve").iterdir()
+
+    def read(folder):
+        results = json.loads((folder / "arith" / "results.json").read_text())["results"]
+        samples = [json.loads(x) for x in (folder / "arith" / "samples.jsonl").read_text().splitlines()]
+        drop = ("seconds", "per_second")
+        return ([{k: v for k, v in r.items() if not k.endswith(drop)} for r in results],
+                [{k: v for k, v in s.items() if not k.endswith(drop)} for s in samples])
+
+    own = read(run / "eval")
+    assert [r["alpha"] for r in own[0]] == [0.0, 0.5, 1.0]
+    text = {a: [s["thinking"] + s["answer"] for s in own[1] if s["alpha"] == a] for a in (0.0, 1.0)}
+    assert text[0.0] != text[1.0]  # the direction changes what the model writes
+    for model in (run / "checkpoint", run):
+        assert main(["eval", f"model={model}", *evaluation]) == 0
+        again = read(max((runs_root / "eval").iterdir()) / "eval")
+        assert again == own

@@ -229,3 +229,26 @@ def test_measured_beside_reported():
     assert {(r.model, r.task, r.value) for r in every} >= {
         ("deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B", "aime24", 28.9),
         ("agentica-org/DeepScaleR-1.5B-Preview", "amc23", 73.6), ("simplescaling/s1-32B", "aime24", 50.0)}
+
+
+def test_a_papers_protocol_is_its_whole_evaluation_and_says_what_differs():
+    """`eval.protocol=X` (not the project's own): every problem, in order, no baseline, whatever the preset says;
+    a key the user sets still wins and is recorded as overridden; the reported comparison states n, k and it."""
+    from rzoo.harness.evaluation import reported
+    from rzoo.harness.jobs import resolve
+
+    job = resolve("eval", ["model=default", "task=aime24", "eval.protocol=deepseek_r1", "eval.k=1",
+                           "eval.budgets=[16]", "eval.answer_tokens=8"])
+    assert (job.eval.limit, job.eval.shuffle, job.eval.baseline) == (None, False, False)
+    assert job.eval.k == 1 and job.eval.temperature == 0.6  # the user's k, the protocol's sampling
+    own = resolve("eval", ["model=default", "task=aime24"])  # the project's protocol keeps the cpu preset's subset
+    assert own.eval.limit == 16 and own.eval.shuffle
+    assert resolve("eval", ["model=default", "eval.protocol=deepseek_r1", "eval.limit=5"]).eval.limit == 5
+    train = resolve("train+eval", ["method=grpo", "preset=paper"])  # a method's paper preset names the protocol
+    assert train.eval.limit is None and not train.eval.baseline
+    evaluation = {"n_problems": 30, "n_problems_total": 30, "k": 1,
+                  "protocol": {"overridden": ["answer_tokens", "budgets", "k"]}}
+    model = {"spec": "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B"}
+    (line,) = reported.lines(model, "aime24", [{"budget": 16, "accuracy": 0.1, "accuracy_ci95": [0.0, 0.2]}],
+                             "deepseek_r1", evaluation)[:1]
+    assert "n = 30 problems, k = 1; differs from the protocol in answer_tokens, budgets, k" in line

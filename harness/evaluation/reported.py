@@ -61,13 +61,44 @@ def compare(reported: Reported, result: dict) -> dict | None:
             "metric": reported.metric, "protocol": reported.protocol, "source": reported.source}
 
 
-def lines(model: dict, task: str, results: list[dict], protocol: str) -> list[str]:
-    """What `harness eval` prints for a registered model: one line per reported number, against the entry
-    at the largest budget (the run's headline setting)."""
+def scope(evaluation: dict) -> str:
+    """How much of the paper's evaluation a measurement is, from its results.json: n problems of the set, k samples
+    each, and the protocol settings the run changed ("" for a results file without them)."""
+    if "n_problems" not in evaluation:
+        return ""
+    n, total, k = evaluation["n_problems"], evaluation.get("n_problems_total"), evaluation.get("k")
+    changed = (evaluation.get("protocol") or {}).get("overridden") or []
+    text = f"n = {n}" + (f" of {total}" if total and total != n else "") + f" problems, k = {k}"
+    return text + (f"; differs from the protocol in {', '.join(changed)}" if changed else "; the protocol's settings")
+
+
+def comparisons(model: dict, task: str, results: list[dict], evaluation: dict | None = None) -> list[dict]:
+    """Every reported number for the model on `task` beside the measured one at the headline setting (the largest
+    budget), with the measurement's scope (n, k, what differs): what the run saves (`reported.json`)."""
     entries = for_model(model, task)
     if not entries or not results:
         return []
     top = max(results, key=lambda r: (r.get("budget") or 0, -(r.get("waits") or 0)))
+    evaluation = evaluation or {}
+    out = []
+    for rep in entries:
+        c = compare(rep, top)
+        if c is not None:
+            out.append({**c, "task": task, "n_problems": evaluation.get("n_problems"),
+                        "n_problems_total": evaluation.get("n_problems_total"), "k": evaluation.get("k"),
+                        "overridden": (evaluation.get("protocol") or {}).get("overridden")})
+    return out
+
+
+def lines(model: dict, task: str, results: list[dict], protocol: str, evaluation: dict | None = None) -> list[str]:
+    """What `harness eval` prints for a registered model: one line per reported number, against the entry
+    at the largest budget (the run's headline setting); with the run's results.json (`evaluation`), each line
+    ends with the measurement's scope (n, k, the protocol settings it changed)."""
+    entries = for_model(model, task)
+    if not entries or not results:
+        return []
+    top = max(results, key=lambda r: (r.get("budget") or 0, -(r.get("waits") or 0)))
+    extent = scope(evaluation or {})
     out = []
     for rep in entries:
         c = compare(rep, top)
@@ -78,5 +109,5 @@ def lines(model: dict, task: str, results: list[dict], protocol: str) -> list[st
             "no interval"
         ci = f" [{c['ci95'][0]:.1f}, {c['ci95'][1]:.1f}]" if c["ci95"][0] is not None else ""
         out.append(f"[reported] {task} {rep.metric}: measured {c['measured']:.1f}{ci}, reported {rep.value:g} "
-                   f"({rep.source}): {where}{same}")
+                   f"({rep.source}): {where}{same}" + (f" [{extent}]" if extent else ""))
     return out
