@@ -91,15 +91,13 @@ class Chunk(Protocol):
 class Engine(Protocol):
     tokenizer: object
     eos_ids: set[int]
-    knobs: frozenset[str]  # test-time knobs this engine can set (see `set_knob`)
+    knobs: frozenset[str]  # test-time knobs this engine's model can take (`knobs.apply` sets them)
     answers_in_round: bool  # can write answers inside a greedy thinking round (`rounds(..., follow=)`)
 
     def rounds(self, prefixes: list[list[int]], limits: list[int], stop_text: str | None, sampling: Sampling,
                desc: str, progress: bool, follow: Follow | None = None) -> Iterator[Chunk]:
         """One round in chunks. `follow` asks for the answers after the thinking in the same pass (only given
         to an engine with `answers_in_round`; a chunk's `answers` is None where it could not)."""
-
-    def set_knob(self, name: str, value) -> None: ...
 
     def reset_stats(self) -> None: ...
 
