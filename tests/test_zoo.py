@@ -21,7 +21,8 @@ import json, sys
 from pathlib import Path
 from rzoo.harness import zoo
 recipes = [zoo.Recipe(r["name"], r["command"], tuple(r["args"]), r.get("method"), r.get("changes", "training"),
-                      r.get("description", "")) for r in json.loads(Path(sys.argv[2]).read_text())]
+                      r.get("description", ""), tuple(r.get("figures", ())))
+           for r in json.loads(Path(sys.argv[2]).read_text())]
 zoo.recipes = lambda: recipes
 sys.exit(zoo.run_zoo(Path(sys.argv[1])))
 """
@@ -49,6 +50,7 @@ def _recipes(model, tmp_path) -> Path:
             {"name": "broken", "command": "train+eval", "args": ["method=grpo", "model=/no/such/model"],
              "method": "grpo", "description": "fails on purpose"},
             {"name": "s1_controls", "command": "eval", "changes": "test time", "description": "controls",
+             "figures": ["controls"],  # the zoo figure its declaration names (harness/method.py)
              "args": [f"model={model}", "task=arith", "eval.limit=3", "eval.budgets=[4,8]",
                       "eval.token_bounds=[2,4]", "eval.bound_forcing=[false,true]"]}]
     path = tmp_path / "recipes.json"
