@@ -25,6 +25,10 @@ REGISTRY.add("latent", "rzoo.methods.latent", "latent recurrence (Huginn): a rec
              "training, truncated backprop, KL early exit")
 REGISTRY.add("long2short", "rzoo.methods.long2short", "Kimi k1.5 long2short: a long-thinking model made short by "
              "weight merging, shortest rejection sampling, DPO or length-penalised RL (variant=)")
+REGISTRY.add("dapo", "rzoo.methods.dapo", "DAPO: clip-higher, dynamic sampling with refill, token-level loss, soft "
+             "over-long punishment, overlong filtering (loss=gspo: GSPO's sequence ratio)")
+REGISTRY.add("dr_grpo", "rzoo.methods.dr_grpo", "Dr. GRPO: advantage without std scaling, constant normaliser "
+             "instead of 1/|o_i|")
 REGISTRY.add("s1", "rzoo.methods.s1", "s1: SFT on reasoning traces (completion-only loss) + budget forcing (cap, Wait)")
 
 # Test-time knobs the methods own, registered with the core by the app (`harness.jobs.bootstrap`).

@@ -109,6 +109,14 @@ class RLConfig(RunSection, Optimiser, Rollout, ModelData):  # fields listed mode
                                      "(0 = never)", ge=0)
     entropy_coef: float = _f(0.0, "entropy bonus: subtract this x the aggregated token entropy from the loss", ge=0)
     reset_optimizer: bool = _f(False, "reset the optimiser state at the start of each rollout (Kimi k1.5)")
+    dynamic_sampling: bool = _f(False, "train only on groups whose rewards differ, drawing more rollouts until "
+                                       "prompts_per_step such groups are in hand (DAPO's dynamic sampling)")
+    dynamic_sampling_max_draws: int = _f(3, "dynamic sampling: at most this many rollouts per step (then train on "
+                                            "what was kept; verl's max_num_gen_batches)", ge=1)
+    mask_truncated: bool = _f(False, "leave completions cut off by a length cap out of the loss (DAPO's overlong "
+                                     "filtering; TRL mask_truncated_completions)")
+    reflection_words: list[str] | None = _f(None, "words counted as reflection in the thinking, logged per step "
+                                                  "(none: the bundled list, generation/reflection_words.txt)")
 
     def validate(self) -> None:
         super().validate()

@@ -24,6 +24,7 @@ from typing import Callable
 import torch
 
 from ..generation import forcing as G
+from ..generation import reflection
 from ..generation import thinking as T
 from ..models.hf_compat import cache_of, with_cache
 from .trainer import Trainer, autocast
@@ -160,8 +161,10 @@ class RLTrainer(Trainer):
         self.problems = ctx.data.problems
         self.reward_fn = rewards.REWARDS.bind(cfg.reward, cfg)
         self.advantage_fn = losses.ADVANTAGES.bind(cfg.advantage, cfg)
-        self.loss_fn = losses.POLICY_LOSSES.bind(cfg.loss, cfg)
-        self.aggregation = losses.AGGREGATIONS.get(cfg.aggregation)
+        self.aggregation = losses.aggregation_for(cfg.aggregation, cfg)
+        takes_aggregation = "aggregation" in losses.POLICY_LOSSES.settings(cfg.loss)
+        self.loss_fn = losses.POLICY_LOSSES.bind(cfg.loss, cfg, **({"aggregation": self.aggregation}
+                                                                     if takes_aggregation else {}))
         self.make_sampler = samplers.SAMPLERS.bind(cfg.sampler, cfg)
         self.rollouts = Rollouts(cfg)
 
@@ -182,6 +185,8 @@ class RLTrainer(Trainer):
 
     def after_prepare(self) -> None:
         self.require_equal_shares("prompts_per_step", self.cfg.prompts_per_step)
+        if self.cfg.dynamic_sampling and self.world > 1:  # each process would keep a different number of groups
+            raise ValueError("dynamic_sampling runs on one process for now (processes would keep unequal shares)")
         self.updates = 0  # optimiser updates so far (minibatches x rollouts)
         # the sampler draws the global batch (the same on every process); each process rolls out its share
         self.sampler = self.make_sampler(self.problems, self.cfg.seed)
@@ -211,7 +216,8 @@ class RLTrainer(Trainer):
         """The config for this step: the method's schedule (staged context) or the config itself."""
         return self.schedule(self.cfg, step) if self.schedule else self.cfg
 
-    def rollout(self, step: int, cfg) -> Rollout:
+    def rollout(self, step: int, cfg, draw: int = 0) -> Rollout:
+        """`draw` > 0: dynamic sampling's refills within one step (more problems, their own seeds)."""
         t0 = time.time()
         drawn = self.sampler.draw(cfg.prompts_per_step, step)
         indices = drawn[self.rank::self.world]
@@ -223,11 +229,13 @@ class RLTrainer(Trainer):
                           force_close=cfg.force_close)
         sampling = G.Sampling(temperature=cfg.temperature, top_p=1.0, batch_size=cfg.generation_batch_size,
                               logprobs=cfg.rollout_backend == "vllm")
-        seeds = self.rollouts.row_seeds(self, step, len(prompts) * cfg.samples_per_prompt)
+        n_rows = len(prompts) * cfg.samples_per_prompt
+        seeds = self.rollouts.row_seeds(self, step, n_rows * (draw + 1))
+        seeds = seeds[n_rows * draw:] if seeds is not None else None
         with self.full_params(), autocast(self.device, self.dtype):  # bf16 where faster (native-bf16 CPUs, GPUs)
             engine = self.rollouts.engine(self, cfg, policy)
             completions = G.generate(engine, prompts, budget, n=cfg.samples_per_prompt, sampling=sampling,
-                                     seed=self.rank_seed * 100003 + step, fmt=self.fmt, row_seeds=seeds)
+                                     seed=self.rank_seed * 100003 + step + draw * 10_000_019, fmt=self.fmt, row_seeds=seeds)
         self.rollouts.after_rollout()
         return Rollout(indices, problems, prompts, completions, time.time() - t0)
 
@@ -255,6 +263,8 @@ class RLTrainer(Trainer):
         advantages = self.advantage_fn(rewards)
         prompt_ids = [self.tokenizer.encode(p, add_special_tokens=False) for p in ro.prompts]
         ids, attn, cmask, tc = pack(prompt_ids, ro.completions, self.tokenizer.pad_token_id)
+        if cfg.mask_truncated:  # DAPO's overlong filtering: a cut-off completion is no evidence either way
+            cmask = mask_truncated(cmask, torch.tensor([truncated(c) for c in ro.completions]))
         batch = Batch(ids.to(dev), attn.to(dev), cmask.to(dev), tc, advantages.to(dev))
         if cfg.reset_optimizer:
             self.reset_optimizer()
@@ -316,11 +326,41 @@ class RLTrainer(Trainer):
         cfg = self.step_config(step)
         ro = self.rollout(step, cfg)
         rewards, terms = self.score(ro, step, cfg)
-        stats = self.update(ro, rewards, cfg)
-        row = self.log_row(cfg, ro, rewards, terms, stats)
+        if cfg.dynamic_sampling:  # DAPO: train on informative groups only, drawing more rollouts to refill
+            batch, batch_rewards, dynamic = self.refill(step, cfg, ro, rewards)
+        else:
+            batch, batch_rewards, dynamic = ro, rewards, {}
+        stats = self.update(batch, batch_rewards, cfg) if batch.problems else _no_update(self)
+        # logged over the step's first rollout (what the policy wrote for `prompts_per_step` problems, as GRPO's)
+        row = {**self.log_row(cfg, ro, rewards, terms, stats), **dynamic}
         if hasattr(self.schedule, "log"):
             row.update(self.schedule.log(step))
         return row
+
+    def refill(self, step: int, cfg, first: Rollout, first_rewards: torch.Tensor):
+        """Dynamic sampling with refill (DAPO §3.2, verl's `max_num_gen_batches`): rollouts are drawn until
+        `prompts_per_step` groups with unequal rewards are in hand or `dynamic_sampling_max_draws` rollouts were
+        drawn; the batch is the first `prompts_per_step` of them (fewer at the cap)."""
+        from .samplers import fill_informative
+
+        drawn = [(first, first_rewards)]
+
+        def draw(k: int) -> torch.Tensor:
+            if k >= len(drawn):
+                ro = self.rollout(step, cfg, draw=k)
+                drawn.append((ro, self.score(ro, step, cfg)[0]))
+            return drawn[k][1]
+
+        kept, n_draws = fill_informative(draw, cfg.prompts_per_step, cfg.dynamic_sampling_max_draws)
+        batch = select_groups([ro for ro, _ in drawn], kept, cfg.samples_per_prompt)
+        rewards = (torch.stack([drawn[k][1][p] for k, p in kept]) if kept
+                   else torch.zeros(0, cfg.samples_per_prompt))
+        n_groups = sum(len(ro.problems) for ro, _ in drawn)
+        informative = sum(int((r.max(1).values > r.min(1).values).sum()) for _, r in drawn)
+        first_informative = int((first_rewards.max(1).values > first_rewards.min(1).values).sum())
+        return batch, rewards, {"rollouts_drawn": n_draws, "groups_drawn": n_groups, "groups_kept": len(kept),
+                                "dropped_frac": 1.0 - informative / max(1, n_groups),
+                                "first_draw_dropped_frac": 1.0 - first_informative / max(1, len(first.problems))}
 
     def after_step(self, step: int) -> None:
         if hasattr(self.schedule, "after_step"):
@@ -341,6 +381,10 @@ class RLTrainer(Trainer):
             "lr": self.scheduler.get_last_lr()[0],
             "completion_tokens_mean": sum(len(c.completion_ids) for c in cs) / len(cs),
             "thinking_tokens_mean": sum(c.thinking_tokens for c in cs) / len(cs),
+            # the "aha moment" counted: reflection words the model wrote in its thinking, per completion
+            "reflection_words_mean": _mean([reflection.model_reflections(c, cfg.reflection_words, self.fmt.wait)
+                                            for c in cs]),
+            "truncated_frac": _mean([float(truncated(c)) for c in cs]),
             "closed_frac": ends.count(T.CLOSED) / len(ends),
             "forced_frac": ends.count(T.FORCED) / len(ends),
             "incomplete_frac": ends.count(T.INCOMPLETE) / len(ends),
@@ -355,6 +399,37 @@ class RLTrainer(Trainer):
     def progress_line(self, row: dict) -> str:
         return (f"reward {row['reward_mean']:.3f} (accuracy {row.get('accuracy_mean', 0):.3f}), kl {row['kl']:.4f}, "
                 f"completion tokens {row['completion_tokens_mean']:.1f}")
+
+
+def _no_update(trainer) -> dict:
+    """A step whose batch kept no group (dynamic sampling at its cap): nothing to learn from, no update."""
+    return {"loss": 0.0, "grad_norm": 0.0}
+
+
+def truncated(c: G.Completion) -> bool:
+    """Cut off by a length cap: the thinking hit its budget (force-closed, or never closed) without the model
+    ending its turn, or the answer hit its budget. TRL's rule: the last token is not end-of-sequence."""
+    return (c.thinking_end != T.CLOSED and not c.turn_ended) or c.answer_truncated
+
+
+def mask_truncated(mask: torch.Tensor, is_truncated: torch.Tensor) -> torch.Tensor:
+    """DAPO's overlong filtering (§3.4; TRL `mask_truncated_completions`): the loss mask (B, T) zeroed on the rows
+    of truncated completions (B,) bool."""
+    return mask * (~is_truncated.bool()).to(mask.dtype).unsqueeze(1)
+
+
+def select_groups(rollouts: list[Rollout], kept: list[tuple[int, int]], group: int) -> Rollout:
+    """One rollout made of the groups `kept` ((rollout, prompt) pairs) of several, prompts renumbered."""
+    import dataclasses
+
+    out = Rollout([], [], [], [], sum(ro.seconds for ro in rollouts))
+    for new, (k, p) in enumerate(kept):
+        ro = rollouts[k]
+        out.indices.append(ro.indices[p])
+        out.problems.append(ro.problems[p])
+        out.prompts.append(ro.prompts[p])
+        out.completions += [dataclasses.replace(c, prompt_index=new) for c in ro.completions[p * group:(p + 1) * group]]
+    return out
 
 
 def train(cfg, ctx, schedule: Callable | None = None):
