@@ -28,7 +28,11 @@ def _pattern(words: tuple[str, ...]) -> re.Pattern:
         raise ValueError("reflection_words is empty: give at least one word")
     # longest first, so "but wait" is one match, not "wait" inside it
     alternatives = sorted({w.lower() for w in words}, key=len, reverse=True)
-    return re.compile(r"(?<![\w-])(?:" + "|".join(re.escape(w) for w in alternatives) + r")(?![\w-])", re.IGNORECASE)
+    # whole words among letters: "Waiting" is not "wait", but the testbed's "2Wait 4" (its Wait token glued to a
+    # digit when decoded) is
+    letter = r"[^\W\d_]"
+    return re.compile(rf"(?<!{letter})(?<!-)(?:" + "|".join(re.escape(w) for w in alternatives) + rf")(?!{letter})(?!-)",
+                      re.IGNORECASE)
 
 
 def count(text: str, words=None) -> int:
