@@ -59,12 +59,20 @@ class RunSection:
                             "optimiser): auto = bf16 where measured faster (CUDA, CPUs with native bf16), else "
                             "fp32; float32; bfloat16")
     micro_batch_size: int = _f(8, "rows per forward/backward (memory only; no effect on the maths)", ge=1)
+    report_to: str = _f("none", "experiment tracker for training and evaluation metrics (accelerate's): tensorboard "
+                                "(event files in the run folder), wandb (offline mode), mlflow (a file store in the "
+                                "run folder), trackio, or none")
 
     def validate(self) -> None:
         from ..models.precision import DTYPES
+        from . import tracking
 
         if self.dtype not in DTYPES:
             raise ConfigError(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
+        try:
+            tracking.check(self.report_to)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
         _next_validate(RunSection, self)
 
 
