@@ -80,3 +80,49 @@ def test_constant_norm_needs_a_completion_cap():
 
     with pytest.raises(ConfigError, match="constant_norm.*max_thinking_tokens"):
         resolve("train", ["method=s1", "aggregation=constant_norm"])
+
+
+@pytest.fixture()
+def varying_task():
+    from rzoo import tasks
+
+    tasks.REGISTRY.add("varying", "varying_task:TASK", "test-only: reward varies on a random model")
+    yield "varying"
+    tasks.REGISTRY.remove("varying")
+
+
+def _dapo_run(runs_root, model_dir, task: str, *extra: str) -> list[dict]:
+    import json
+
+    from rzoo.harness.cli import main
+
+    assert main(["train", "method=dapo", f"model={model_dir}", f"train_task={task}", "steps=2", "prompts_per_step=2",
+                 "samples_per_prompt=4", "max_thinking_tokens=6", "answer_tokens=4", "lr=1e-2", "force_close=true",
+                 "save_every=0", "minibatches=1", *extra, "--no-progress"]) == 0
+    (run,) = [p for p in (runs_root / "dapo").iterdir() if p.is_dir()]
+    return [json.loads(line) for line in (run / "train.jsonl").read_text().splitlines()]
+
+
+def test_dynamic_sampling_logs_what_it_drew_and_skips_a_step_with_nothing_to_learn(tiny_model_dir, runs_root,
+                                                                                  varying_task):
+    # arithmetic on a random model: every answer wrong, every group uninformative -> draws up to the cap, no update
+    log = _dapo_run(runs_root, tiny_model_dir, "arith", "reward=accuracy", "dynamic_sampling_max_draws=2")
+    for row in log:
+        assert (row["rollouts_drawn"], row["groups_drawn"], row["groups_kept"]) == (2, 4, 0)
+        assert row["dropped_frac"] == 1.0 and row["grad_norm"] == 0.0
+
+
+def test_dynamic_sampling_keeps_informative_groups_up_to_the_batch(tiny_model_dir, runs_root, varying_task):
+    # a random model's answers run to the answer budget: all truncated, so overlong filtering would mask every row
+    log = _dapo_run(runs_root, tiny_model_dir, varying_task, "dynamic_sampling_max_draws=4", "mask_truncated=false")
+    for row in log:
+        assert 1 <= row["rollouts_drawn"] <= 4 and row["groups_drawn"] == 2 * row["rollouts_drawn"]
+        assert row["groups_kept"] <= 2 and 0.0 <= row["dropped_frac"] <= 1.0
+        # it stops drawing once the batch is full
+        assert row["groups_kept"] == 2 or row["rollouts_drawn"] == 4
+    assert any(row["grad_norm"] > 0 for row in log)
+
+
+def test_overlong_filtering_masks_truncated_rows_out_of_the_loss(tiny_model_dir, runs_root, varying_task):
+    log = _dapo_run(runs_root, tiny_model_dir, varying_task, "dynamic_sampling=false", "mask_truncated=true")
+    assert all(row["truncated_frac"] == 1.0 and row["grad_norm"] == 0.0 for row in log)

@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from rzoo.harness.training import losses, rewards, rl, samplers
+from rzoo.harness.training import filters, losses, rewards, rl, samplers
 
 
 # -- the papers' formulas, scalar loops ---------------------------------------------------------------------------
@@ -162,7 +162,7 @@ def test_soft_overlong_punishment_is_dapo_eq_13_and_trls(length, expected):
 
 def test_mask_truncated_zeroes_cut_off_rows():
     mask = torch.ones(3, 4)
-    out = rl.mask_truncated(mask, torch.tensor([False, True, False]))
+    out = filters.mask_truncated(mask, torch.tensor([False, True, False]))
     assert out.tolist() == [[1] * 4, [0] * 4, [1] * 4]
 
 

@@ -27,6 +27,7 @@ from ..generation import forcing as G
 from ..generation import reflection
 from ..generation import thinking as T
 from ..models.hf_compat import cache_of, with_cache
+from . import filters
 from .trainer import Trainer, autocast
 from .vllm_rollouts import Rollouts, engine_logps, is_weights, mismatch
 
@@ -264,7 +265,7 @@ class RLTrainer(Trainer):
         prompt_ids = [self.tokenizer.encode(p, add_special_tokens=False) for p in ro.prompts]
         ids, attn, cmask, tc = pack(prompt_ids, ro.completions, self.tokenizer.pad_token_id)
         if cfg.mask_truncated:  # DAPO's overlong filtering: a cut-off completion is no evidence either way
-            cmask = mask_truncated(cmask, torch.tensor([truncated(c) for c in ro.completions]))
+            cmask = filters.mask_truncated(cmask, torch.tensor([filters.truncated(c) for c in ro.completions]))
         batch = Batch(ids.to(dev), attn.to(dev), cmask.to(dev), tc, advantages.to(dev))
         if cfg.reset_optimizer:
             self.reset_optimizer()
@@ -327,7 +328,7 @@ class RLTrainer(Trainer):
         ro = self.rollout(step, cfg)
         rewards, terms = self.score(ro, step, cfg)
         if cfg.dynamic_sampling:  # DAPO: train on informative groups only, drawing more rollouts to refill
-            batch, batch_rewards, dynamic = self.refill(step, cfg, ro, rewards)
+            batch, batch_rewards, dynamic = filters.refill(self, step, cfg, ro, rewards)
         else:
             batch, batch_rewards, dynamic = ro, rewards, {}
         stats = self.update(batch, batch_rewards, cfg) if batch.problems else _no_update(self)
@@ -336,31 +337,6 @@ class RLTrainer(Trainer):
         if hasattr(self.schedule, "log"):
             row.update(self.schedule.log(step))
         return row
-
-    def refill(self, step: int, cfg, first: Rollout, first_rewards: torch.Tensor):
-        """Dynamic sampling with refill (DAPO §3.2, verl's `max_num_gen_batches`): rollouts are drawn until
-        `prompts_per_step` groups with unequal rewards are in hand or `dynamic_sampling_max_draws` rollouts were
-        drawn; the batch is the first `prompts_per_step` of them (fewer at the cap)."""
-        from .samplers import fill_informative
-
-        drawn = [(first, first_rewards)]
-
-        def draw(k: int) -> torch.Tensor:
-            if k >= len(drawn):
-                ro = self.rollout(step, cfg, draw=k)
-                drawn.append((ro, self.score(ro, step, cfg)[0]))
-            return drawn[k][1]
-
-        kept, n_draws = fill_informative(draw, cfg.prompts_per_step, cfg.dynamic_sampling_max_draws)
-        batch = select_groups([ro for ro, _ in drawn], kept, cfg.samples_per_prompt)
-        rewards = (torch.stack([drawn[k][1][p] for k, p in kept]) if kept
-                   else torch.zeros(0, cfg.samples_per_prompt))
-        n_groups = sum(len(ro.problems) for ro, _ in drawn)
-        informative = sum(int((r.max(1).values > r.min(1).values).sum()) for _, r in drawn)
-        first_informative = int((first_rewards.max(1).values > first_rewards.min(1).values).sum())
-        return batch, rewards, {"rollouts_drawn": n_draws, "groups_drawn": n_groups, "groups_kept": len(kept),
-                                "dropped_frac": 1.0 - informative / max(1, n_groups),
-                                "first_draw_dropped_frac": 1.0 - first_informative / max(1, len(first.problems))}
 
     def after_step(self, step: int) -> None:
         if hasattr(self.schedule, "after_step"):
@@ -384,7 +360,7 @@ class RLTrainer(Trainer):
             # the "aha moment" counted: reflection words the model wrote in its thinking, per completion
             "reflection_words_mean": _mean([reflection.model_reflections(c, cfg.reflection_words, self.fmt.wait)
                                             for c in cs]),
-            "truncated_frac": _mean([float(truncated(c)) for c in cs]),
+            "truncated_frac": _mean([float(filters.truncated(c)) for c in cs]),
             "closed_frac": ends.count(T.CLOSED) / len(ends),
             "forced_frac": ends.count(T.FORCED) / len(ends),
             "incomplete_frac": ends.count(T.INCOMPLETE) / len(ends),
@@ -404,32 +380,6 @@ class RLTrainer(Trainer):
 def _no_update(trainer) -> dict:
     """A step whose batch kept no group (dynamic sampling at its cap): nothing to learn from, no update."""
     return {"loss": 0.0, "grad_norm": 0.0}
-
-
-def truncated(c: G.Completion) -> bool:
-    """Cut off by a length cap: the thinking hit its budget (force-closed, or never closed) without the model
-    ending its turn, or the answer hit its budget. TRL's rule: the last token is not end-of-sequence."""
-    return (c.thinking_end != T.CLOSED and not c.turn_ended) or c.answer_truncated
-
-
-def mask_truncated(mask: torch.Tensor, is_truncated: torch.Tensor) -> torch.Tensor:
-    """DAPO's overlong filtering (§3.4; TRL `mask_truncated_completions`): the loss mask (B, T) zeroed on the rows
-    of truncated completions (B,) bool."""
-    return mask * (~is_truncated.bool()).to(mask.dtype).unsqueeze(1)
-
-
-def select_groups(rollouts: list[Rollout], kept: list[tuple[int, int]], group: int) -> Rollout:
-    """One rollout made of the groups `kept` ((rollout, prompt) pairs) of several, prompts renumbered."""
-    import dataclasses
-
-    out = Rollout([], [], [], [], sum(ro.seconds for ro in rollouts))
-    for new, (k, p) in enumerate(kept):
-        ro = rollouts[k]
-        out.indices.append(ro.indices[p])
-        out.problems.append(ro.problems[p])
-        out.prompts.append(ro.prompts[p])
-        out.completions += [dataclasses.replace(c, prompt_index=new) for c in ro.completions[p * group:(p + 1) * group]]
-    return out
 
 
 def train(cfg, ctx, schedule: Callable | None = None):
