@@ -356,6 +356,8 @@ class RLTrainer(Trainer):
             **stats,
             "lr": self.scheduler.get_last_lr()[0],
             "completion_tokens_mean": sum(len(c.completion_ids) for c in cs) / len(cs),
+            # split by correctness: Dr. GRPO's claim is that GRPO's 1/|o_i| lets wrong answers grow
+            **_lengths_by_correctness(cs, terms),
             "thinking_tokens_mean": sum(c.thinking_tokens for c in cs) / len(cs),
             # the "aha moment" counted: reflection words the model wrote in its thinking, per completion
             "reflection_words_mean": _mean([reflection.model_reflections(c, cfg.reflection_words, self.fmt.wait)
@@ -375,6 +377,15 @@ class RLTrainer(Trainer):
     def progress_line(self, row: dict) -> str:
         return (f"reward {row['reward_mean']:.3f} (accuracy {row.get('accuracy_mean', 0):.3f}), kl {row['kl']:.4f}, "
                 f"completion tokens {row['completion_tokens_mean']:.1f}")
+
+
+def _lengths_by_correctness(cs: list, terms: list[dict]) -> dict:
+    out = {}
+    for name, want in (("correct", True), ("wrong", False)):
+        lengths = [len(c.completion_ids) for c, t in zip(cs, terms) if (t.get("accuracy", t["total"]) == 1.0) == want]
+        if lengths:
+            out[f"{name}_completion_tokens_mean"] = _mean(lengths)
+    return out
 
 
 def _no_update(trainer) -> dict:
