@@ -11,6 +11,7 @@ trl.rewards.get_soft_overlong_punishment) and verl's DAPO recipe.
 Run:  harness train+eval method=dapo                 (CPU preset: `testbed:early_stop` on the testbed)
       harness train+eval method=dapo preset=paper model=Qwen/Qwen2.5-32B train_task=...   (on GPUs)
       harness train+eval method=dapo loss=gspo clip_eps=3e-4 clip_eps_high=4e-4 aggregation=seq_mean   (GSPO)
+      harness train+eval method=dapo loss=cispo                                  (CISPO, MiniMax-M1)
 
 Every piece is a registered function of the core, chosen by this Config: the clip-higher loss (`clip_higher`,
 `training/losses.py`), token-level aggregation (`token_mean`), dynamic sampling with refill (`dynamic_sampling`,
@@ -50,9 +51,12 @@ class Config(RLConfig):
                             ge=1)
     temperature: float = _f(1.0, "rollout temperature (paper: 1.0)", gt=0, le=10)
     force_close: bool = _f(False, "false: a truncated response stays truncated (paper)")
-    loss: str = _f("clip_higher", "policy loss: clip_higher (DAPO eq. 10); gspo (sequence-level ratio)")
+    loss: str = _f("clip_higher", "policy loss: clip_higher (DAPO eq. 10); gspo (GSPO's sequence ratio); cispo "
+                                  "(MiniMax-M1's clipped IS weight); sapo (a soft gate)")
     clip_eps: float = _f(0.2, "eps_low, the ratio's lower clip (paper: 0.2)", gt=0, lt=1)
     clip_eps_high: float = _f(0.28, "eps_high, the ratio's upper clip (paper: 0.28)", gt=0)
+    cispo_eps_high: float = _f(4.0, "for loss=cispo: the IS weight's cap is 1 + this (ScaleRL / TRL: epsilon_high 5.0)",
+                               gt=0)
     aggregation: str = _f("token_mean", "token-level loss: mean over all tokens of the batch (paper eq. 8)")
     beta: float = _f(0.0, "KL coefficient (paper: no KL term)", ge=0)
     reward: str = _f("accuracy_overlong", "+1 / -1 rule reward + soft over-long punishment (paper eq. 13)")
