@@ -48,7 +48,9 @@ def tiny_overrides(name: str, model_dir, varying: str, sft_file, recurrent_dir=N
         out += [f"train_task={varying}", "prompts_per_step=2", "samples_per_prompt=4", "max_thinking_tokens=6",
                 "answer_tokens=4", "temperature=1.0", "lr=1e-2", "generation_batch_size=8",
                 # answers of varying length on a random model, so every reward varies (Kimi's length penalty too)
-                "force_close=true"]
+                "force_close=true",
+                # a random model's answers all run to the answer budget: overlong filtering (DAPO) would mask them all
+                "mask_truncated=false"]
     if hasattr(cfg, "stage_steps"):  # staged context: two one-step stages
         out += ["stage_steps=[1,1]", "stage_max_tokens=[4,6]", "stage_samples=[4,4]"]
     elif isinstance(cfg, SFTConfig):
