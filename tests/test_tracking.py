@@ -62,3 +62,25 @@ def test_report_to_errors_are_one_line_naming_the_problem(monkeypatch):
     with pytest.raises(ConfigError, match=r"^report_to=wandb needs the wandb package: pip install wandb$"):
         resolve("train", ["method=grpo", "report_to=wandb"])
     assert resolve("train", ["method=grpo"]).config.report_to == "none"
+
+
+def test_wandb_logs_offline_into_the_run_folder(tmp_path, monkeypatch):
+    pytest.importorskip("wandb")  # not a dependency: checked where it is installed
+    from dataclasses import dataclass
+
+    from accelerate import PartialState
+
+    PartialState()
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+
+    @dataclass
+    class Cfg:
+        lr: float = 0.1
+        reflection_words: list | None = None
+
+    tracker = tracking.Tracker("wandb", tmp_path, Cfg())
+    for step in (1, 2):
+        tracker.log({"loss": 1.0 / step, "reward_mean": 0.1 * step, "example": "text is skipped"}, step)
+    tracker.finish()
+    runs = list((tmp_path / "wandb").glob("offline-run-*"))
+    assert runs and list(runs[0].glob("*.wandb"))  # offline: nothing left the machine; `wandb sync` uploads it
