@@ -66,12 +66,13 @@ def plot(logs: dict[str, list[dict]], out: Path) -> None:
               ("wrong_completion_tokens_mean", "wrong completions' tokens (mean)"),
               ("first_draw_dropped_frac", "groups dropped by dynamic sampling (share)"),
               ("reflection_words_mean", "reflection words per completion"))
+    colours = {m: f"C{i}" for i, m in enumerate(METHODS)}  # one colour per method on every panel
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4))
     for ax, (key, title) in zip(axes, panels):
         for method, log in logs.items():
             pts = [(r["step"], r[key]) for r in log if key in r]
             if pts:
-                ax.plot(*zip(*pts), marker="o", markersize=2.5, label=method)
+                ax.plot(*zip(*pts), marker="o", markersize=2.5, label=method, color=colours[method])
         ax.set_title(title, fontsize=9)
         ax.set_xlabel("RL step")
         ax.legend(fontsize=8, frameon=False)
