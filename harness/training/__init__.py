@@ -1,4 +1,4 @@
 """Training: config sections every method's config is made of (`config.py`), the loop every method shares
 (`trainer.py`: accelerate, checkpoints, resume, train.jsonl), the RL loop (`rl.py`) with its registered
 losses, advantages and aggregations (`losses.py`), rewards (`rewards.py`) and problem samplers
-(`samplers.py`), and the SFT loop (`sft.py`)."""
+(`samplers.py`), DAPO's filters (`filters.py`), experiment trackers (`tracking.py`), and the SFT loop (`sft.py`)."""

@@ -1,8 +1,9 @@
-"""The shared on-policy RL loop (GRPO, DeepScaleR, Kimi k1.5), in named steps:
+"""The shared on-policy RL loop (GRPO, Dr. GRPO, DAPO, DeepScaleR, Kimi k1.5), in named steps:
 
     draw      the sampler picks `prompts_per_step` training problems
     rollout   `samples_per_prompt` completions each, with the budget-forcing generator evaluation uses
-    score     the configured reward function, one prompt's group at a time (`rewards.REWARDS`)
+    score     the configured reward function, one prompt's group at a time (`rewards.REWARDS`); DAPO's
+              dynamic sampling and overlong filtering then choose what the update sees (`filters.py`)
     update    advantages (`losses.ADVANTAGES`) -> per-token log-probs (policy; old policy when a rollout
               feeds several updates; reference when beta != 0) -> the policy loss (`losses.POLICY_LOSSES`,
               aggregated by `losses.AGGREGATIONS`) minus an optional entropy bonus, over `minibatches`
