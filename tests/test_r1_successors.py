@@ -250,3 +250,32 @@ def test_loss_matches_trl(name, tokenizer, tiny_model_dir, tmp_path):
     assert ours.item() == pytest.approx(theirs.item(), rel=1e-5, abs=1e-7)
     for a, b in zip(g_ours, g_theirs):
         assert torch.allclose(a, b, rtol=1e-4, atol=1e-7)
+
+
+def _trl_truncated(ids: list[int], tokenizer) -> bool:
+    """TRL 1.16's rule (`GRPOTrainer._generate_and_score_completions`, mask_truncated_completions): a completion is
+    truncated when its last token is neither an end-of-sequence nor the pad token. Inline code there, so restated."""
+    return ids[-1] not in [tokenizer.eos_token_id, tokenizer.pad_token_id]
+
+
+@pytest.mark.parametrize("case", ["closed", "thinking_cut", "answer_cut", "turn_ended", "forced"])
+def test_truncated_agrees_with_trls_rule_on_generated_completions(case, tokenizer):
+    """Real completions from the budget-forcing generator (a scripted model): our `truncated` and TRL's rule agree,
+    except a force-closed one (s1's forcing, not in TRL) whose answer then ended the turn: it hit the thinking
+    budget, so it counts as truncated here, while TRL sees the final end-of-turn token."""
+    from test_generation import Script, _prompts, generate, scripted_model
+
+    close_after, eos_after, kw = {
+        "closed": (3, None, {"max_thinking_tokens": 50, "answer_tokens": 20}),
+        "thinking_cut": (30, None, {"max_thinking_tokens": 5, "force_close": False}),
+        "answer_cut": (3, None, {"max_thinking_tokens": 50, "answer_tokens": 3}),
+        "turn_ended": (10, 2, {"max_thinking_tokens": 50, "answer_tokens": 20}),
+        "forced": (30, None, {"max_thinking_tokens": 5, "answer_tokens": 20}),
+    }[case]
+    model = scripted_model(tokenizer, Script(tokenizer, None, close_after, eos_after))
+    for c in generate(model, tokenizer, _prompts(tokenizer), **kw):
+        ours, theirs = filters.truncated(c), _trl_truncated(c.completion_ids, tokenizer)
+        if case == "forced":
+            assert c.thinking_end == "forced" and ours and not theirs
+        else:
+            assert ours == theirs == (case in ("thinking_cut", "answer_cut")), (case, c.thinking_end)

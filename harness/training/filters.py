@@ -43,9 +43,17 @@ def refill(trainer, step: int, cfg, first, first_rewards: torch.Tensor):
 
 
 def truncated(c: G.Completion) -> bool:
-    """Cut off by a length cap: the thinking hit its budget (force-closed, or never closed) without the model
-    ending its turn, or the answer hit its budget. TRL's rule: the last token is not end-of-sequence."""
-    return (c.thinking_end != T.CLOSED and not c.turn_ended) or c.answer_truncated
+    """Cut off by a length cap: the answer hit its budget, or the thinking hit its budget (force-closed there, or
+    left unclosed with no end-of-turn after it). A model that closed its thinking, or ended its turn inside it, was
+    not cut. TRL's rule, "the last token is not end-of-sequence", agrees except on force-closed rows (s1's forcing,
+    not in TRL), whose answer ends the turn (tests/test_r1_successors.py)."""
+    if c.answer_truncated:
+        return True
+    if c.thinking_end == T.CLOSED or c.turn_ended:
+        return False
+    if c.thinking_end == T.INCOMPLETE:  # an end-of-turn token follows the thinking when the model ended it
+        return len(c.completion_ids) <= c.thinking_tokens
+    return True  # forced closed at the budget
 
 
 def mask_truncated(mask: torch.Tensor, is_truncated: torch.Tensor) -> torch.Tensor:
