@@ -84,3 +84,15 @@ def test_wandb_logs_offline_into_the_run_folder(tmp_path, monkeypatch):
     tracker.finish()
     runs = list((tmp_path / "wandb").glob("offline-run-*"))
     assert runs and list(runs[0].glob("*.wandb"))  # offline: nothing left the machine; `wandb sync` uploads it
+
+
+def test_train_and_eval_log_the_evaluation_beside_the_training(tiny_model_dir, runs_root, varying_task):
+    assert main(["train+eval", "method=grpo", f"model={tiny_model_dir}", f"train_task={varying_task}", "steps=1",
+                 "prompts_per_step=2", "samples_per_prompt=2", "max_thinking_tokens=4", "answer_tokens=2",
+                 "save_every=0", "report_to=tensorboard", f"eval.task={varying_task}", "eval.limit=2",
+                 "eval.budgets=[2,4]", "eval.baseline=false", "--no-progress"]) == 0
+    (run,) = (runs_root / "grpo").iterdir()
+    _, scalars = _scalars(run / "tensorboard")
+    assert scalars["train/loss"][0][0] == 1
+    evaluated = {t for t in scalars if t.startswith(f"eval/{varying_task}/") and t.endswith("/accuracy")}
+    assert len(evaluated) == 2 and all(scalars[t][0][0] == 1 for t in evaluated)  # both budgets, at the last step
