@@ -221,6 +221,11 @@ def _run_job(job: Job, progress: bool):
                     "method": job.method, "run": str(steps.run.path)}
             steps.eval_info = info
             summaries["eval"] = steps.evaluate(model, "eval", info)
+            if job.trains and steps.main and getattr(job.config, "report_to", "none") != "none":
+                from .training import tracking  # the evaluation's numbers beside the training's, at its last step
+
+                last = steps.run.train_log()[-1]["step"]
+                tracking.log_evaluation(job.config.report_to, steps.run.path, summaries["eval"], last)
             if job.trains:
                 steps.method_curves()
                 if steps.main and summaries["eval"]:  # the model card, with the run's results

@@ -22,7 +22,7 @@ def _results_table(data: dict) -> str:
     cols += [("accuracy", "accuracy", 3), ("accuracy_ci95", "95% CI", 3),
             ("thinking_tokens_mean", "thinking mean", 1), ("thinking_tokens_median", "median", 1),
             ("closed_rate", "closed", 2), ("forced_rate", "forced", 2), ("truncation_rate", "unclosed", 2),
-            ("flops_mean", "FLOPs/sample", 0), ("n_problems", "problems", 0), ("seconds", "seconds", 1),
+            ("reflections_mean", "reflections", 2), ("flops_mean", "FLOPs/sample", 0), ("n_problems", "problems", 0), ("seconds", "seconds", 1),
             ("tokens_per_second", "tokens/s", 1), ("grader_disagreements", "grader disagreements", 0)]
     th = "".join(f'<th data-type="{"text" if key == "accuracy_ci95" else "num"}">{e(name)}</th>'
                  for key, name, _ in cols)

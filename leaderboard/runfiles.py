@@ -24,10 +24,11 @@ from typing import Any
 
 # results.json entries: the statistics the index, the plots and the run pages compute with
 RESULT_NUMBERS = ("thinking_tokens_mean", "thinking_tokens_median", "flops_mean", "n_problems", "closed_rate",
-                  "forced_rate", "truncation_rate", "seconds", "tokens_per_second", "grader_disagreements")
+                  "forced_rate", "truncation_rate", "seconds", "tokens_per_second", "grader_disagreements",
+                  "reflections_mean")
 # train.jsonl values the training figure plots
 TRAIN_NUMBERS = ("reward_mean", "accuracy_mean", "format_mean", "loss", "completion_tokens_mean",
-                 "thinking_tokens_mean", "completion_tokens")
+                 "thinking_tokens_mean", "completion_tokens", "reflection_words_mean")
 
 
 def _knob_names() -> tuple[str, ...]:

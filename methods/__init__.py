@@ -32,6 +32,10 @@ REGISTRY.add("deepscaler", "rzoo.methods.deepscaler:METHOD", "DeepScaleR: GRPO w
              "24K), token-mean loss, entropy bonus, correct-and-closed reward")
 REGISTRY.add("long2short", "rzoo.methods.long2short:METHOD", "Kimi k1.5 long2short: a long-thinking model made "
              "short by weight merging, shortest rejection sampling, DPO or length-penalised RL (variant=)")
+REGISTRY.add("dapo", "rzoo.methods.dapo:METHOD", "DAPO: clip-higher, dynamic sampling with refill, token-level loss, "
+             "soft over-long punishment, overlong filtering (loss=gspo: GSPO's sequence ratio)")
+REGISTRY.add("dr_grpo", "rzoo.methods.dr_grpo:METHOD", "Dr. GRPO: advantage without std scaling, constant normaliser "
+             "instead of 1/|o_i|")
 REGISTRY.add("s1", "rzoo.methods.s1:METHOD", "s1: SFT on reasoning traces (completion-only loss) + budget forcing "
              "(cap, Wait)")
 REGISTRY.add("s1_controls", "rzoo.methods.s1_controls:METHOD", "s1's test-time controls (token/step/class-"

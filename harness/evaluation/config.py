@@ -39,6 +39,8 @@ class EvalConfig:
     top_p: float = _f(1.0, "nucleus sampling p (with temperature > 0)", gt=0, le=1)
     min_thinking_tokens: int = _f(0, "with eval.waits: append 'Wait' only while thinking is shorter than this", ge=0)
     answer_tokens: int = _f(64, "tokens for the answer after the thinking block", ge=1)
+    reflection_words: list[str] | None = _f(None, "words counted as reflection in each sample's thinking "
+                                                  "(none: the bundled list, generation/reflection_words.txt)")
     force_close: bool = _f(True, "at the budget, close the block and cue 'Final Answer:' (s1); false = no answer")
     answer_unclosed: bool = _f(False, "when the model ends its turn inside the thinking block: false = no answer "
                                       "(graded wrong); true = close the block for it and let it answer (s1's harness)")

@@ -184,7 +184,8 @@ def _evaluate_chunk(engine, td: TaskData, cfg: EvalConfig, group: list[dict], ch
     rows = []
     for s in group:
         completions = by_setting[(s["budget"], s["waits"])]
-        part = grade_rows(td, problems, completions, s, shape, cfg.grade_unclosed, knobs.bound_of(s, cfg))
+        part = grade_rows(td, problems, completions, s, shape, cfg.grade_unclosed, knobs.bound_of(s, cfg),
+                          cfg.reflection_words)
         for row in part:  # this chunk's generation time, shared by its rows (summed again in results)
             row["generation_seconds"] = seconds[(s["budget"], s["waits"])] / len(part)
             row["protocol"] = cfg.protocol

@@ -88,6 +88,10 @@ def summarize(rows: list[dict], k: int, seed: int = 0) -> dict:
         "closed_rate": ends.count(T.CLOSED) / len(ends),
         "answer_truncated_rate": sum(bool(r["answer_truncated"]) for r in rows) / len(rows),
         "waits_mean": statistics.fmean(r["waits_used"] for r in rows),
+        # reflection words the model wrote in its thinking, per sample (generation/reflection.py); older sample
+        # files lack the column
+        **({"reflections_mean": statistics.fmean(r["reflections"] for r in rows)}
+           if all("reflections" in r for r in rows) else {}),
     }
     if all("flops" in r for r in rows):  # estimated inference FLOPs per sample (harness/flops.py)
         out["flops_mean"] = statistics.fmean(r["flops"] for r in rows)

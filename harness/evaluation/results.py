@@ -75,11 +75,12 @@ def write_task(td: TaskData, out_root: Path, model_info: dict, cfg, settings: li
 
 
 def grade_rows(td: TaskData, problems: list, completions, setting: dict, shape,
-               grade_unclosed: bool = False, bound: int | None = None) -> list[dict]:
+               grade_unclosed: bool = False, bound: int | None = None, reflection_words=None) -> list[dict]:
     """One sample row per completion (grading time included per row). An unclosed block has no answer
     (graded wrong), unless `grade_unclosed` (a model that does not think: its whole reply is the answer).
     `bound`: the thinking tokens the setting allows (`knobs.bound_of`); each row says whether it stayed
     within."""
+    from ..generation import reflection
     from ..generation import thinking as T
     from ..models import flops
 
@@ -98,7 +99,9 @@ def grade_rows(td: TaskData, problems: list, completions, setting: dict, shape,
             "correct": grade.correct, "extracted": grade.extracted, "gold": problem.answer,
             "second_opinion": grade.second_opinion, "grading_timed_out": grade.timed_out,
             "thinking_end": c.thinking_end, "turn_ended": c.turn_ended, "thinking_tokens": c.thinking_tokens,
-            "answer_tokens": c.answer_tokens, "waits_used": c.waits, "answer_truncated": c.answer_truncated,
+            "answer_tokens": c.answer_tokens, "waits_used": c.waits,
+            "answer_truncated": c.answer_truncated,
+            "reflections": reflection.model_reflections(c, reflection_words),  # the model's own, not injected Waits
             "bound": bound, "within_bound": None if bound is None else c.thinking_tokens <= bound,
             "tries": c.tries,
             "generated_tokens": len(c.completion_ids),

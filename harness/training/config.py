@@ -59,12 +59,20 @@ class RunSection:
                             "optimiser): auto = bf16 where measured faster (CUDA, CPUs with native bf16), else "
                             "fp32; float32; bfloat16")
     micro_batch_size: int = _f(8, "rows per forward/backward (memory only; no effect on the maths)", ge=1)
+    report_to: str = _f("none", "experiment tracker for training and evaluation metrics (accelerate's): tensorboard "
+                                "(event files in the run folder), wandb (offline mode), mlflow (a file store in the "
+                                "run folder), trackio, or none")
 
     def validate(self) -> None:
         from ..models.precision import DTYPES
+        from . import tracking
 
         if self.dtype not in DTYPES:
             raise ConfigError(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
+        try:
+            tracking.check(self.report_to)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
         _next_validate(RunSection, self)
 
 
@@ -109,6 +117,14 @@ class RLConfig(RunSection, Optimiser, Rollout, ModelData):  # fields listed mode
                                      "(0 = never)", ge=0)
     entropy_coef: float = _f(0.0, "entropy bonus: subtract this x the aggregated token entropy from the loss", ge=0)
     reset_optimizer: bool = _f(False, "reset the optimiser state at the start of each rollout (Kimi k1.5)")
+    dynamic_sampling: bool = _f(False, "train only on groups whose rewards differ, drawing more rollouts until "
+                                       "prompts_per_step such groups are in hand (DAPO's dynamic sampling)")
+    dynamic_sampling_max_draws: int = _f(3, "dynamic sampling: at most this many rollouts per step (then train on "
+                                            "what was kept; verl's max_num_gen_batches)", ge=1)
+    mask_truncated: bool = _f(False, "leave completions cut off by a length cap out of the loss (DAPO's overlong "
+                                     "filtering; TRL mask_truncated_completions)")
+    reflection_words: list[str] | None = _f(None, "words counted as reflection in the thinking, logged per step "
+                                                  "(none: the bundled list, generation/reflection_words.txt)")
 
     def validate(self) -> None:
         super().validate()

@@ -1,8 +1,9 @@
-"""The shared on-policy RL loop (GRPO, DeepScaleR, Kimi k1.5), in named steps:
+"""The shared on-policy RL loop (GRPO, Dr. GRPO, DAPO, DeepScaleR, Kimi k1.5), in named steps:
 
     draw      the sampler picks `prompts_per_step` training problems
     rollout   `samples_per_prompt` completions each, with the budget-forcing generator evaluation uses
-    score     the configured reward function, one prompt's group at a time (`rewards.REWARDS`)
+    score     the configured reward function, one prompt's group at a time (`rewards.REWARDS`); DAPO's
+              dynamic sampling and overlong filtering then choose what the update sees (`filters.py`)
     update    advantages (`losses.ADVANTAGES`) -> per-token log-probs (policy; old policy when a rollout
               feeds several updates; reference when beta != 0) -> the policy loss (`losses.POLICY_LOSSES`,
               aggregated by `losses.AGGREGATIONS`) minus an optional entropy bonus, over `minibatches`
@@ -24,8 +25,10 @@ from typing import Callable
 import torch
 
 from ..generation import forcing as G
+from ..generation import reflection
 from ..generation import thinking as T
 from ..models.hf_compat import cache_of, with_cache
+from . import filters
 from .trainer import Trainer, autocast
 from .vllm_rollouts import Rollouts, engine_logps, is_weights, mismatch
 
@@ -160,8 +163,10 @@ class RLTrainer(Trainer):
         self.problems = ctx.data.problems
         self.reward_fn = rewards.REWARDS.bind(cfg.reward, cfg)
         self.advantage_fn = losses.ADVANTAGES.bind(cfg.advantage, cfg)
-        self.loss_fn = losses.POLICY_LOSSES.bind(cfg.loss, cfg)
-        self.aggregation = losses.AGGREGATIONS.get(cfg.aggregation)
+        self.aggregation = losses.aggregation_for(cfg.aggregation, cfg)
+        takes_aggregation = "aggregation" in losses.POLICY_LOSSES.settings(cfg.loss)
+        self.loss_fn = losses.POLICY_LOSSES.bind(cfg.loss, cfg, **({"aggregation": self.aggregation}
+                                                                     if takes_aggregation else {}))
         self.make_sampler = samplers.SAMPLERS.bind(cfg.sampler, cfg)
         self.rollouts = Rollouts(cfg)
 
@@ -182,6 +187,8 @@ class RLTrainer(Trainer):
 
     def after_prepare(self) -> None:
         self.require_equal_shares("prompts_per_step", self.cfg.prompts_per_step)
+        if self.cfg.dynamic_sampling and self.world > 1:  # each process would keep a different number of groups
+            raise ValueError("dynamic_sampling runs on one process for now (processes would keep unequal shares)")
         self.updates = 0  # optimiser updates so far (minibatches x rollouts)
         # the sampler draws the global batch (the same on every process); each process rolls out its share
         self.sampler = self.make_sampler(self.problems, self.cfg.seed)
@@ -211,7 +218,8 @@ class RLTrainer(Trainer):
         """The config for this step: the method's schedule (staged context) or the config itself."""
         return self.schedule(self.cfg, step) if self.schedule else self.cfg
 
-    def rollout(self, step: int, cfg) -> Rollout:
+    def rollout(self, step: int, cfg, draw: int = 0) -> Rollout:
+        """`draw` > 0: dynamic sampling's refills within one step (more problems, their own seeds)."""
         t0 = time.time()
         drawn = self.sampler.draw(cfg.prompts_per_step, step)
         indices = drawn[self.rank::self.world]
@@ -223,11 +231,13 @@ class RLTrainer(Trainer):
                           force_close=cfg.force_close)
         sampling = G.Sampling(temperature=cfg.temperature, top_p=1.0, batch_size=cfg.generation_batch_size,
                               logprobs=cfg.rollout_backend == "vllm")
-        seeds = self.rollouts.row_seeds(self, step, len(prompts) * cfg.samples_per_prompt)
+        n_rows = len(prompts) * cfg.samples_per_prompt
+        seeds = self.rollouts.row_seeds(self, step, n_rows * (draw + 1))
+        seeds = seeds[n_rows * draw:] if seeds is not None else None
         with self.full_params(), autocast(self.device, self.dtype):  # bf16 where faster (native-bf16 CPUs, GPUs)
             engine = self.rollouts.engine(self, cfg, policy)
             completions = G.generate(engine, prompts, budget, n=cfg.samples_per_prompt, sampling=sampling,
-                                     seed=self.rank_seed * 100003 + step, fmt=self.fmt, row_seeds=seeds)
+                                     seed=self.rank_seed * 100003 + step + draw * 10_000_019, fmt=self.fmt, row_seeds=seeds)
         self.rollouts.after_rollout()
         return Rollout(indices, problems, prompts, completions, time.time() - t0)
 
@@ -255,6 +265,8 @@ class RLTrainer(Trainer):
         advantages = self.advantage_fn(rewards)
         prompt_ids = [self.tokenizer.encode(p, add_special_tokens=False) for p in ro.prompts]
         ids, attn, cmask, tc = pack(prompt_ids, ro.completions, self.tokenizer.pad_token_id)
+        if cfg.mask_truncated:  # DAPO's overlong filtering: a cut-off completion is no evidence either way
+            cmask = filters.mask_truncated(cmask, torch.tensor([filters.truncated(c) for c in ro.completions]))
         batch = Batch(ids.to(dev), attn.to(dev), cmask.to(dev), tc, advantages.to(dev))
         if cfg.reset_optimizer:
             self.reset_optimizer()
@@ -316,8 +328,13 @@ class RLTrainer(Trainer):
         cfg = self.step_config(step)
         ro = self.rollout(step, cfg)
         rewards, terms = self.score(ro, step, cfg)
-        stats = self.update(ro, rewards, cfg)
-        row = self.log_row(cfg, ro, rewards, terms, stats)
+        if cfg.dynamic_sampling:  # DAPO: train on informative groups only, drawing more rollouts to refill
+            batch, batch_rewards, dynamic = filters.refill(self, step, cfg, ro, rewards)
+        else:
+            batch, batch_rewards, dynamic = ro, rewards, {}
+        stats = self.update(batch, batch_rewards, cfg) if batch.problems else _no_update(self)
+        # logged over the step's first rollout (what the policy wrote for `prompts_per_step` problems, as GRPO's)
+        row = {**self.log_row(cfg, ro, rewards, terms, stats), **dynamic}
         if hasattr(self.schedule, "log"):
             row.update(self.schedule.log(step))
         return row
@@ -340,7 +357,13 @@ class RLTrainer(Trainer):
             **stats,
             "lr": self.scheduler.get_last_lr()[0],
             "completion_tokens_mean": sum(len(c.completion_ids) for c in cs) / len(cs),
+            # split by correctness: Dr. GRPO's claim is that GRPO's 1/|o_i| lets wrong answers grow
+            **_lengths_by_correctness(cs, terms),
             "thinking_tokens_mean": sum(c.thinking_tokens for c in cs) / len(cs),
+            # the "aha moment" counted: reflection words the model wrote in its thinking, per completion
+            "reflection_words_mean": _mean([reflection.model_reflections(c, cfg.reflection_words, self.fmt.wait)
+                                            for c in cs]),
+            "truncated_frac": _mean([float(filters.truncated(c)) for c in cs]),
             "closed_frac": ends.count(T.CLOSED) / len(ends),
             "forced_frac": ends.count(T.FORCED) / len(ends),
             "incomplete_frac": ends.count(T.INCOMPLETE) / len(ends),
@@ -355,6 +378,20 @@ class RLTrainer(Trainer):
     def progress_line(self, row: dict) -> str:
         return (f"reward {row['reward_mean']:.3f} (accuracy {row.get('accuracy_mean', 0):.3f}), kl {row['kl']:.4f}, "
                 f"completion tokens {row['completion_tokens_mean']:.1f}")
+
+
+def _lengths_by_correctness(cs: list, terms: list[dict]) -> dict:
+    out = {}
+    for name, want in (("correct", True), ("wrong", False)):
+        lengths = [len(c.completion_ids) for c, t in zip(cs, terms) if (t.get("accuracy", t["total"]) == 1.0) == want]
+        if lengths:
+            out[f"{name}_completion_tokens_mean"] = _mean(lengths)
+    return out
+
+
+def _no_update(trainer) -> dict:
+    """A step whose batch kept no group (dynamic sampling at its cap): nothing to learn from, no update."""
+    return {"loss": 0.0, "grad_norm": 0.0}
 
 
 def train(cfg, ctx, schedule: Callable | None = None):

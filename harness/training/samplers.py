@@ -11,6 +11,9 @@
   reward-correctness over its attempts so far; unseen problems count as 0) (Kimi k1.5 §2.3.4).
 - `curriculum_prioritized`: both: prioritised draws within the curriculum's pool.
 
+Dynamic sampling (DAPO §3.2) is not a sampler but a filter over what a sampler's draws score:
+`informative_groups` and `fill_informative` below, called by the RL loop when `dynamic_sampling` is on.
+
 Interface: `draw(n, step) -> indices`, `update(indices, success)` after scoring (success in [0, 1]
 per drawn problem: the mean accuracy of its group), `stats(indices)` for `train.jsonl`,
 `state_dict()` / `load_state_dict()`.
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import math
 import random
+from typing import Callable
 
 from ..registry import Registry
 
@@ -154,3 +158,24 @@ def prioritized_sampler(problems: list, seed: int, *, steps: int) -> _Weighted:
 def curriculum_prioritized_sampler(problems: list, seed: int, *, steps: int, curriculum_start: float = 0.25,
                                    curriculum_until: float = 0.5) -> _Weighted:
     return _Weighted(problems, seed, steps, True, True, curriculum_start, curriculum_until)
+
+
+def informative_groups(rewards) -> list[bool]:
+    """DAPO's dynamic-sampling filter (eq. 11: 0 < |{o_i correct}| < G): a group whose rewards are not all equal.
+    rewards (P, G) -> P booleans. Such a group's advantages are all zero: it adds no gradient, only dilutes it."""
+    return [bool(row.max() > row.min()) for row in rewards]
+
+
+def fill_informative(draw: Callable[[int], object], target: int, max_draws: int) -> tuple[list[tuple[int, int]], int]:
+    """Dynamic sampling with refill: `draw(k)` rolls out and scores the k-th batch of the step (rewards (P, G));
+    batches are drawn until `target` informative groups are in hand or `max_draws` batches were drawn (verl's
+    `max_num_gen_batches`). Returns the kept (batch, group) pairs, the first `target` in draw order, and the
+    number of batches drawn."""
+    if max_draws < 1 or target < 1:
+        raise ValueError(f"fill_informative needs target >= 1 and max_draws >= 1, got {target} and {max_draws}")
+    kept: list[tuple[int, int]] = []
+    k = 0
+    while len(kept) < target and k < max_draws:
+        kept += [(k, p) for p, ok in enumerate(informative_groups(draw(k))) if ok]
+        k += 1
+    return kept[:target], k

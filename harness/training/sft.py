@@ -103,10 +103,10 @@ class SFTTrainer(Trainer):
             self.model = get_peft_model(self.model, self.adapter)
 
     def after_prepare(self) -> None:
-        from .losses import AGGREGATIONS
+        from .losses import aggregation_for
 
         self.require_equal_shares("batch_size", self.cfg.batch_size)
-        self.aggregation = AGGREGATIONS.get(self.cfg.aggregation)
+        self.aggregation = aggregation_for(self.cfg.aggregation, self.cfg)
         self.fmt = T.ThinkingFormat.detect(self.tokenizer)
         self.rows = [tokenize(self.tokenizer, ex, self.fmt, self.cfg.max_length) for ex in self.examples]
         empty = sum(1 for _, mask in self.rows if not any(mask))

@@ -29,6 +29,7 @@ from typing import Any
 import torch
 
 from ..runstore import Run, atomic_folder, atomic_write_json, git_sha
+from . import tracking
 
 STATE_FILE = "trainer_state.pt"
 
@@ -291,6 +292,24 @@ class Trainer:
         bar = tqdm(range(first, total + 1), desc=f"{self.ctx.method} train",
                    disable=None if self.ctx.progress else True, initial=first - 1, total=total)
         every = max(1, total // 25)  # at most ~25 progress lines per run
+        tracker = tracking.open_tracker(self.cfg.report_to, self.run.path, self.cfg) if main else None
+        try:
+            total = self._loop(bar, log, total, every, tracker)
+        finally:
+            if tracker is not None:
+                tracker.finish()
+        self.accelerator.wait_for_everyone()
+        if self.world > 1:
+            self.check_in_sync()
+        if first <= total:
+            self.save(total)
+        return self.run.checkpoint_dir
+
+    def _loop(self, bar, log: list[dict], total: int, every: int, tracker) -> int:
+        """The steps; returns the last step (earlier than planned when `should_stop` says so)."""
+        from tqdm.auto import tqdm
+
+        main = self.accelerator.is_main_process
         for step in bar:
             t0 = time.time()
             row = self.reduce_row({"step": step, **self.train_step(step)})
@@ -302,6 +321,8 @@ class Trainer:
             log.append(row)
             if main:
                 self.run.write_train_log(log)
+            if tracker is not None:
+                tracker.log(row, step)
             self.after_step(step)
             if self.ctx.progress and main and (step % every == 0 or step in (1, total)):
                 tqdm.write(f"[train] step {step}/{total}: {self.progress_line(row)}, {row['seconds']:.0f}s")
@@ -310,12 +331,7 @@ class Trainer:
                 break
             if self.cfg.save_every and step % self.cfg.save_every == 0 and step < total:
                 self.save(step)
-        self.accelerator.wait_for_everyone()
-        if self.world > 1:
-            self.check_in_sync()
-        if first <= total:
-            self.save(total)
-        return self.run.checkpoint_dir
+        return total
 
     def check_in_sync(self) -> None:
         """Several processes must end with identical weights (DDP keeps them so; a bug would not)."""
