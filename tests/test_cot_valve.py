@@ -217,3 +217,13 @@ def test_mixchain_from_the_model_itself(runs_root):
         assert TASK.score(Problem(ex.id, "", gold_of(ex)), ex.answer) == 1.0  # only correct chains are kept
     log = [json.loads(x) for x in (run / "train.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log] == [1, 2, 3, 4]
+
+
+def test_mixchain_drops_chains_the_budget_cut_and_forced():
+    """MixChain's chains are chains the model wrote to their end: a right answer after a forced close (the budget
+    cut the chain) or from a block never closed does not join; a closed, right one does."""
+    from rzoo.harness.generation import thinking as T
+    from rzoo.methods.cot_valve_mixchain import keep_chain
+
+    assert keep_chain(T.CLOSED, 1.0)
+    assert not keep_chain(T.FORCED, 1.0) and not keep_chain(T.INCOMPLETE, 1.0) and not keep_chain(T.CLOSED, 0.0)

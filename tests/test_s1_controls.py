@@ -157,3 +157,20 @@ def test_rejection_sampling_records_its_tries_and_misses(scripted_eval):
     assert {s["tries"] for s in samples if s["rejection"] == 4} == {3}
     (curve,) = [c for c in results["curves"] if c["knob"] == "rejection"]
     assert curve["control"] == 0.5 and curve["settings"] == 2
+
+
+def test_rejection_keeps_a_draw_that_ended_inside_the_block_within_its_bound():
+    """Under the s1 protocol (`eval.answer_unclosed=true`) a turn that ended inside the block is closed by the
+    harness and marked forced (`turn_ended`); the cap did not stop it, so within the bound it fits. A draw the
+    cap force-closed never fits, and none fits past the bound."""
+    from rzoo.harness.generation import thinking as T
+    from rzoo.harness.generation.forcing import Completion
+    from rzoo.harness.generation.rejection import fits
+
+    def draw(tokens, end, turn_ended=False):
+        return Completion(0, 0, thinking_ids=[1] * tokens, thinking_end=end, turn_ended=turn_ended)
+
+    assert fits(draw(3, T.FORCED, turn_ended=True), 4)  # ended its turn at 3 tokens, bound 4: kept
+    assert not fits(draw(5, T.FORCED, turn_ended=True), 4)  # ended its turn past the bound
+    assert not fits(draw(4, T.FORCED), 4)  # the cap closed it
+    assert fits(draw(4, T.CLOSED), 4) and fits(draw(2, T.INCOMPLETE), 4)

@@ -151,7 +151,7 @@ def control_curves(results: list[dict]) -> list[dict]:
         curves.setdefault(knobs.curve_key(r), []).append(r)
     out = []
     for (name, _), members in curves.items():
-        points = [controls.Point(r["accuracy"], r["thinking_tokens_mean"], r.get("within_bound")) for r in members]
+        points = [controls.Point(r["accuracy"], r["thinking_tokens_mean"], r.get("within_bound"), r.get("bound")) for r in members]
         knob = knobs.find(name)
         out.append({"knob": name, "title": knob.caption if knob else name, "series": knobs.series(members[0]),
                     "labels": [knobs.label(r) for r in members], **controls.summary(points)})
