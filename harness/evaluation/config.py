@@ -58,6 +58,9 @@ class EvalConfig:
     dtype: str = _f("auto", "model dtype: auto (bf16 where measured faster: CUDA, CPUs with native bf16; else "
                             "fp32), float32, bfloat16")
     baseline: bool = _f(False, "train+eval: also evaluate the base model, for a before/after comparison")
+    max_gen_toks: int = _f(0, "s1's 'auto' thinking budget: cap each budget at max_gen_toks - the task's longest "
+                              "prompt (thinking opening included) - the forced close - 100 (s1's lm-eval "
+                              "max_tokens_thinking=auto with max_gen_toks=32768); 0 = off", ge=0)
 
     def validate(self) -> None:
         from .protocol import load
