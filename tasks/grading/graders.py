@@ -124,15 +124,15 @@ def simple_evals_math(reply: Reply, golds: tuple[str, ...]) -> Verdict:
 
 
 def _math_verify(text: str, golds: tuple[str, ...]) -> Verdict:
-    from .verdict import _configs, _parse, _verify
+    from .verdict import _configs, _parse, _verify, read_gold
 
-    pred_cfg, gold_cfg = _configs()
+    pred_cfg, _ = _configs()
     pred = _parse(text, pred_cfg)
     if not pred:
         return Verdict(False, None)
     extracted = str(pred[-1]) if len(pred) > 1 else str(pred[0])
     for gold in golds:
-        parsed = _parse(gold, gold_cfg) or _parse(f"${gold}$", gold_cfg)
+        parsed = read_gold(gold).parsed  # math-verify's reading of the gold, as a box first (bare LaTeX golds)
         if parsed and _verify(parsed, pred):
             return Verdict(True, extracted)
     return Verdict(False, extracted)
