@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -237,6 +238,12 @@ class Task:
         answers = problem.meta.get("answers") if problem.meta else None
         return tuple(answers) if answers else (problem.answer,)
 
+    def countdown_zero(self, thinking: str) -> int | None:
+        """Where a step-conditional trace's countdown reaches 0 (s1's "0 steps left", its conditional models
+        writing "<k> steps left" before each step): the character index, or None (`generation/countdown.py`)."""
+        m = _COUNTDOWN_ZERO.search(thinking)
+        return m.start() if m else None
+
     def score(self, problem: Problem, answer_text: str) -> float:
         """1.0 if the answer text (after the thinking block) is correct, else 0.0. The RL accuracy
         reward calls this same function. Default: math-verify against the gold answer (any of a list)."""
@@ -266,6 +273,8 @@ class Task:
         v = graders.get(grader).math(reply, self.golds(problem))
         return Grade(v.correct, v.extracted, None, v.timed_out)
 
+
+_COUNTDOWN_ZERO = re.compile(r"(?<![\d.])0 steps? left")
 
 # One prompt for the math family: the format goes in the system message (it replaces a chat template's
 # default system prompt, e.g. SmolLM2's), the problem is the user message. Measured on SmolLM2-135M: the

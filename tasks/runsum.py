@@ -157,6 +157,12 @@ class RunSum(Task):
 
         return place(messages, control, value)
 
+    def countdown_zero(self, thinking: str) -> int | None:
+        """The testbed's countdown is a bare digit token opening each step ("2 3 7 1 01 5 ..."), the running sums
+        are " d" tokens: its zero is a "0" with no space before it (`runsum_controls.countdown`)."""
+        m = re.search(r"(?<! )0", thinking)
+        return m.start() if m else None
+
     def grade(self, problem: Problem, answer_text: str) -> Grade:
         boxes = _BOX.findall(answer_text)
         extracted = boxes[-1].strip() if boxes else None

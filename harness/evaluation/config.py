@@ -130,7 +130,10 @@ class EvalConfig:
                     if forced and bound is None:
                         raise ConfigError(f"eval.bound_forcing: {knob.label(value)} states no bound to force "
                                           f"({knob.caption})")
-                    out.append({**blank, "budget": bound if forced else top, knob.name: value,
+                    # forced: capped at the bound, or (a countdown) run to the largest budget and cut where the
+                    # countdown reaches 0 (`generation/countdown.py`)
+                    capped = forced and not knob.countdown
+                    out.append({**blank, "budget": bound if capped else top, knob.name: value,
                                 "bound_forcing": forced, "knob": knob.name})
         return out
     def per_task(self) -> dict[str, int]:

@@ -165,6 +165,19 @@ def _check_knobs(engine, settings: list[dict]) -> None:
                               f"{', '.join(sorted(engine.knobs)) or 'only budget and waits'})")
 
 
+def _countdown(engine, prompts, completions, td: TaskData, cfg: EvalConfig, fmt, progress: bool):
+    """Step-conditional forcing: each completion cut where its step countdown reaches 0 (`countdown.py`)."""
+    from ..generation import forcing as G
+    from ..generation.countdown import cut_at_countdown
+
+    zero = getattr(td.task, "countdown_zero", None)
+    if zero is None:
+        raise ConfigError(f"eval.bound_forcing with step bounds: task {td.name!r} does not say where its step "
+                          "countdown reaches 0 (Task.countdown_zero)")
+    sampling = G.Sampling(temperature=cfg.temperature, top_p=cfg.top_p, batch_size=cfg.batch_size)
+    return cut_at_countdown(engine, prompts, completions, zero, cfg.answer_tokens, fmt, sampling, progress)
+
+
 def _messages(protocol, task, problem, control, cfg) -> list[dict]:
     """The protocol's messages for `problem`, with a prompt control's instruction placed by the task."""
     messages = protocol.messages(task, problem)
@@ -205,6 +218,8 @@ def _evaluate_chunk(engine, td: TaskData, cfg: EvalConfig, group: list[dict], ch
     rows = []
     for s in group:
         completions = by_setting[(s["budget"], s["waits"])]
+        if s.get("bound_forcing") and control is not None and control[0].countdown:
+            completions = _countdown(engine, prompts, completions, td, cfg, fmt, progress)
         part = grade_rows(td, problems, completions, s, shape, cfg.grade_unclosed, knobs.bound_of(s, cfg),
                           protocol.grader_for(td.task), fmt.close)
         for row in part:  # this chunk's generation time, shared by its rows (summed again in results)
