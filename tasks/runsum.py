@@ -158,10 +158,13 @@ class RunSum(Task):
         return place(messages, control, value)
 
     def countdown_zero(self, thinking: str) -> int | None:
-        """The testbed's countdown is a bare digit token opening each step ("2 3 7 1 01 5 ..."), the running sums
-        are " d" tokens: its zero is a "0" with no space before it (`runsum_controls.countdown`)."""
-        m = re.search(r"(?<! )0", thinking)
-        return m.start() if m else None
+        """The testbed's countdown is a bare digit token opening each step of 4 running sums (" d" tokens):
+        "2 3 7 1 01 5 ..." (`runsum_controls.countdown`). Its zero is a "0" opening a step, after whole steps
+        from the start; anything else (a "\\boxed{0" the model writes inside its thinking) is not a countdown."""
+        from .runsum_controls import STEP
+
+        steps = re.match(rf"(?:\d(?: \d){{{STEP}}})*", thinking)
+        return steps.end() if thinking[steps.end():steps.end() + 1] == "0" else None
 
     def grade(self, problem: Problem, answer_text: str) -> Grade:
         boxes = _BOX.findall(answer_text)

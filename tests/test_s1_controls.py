@@ -237,6 +237,8 @@ def test_the_testbed_finds_its_countdowns_zero():
     assert TASK.countdown_zero(text) is None
     over = RC.countdown(["3", "7", "1", "0", "1", "5", "2", "6", "8"], 2)  # told 2: the third step opens with 0
     assert over[TASK.countdown_zero(over):].startswith("0 8")
+    # a 0 that does not open a step is no countdown: a box the model opens in its thinking, a running sum
+    assert TASK.countdown_zero("4 5 8 6 331\\boxed{0") is None and TASK.countdown_zero("4 0 0 0 0") is None
     from rzoo.tasks.math500 import TASK as MATH  # s1's wording: "<k> steps left"
 
     assert MATH.countdown_zero("2 steps left\nx\n1 steps left\ny\n0 steps left\n") == 30
