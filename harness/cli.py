@@ -111,14 +111,14 @@ def _export_command(args) -> int:
     return 0
 
 
-def _grade_command(words: list[str]) -> int:
-    """`harness grade FILE.jsonl`: one JSON verdict line per input line (format: tasks/grading/regrade.py)."""
+def _grade_command(words: list[str], grader: str | None = None) -> int:
+    """`harness grade FILE.jsonl [--grader NAME]`: one JSON verdict line per input line (format and graders:
+    tasks/grading/regrade.py, `harness grade --help`)."""
     from rzoo.tasks.grading import regrade
 
     if len(words) != 1:
-        raise ConfigError("usage: harness grade FILE.jsonl (one file, or - for standard input); each line "
-                          "{\"answer\": ..., \"gold\": ..., \"kind\": \"math\"|\"choice\", \"id\": ...}")
-    return regrade.run(words[0], sys.stdout, sys.stderr)
+        raise ConfigError(regrade.usage())
+    return regrade.run(words[0], sys.stdout, sys.stderr, grader or "rzoo")
 
 
 def _tokenizer_path(spec: str) -> str:
@@ -188,8 +188,15 @@ def _tasks_command(words: list[str]) -> int:
     from .generation.thinking import DEFAULT_FORMAT
 
     if not words:
+        from .evaluation import protocol
+
+        used: dict[str, list[str]] = {}  # task -> the protocols whose papers report it
+        for name in protocol.names():
+            for t in protocol.load(name).tasks:
+                used.setdefault(t, []).append(name)
         for e in tasks.REGISTRY.entries():
-            print(f"{e.name:<14} {e.description}")
+            by = f"  [protocols: {', '.join(used[e.name])}]" if e.name in used else ""
+            print(f"{e.name:<14} {e.description}{by}")
         print(f"{'jsonl:<path>':<14} any JSONL/JSON file (eval.question_field / eval.answer_field)")
         return 0
     if words[0] != "show" or len(words) != 2:
@@ -222,6 +229,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--docs", metavar="DIR", help="zoo: also copy its figures (PNG) and a Chromium screenshot of "
                                                       "its page (zoo.png) into DIR (make zoo: docs/img)")
     parser.add_argument("--knob", metavar="NAME=VALUE", help="export: the test-time knob value to bake in")
+    parser.add_argument("--grader", metavar="NAME", help="grade: the registered grader (harness grade --help lists them)")
     return parser
 
 
@@ -246,6 +254,11 @@ def _main(argv: list[str] | None = None) -> int:
     parser = _parser()
     if not argv or argv[0] in ("-h", "--help"):
         parser.print_help()
+        return 0
+    if argv[0] == "grade" and any(a in ("-h", "--help") for a in argv[1:]):
+        from rzoo.tasks.grading.regrade import usage
+
+        print(usage())
         return 0
     if any(a in ("-h", "--help") for a in argv[1:]) and argv[0] in ("train", "eval", "train+eval"):
         try:
@@ -275,7 +288,7 @@ def _main(argv: list[str] | None = None) -> int:
         if args.command not in ("plot", "leaderboard") and given:
             raise ConfigError(f"{', '.join(given)} belong to harness plot / leaderboard, not {args.command}")
         if args.command == "grade":
-            return _grade_command(args.overrides)
+            return _grade_command(args.overrides, args.grader)
         if args.command == "prompt":
             return _prompt_command(args.overrides)
         if args.command in ("plot", "leaderboard"):

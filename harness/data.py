@@ -27,6 +27,25 @@ class Grade:
     timed_out: bool = False
 
 
+OWN_GRADER = "rzoo"  # this project's own graders (a task's `grade`); every sample keeps their verdict
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A reply as graders read it (`rzoo.tasks.grading.graders`): the thinking, the text after the block, and
+    whether the block was closed (by the model, by budget forcing, or by the harness at an end of turn)."""
+    thinking: str
+    answer: str
+    closed: bool
+    close: str = "</think>"  # the end-of-thinking delimiter, for graders that read the whole output
+
+    def whole(self) -> str:
+        """The whole output as a grader that reads everything sees it (a cut-off reply is its thinking alone)."""
+        if not self.closed:
+            return self.thinking
+        return f"{self.thinking}\n{self.close}\n\n{self.answer}" if self.thinking else self.answer
+
+
 @dataclass(frozen=True)
 class Source:
     kind: str  # "local", "hub", "generated"
@@ -53,6 +72,8 @@ class TaskLike(Protocol):
     def score(self, problem: Problem, answer_text: str) -> float: ...
 
     def grade(self, problem: Problem, answer_text: str) -> Grade: ...
+
+    def grade_with(self, grader: str, problem: Problem, reply: Reply) -> Grade: ...
 
 
 @dataclass

@@ -1,7 +1,8 @@
 """CoT-Valve's MixChain built from the model itself (Ma et al. 2025, §3): a plain length direction Δθ is
 trained on the given long and short chains, then θ + αΔθ at each α in `mixchain_alphas` writes a chain for
-every training question (greedy, budget forcing's generator); the chains whose answer is right join their
-question's chains. `methods/cot_valve.py` then trains ++ or +P on the result, starting from Δθ.
+every training question (greedy, budget forcing's generator); the chains the model closed itself and whose
+answer is right join their question's chains (a chain cut at `mixchain_budget` and forced to answer is dropped,
+right or not: it is not a chain the model wrote to its end, which MixChain's chains are). `methods/cot_valve.py` then trains ++ or +P on the result, starting from Δθ.
 
 Files, in the run folder: `mixchain/direction/` (the first phase's run: checkpoint, train.jsonl) and
 `mixchain/chains.jsonl` (the generated chains, written once, atomically). Both are reused when the run is
@@ -25,6 +26,14 @@ def gold_of(example: Example) -> str:
     return boxes[-1].strip() if boxes else example.answer.strip()
 
 
+def keep_chain(thinking_end: str, score: float) -> bool:
+    """A generated chain joins MixChain when the model closed its thinking itself and the answer scores 1; a
+    chain the budget cut and forced to answer (or never closed) does not."""
+    from rzoo.harness.generation import thinking as T
+
+    return thinking_end == T.CLOSED and score == 1.0
+
+
 def direction(cfg, ctx, adapter, examples, length) -> Path:
     """The plain direction's adapter checkpoint (trained now, or found complete from an earlier attempt)."""
     from rzoo.harness.runstore import Run, atomic_write_json
@@ -46,7 +55,7 @@ def direction(cfg, ctx, adapter, examples, length) -> Path:
 
 
 def generate_chains(cfg, ctx, checkpoint: Path, examples, length) -> list[Example]:
-    """Each question's chain at each alpha, kept where its answer is right (the task's grader)."""
+    """Each question's chain at each alpha, kept where the model closed it itself and its answer is right."""
     from rzoo.harness import engines, models
     from rzoo.harness.generation import forcing as G
     from rzoo.harness.generation import knobs
@@ -69,7 +78,7 @@ def generate_chains(cfg, ctx, checkpoint: Path, examples, length) -> list[Exampl
                                  progress=ctx.progress)
         for (key, chains), c in zip(questions, completions, strict=True):
             problem = Problem(chains[0].id, key, gold_of(chains[0]))
-            if c.thinking_end != T.INCOMPLETE and task.score(problem, c.answer_text) == 1.0:
+            if keep_chain(c.thinking_end, task.score(problem, c.answer_text)):
                 out.append(Example(f"{chains[0].id}-alpha{alpha:g}", chains[0].messages, c.thinking_text.strip(),
                                    c.answer_text.strip(), meta={**chains[0].meta, "question": key, "alpha": alpha}))
     return out

@@ -93,7 +93,7 @@ class Config(RLConfig):
 
 PRESETS = {
     # evaluated as rllm does (eval.protocol=deepscaler: its instruction, temperature 0.6, 16 samples, 32K tokens)
-    "paper": {"eval.protocol": "deepscaler", "eval.task": ["aime24", "math500", "amc23"]},
+    "paper": {"eval.protocol": "deepscaler", "eval.task": ["aime24", "math500", "amc", "minerva", "olympiadbench"]},
     "cpu": {
         "model": "testbed:early_stop", "train_task": "runsum", "stage_max_tokens": [8, 12, 16],
         "stage_samples": [8, 8, 16], "stage_steps": [15, 15, 15], "steps": 45, "prompts_per_step": 16,

@@ -5,9 +5,13 @@
   rollout temperature; per-row seeds), each scored by the task's scorer; saved once per run
   (`<run>/long2short/samples.jsonl`, written atomically), so a resumed run reads them instead of sampling again.
 - `shortest_correct`: the shortest correct sample of a problem ("shortest rejection sampling").
-- `dpo_pairs`: the shortest correct sample as the chosen one; rejected: every wrong sample, and every correct
-  one at least `ratio` (1.5) times longer than the chosen (§2.4). Duplicate texts count once; every rejected
-  sample makes one pair with the chosen (ours: how many pairs a problem gives is not stated).
+- `dpo_pairs`: the shortest correct sample as the chosen one; rejected: the *longer* responses, as §2.4 takes
+  them ("wrong longer responses ... and correct longer responses (1.5 times longer than the positive)"): every
+  wrong sample longer than the chosen, and every correct one at least `ratio` (1.5) times longer. A wrong sample
+  as short as the chosen or shorter is no negative (such a pair teaches correctness, not brevity: 10.2% of the
+  pairs in 2,000 random groups of 8 under the earlier rule, which took every wrong sample). Duplicate texts
+  count once; every rejected sample makes one pair with the chosen (ours: how many pairs a problem gives is
+  not stated).
 - `average_weights`: w * long + (1 - w) * short over every tensor, for the same architecture.
 
 A sample's length is its completion tokens (thinking, close and answer), as Kimi's length penalty counts it;
@@ -43,7 +47,8 @@ def dpo_pairs(samples: list[Sample], ratio: float = 1.5) -> list[tuple[Sample, S
         return []
     seen, out = {(chosen.thinking, chosen.answer)}, []
     for s in sorted(samples, key=lambda s: s.index):
-        if (not s.correct or s.length >= ratio * chosen.length) and (s.thinking, s.answer) not in seen:
+        longer = s.length >= ratio * chosen.length if s.correct else s.length > chosen.length
+        if longer and (s.thinking, s.answer) not in seen:
             seen.add((s.thinking, s.answer))
             out.append((chosen, s))
     return out

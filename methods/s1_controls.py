@@ -5,7 +5,9 @@
 - `token_bound` (`eval.token_bounds=[N, ...]`): the prompt states an upper bound, "Think for up to N
   tokens."; the setting's bound is N.
 - `step_bound` (`eval.step_bounds=[N, ...]`): "Think for up to N steps."; a step is `eval.step_tokens`
-  tokens for the bound (s1: ~100; the testbed's conditional traces: 5).
+  tokens for the bound Control measures (s1: ~100; the testbed's conditional traces: 5). With bound forcing
+  the thinking stops where the trace's step countdown reaches 0 (s1's rule; the task finds it:
+  `Task.countdown_zero`), not at N x step_tokens tokens (`harness/generation/countdown.py`).
 - `think_class` (`eval.think_classes=[short,long]`): s1's two class prompts; they state no number, so a
   class has a bound only where `eval.class_bounds=[SHORT,LONG]` gives one (ours: s1 does not say how its
   class Control was counted).
@@ -85,7 +87,7 @@ STEP_BOUND = Knob(
                                                        "(s1: ~100; the testbed's conditional traces: 5)",
                              {"ge": 1}),),
     instruction=lambda value, cfg: prompts()["step"].replace("{N}", str(value)),
-    bound=lambda value, cfg: value * cfg.step_tokens)
+    bound=lambda value, cfg: value * cfg.step_tokens, countdown=True)
 
 THINK_CLASS = Knob(
     "think_class", "class", "class-conditional control (s1): a 'think briefly' / 'think thoroughly' prompt, one "

@@ -12,7 +12,11 @@ REGISTRY.add("arith", "rzoo.tasks.arith:TASK", "procedural one/two-step arithmet
 REGISTRY.add("math500", "rzoo.tasks.math500:TASK", "MATH-500: 500 competition problems, levels 1-5")
 REGISTRY.add("aime24", "rzoo.tasks.aime24:TASK", "AIME 2024 I+II: 30 problems, integer answers")
 REGISTRY.add("aime25", "rzoo.tasks.aime25:TASK", "AIME 2025 I+II: 30 problems, integer answers")
-REGISTRY.add("amc23", "rzoo.tasks.amc23:TASK", "AMC 2023: 40 problems, numeric answers")
+REGISTRY.add("amc23", "rzoo.tasks.amc23:TASK", "AMC 2023: 40 problems, numeric answers (Qwen2.5-Math's set)")
+REGISTRY.add("amc", "rzoo.tasks.amc:TASK", "AMC 12 2022-2023: 83 problems (DeepScaleR's 'AMC 2023')")
+REGISTRY.add("minerva", "rzoo.tasks.minerva:TASK", "Minerva Math: 272 OCW science problems (answers: any of a list)")
+REGISTRY.add("olympiadbench", "rzoo.tasks.olympiadbench:TASK",
+             "OlympiadBench: 675 English text-only math problems (answers: any of a list)")
 REGISTRY.add("gsm8k", "rzoo.tasks.gsm8k:TASK", "GSM8K test: 1,319 grade-school word problems")
 REGISTRY.add("runsum", "rzoo.tasks.runsum:TASK", "the testbed: sum mod 10 of n digits; running sums buy accuracy")
 REGISTRY.add("math_train", "rzoo.tasks.math_train:TASK", "MATH train: 7,474 problems, levels 1-5 (training only)")

@@ -1,4 +1,5 @@
-"""`amc23`: AMC 2023, the 40-problem open-answer rewrite used by Qwen2.5-Math and DeepScaleR.
+"""`amc23`: AMC 2023, the 40-problem open-answer rewrite used by Qwen2.5-Math's evaluation. DeepScaleR's
+"AMC 2023" is another set, rllm's 83 AMC 12 2022-2023 problems: the task `amc`.
 
 Local `<data>/amc23/amc23_qwen25math.jsonl` (id, problem, answer), else the hub dataset
 `math-ai/amc23`. Quirk: answers are floats ('27.0'); integral ones are stored as integers.

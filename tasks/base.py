@@ -10,12 +10,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from rzoo.harness.data import Grade, Problem, Source  # noqa: F401 - re-exported for task modules
+from rzoo.harness.data import OWN_GRADER, Grade, Problem, Reply, Source  # noqa: F401 - re-exported for task modules
 
 DATA_ENV = "RZOO_DATA"
 
@@ -232,12 +233,23 @@ class Task:
         out[users[-1]]["content"] = f"{out[users[-1]]['content']}\n\n{text}"
         return out
 
+    def golds(self, problem: Problem) -> tuple[str, ...]:
+        """The gold answers a reply may match: a list task's (`meta["answers"]`, any of them), else the one."""
+        answers = problem.meta.get("answers") if problem.meta else None
+        return tuple(answers) if answers else (problem.answer,)
+
+    def countdown_zero(self, thinking: str) -> int | None:
+        """Where a step-conditional trace's countdown reaches 0 (s1's "0 steps left", its conditional models
+        writing "<k> steps left" before each step): the character index, or None (`generation/countdown.py`)."""
+        m = _COUNTDOWN_ZERO.search(thinking)
+        return m.start() if m else None
+
     def score(self, problem: Problem, answer_text: str) -> float:
         """1.0 if the answer text (after the thinking block) is correct, else 0.0. The RL accuracy
-        reward calls this same function. Default: math-verify against the gold answer."""
+        reward calls this same function. Default: math-verify against the gold answer (any of a list)."""
         from .grading.verdict import math_score
 
-        return math_score(answer_text, problem.answer)
+        return 1.0 if any(math_score(answer_text, g) == 1.0 for g in self.golds(problem)) else 0.0
 
     def grade(self, problem: Problem, answer_text: str) -> Grade:
         """`score`'s verdict with what evaluation records for audit: the extracted answer, the sympy
@@ -245,10 +257,24 @@ class Task:
         from .grading.verdict import math_verdict
         from .grading.sympy_check import sympy_verdict
 
-        verdict = math_verdict(answer_text, problem.answer)
-        return Grade(verdict.correct, verdict.extracted, sympy_verdict(answer_text, problem.answer),
-                     verdict.timed_out)
+        golds = self.golds(problem)
+        verdicts = [math_verdict(answer_text, g) for g in golds]
+        verdict = next((v for v in verdicts if v.correct), verdicts[0])
+        return Grade(verdict.correct, verdict.extracted, any(sympy_verdict(answer_text, g) for g in golds),
+                     any(v.timed_out for v in verdicts))
 
+    def grade_with(self, grader: str, problem: Problem, reply: Reply) -> Grade:
+        """The verdict of the registered grader `grader` (`grading/graders.py`) on a whole reply; `rzoo` is this
+        project's own (`grade` on the text after the block, with its second opinion; no answer when unclosed)."""
+        if grader == OWN_GRADER:
+            return self.grade(problem, reply.answer) if reply.closed else Grade(False, None)
+        from .grading import graders
+
+        v = graders.get(grader).math(reply, self.golds(problem))
+        return Grade(v.correct, v.extracted, None, v.timed_out)
+
+
+_COUNTDOWN_ZERO = re.compile(r"(?<![\d.])0 steps? left")
 
 # One prompt for the math family: the format goes in the system message (it replaces a chat template's
 # default system prompt, e.g. SmolLM2's), the problem is the user message. Measured on SmolLM2-135M: the

@@ -15,7 +15,7 @@ import gzip
 import random
 from pathlib import Path
 
-from .base import Grade, Problem, Task, TaskError
+from .base import OWN_GRADER, Grade, Problem, Reply, Task, TaskError
 
 LETTERS = "ABCD"
 OPTION_FIELDS = ("Correct Answer", "Incorrect Answer 1", "Incorrect Answer 2", "Incorrect Answer 3")
@@ -36,6 +36,7 @@ class GpqaDiamond(Task):
     hub_split = "train"
     expected_size = 198
     publish_model_text = False  # a model's thinking often restates the question
+    letters = LETTERS  # the option letters sample rows record, for `harness grade`
 
     def read_local(self, path: Path) -> list[dict]:
         rows: list[dict] = []
@@ -54,12 +55,14 @@ class GpqaDiamond(Task):
             if not str(row.get(key) or "").strip():
                 raise TaskError(f"{where}: row {index} has no {key!r}")  # never echo the text
         record = row["Record ID"].strip()
-        options = [row[k].strip() for k in OPTION_FIELDS]
+        # the fields as the CSV holds them, trailing whitespace included: simple-evals, lighteval and s1 send them
+        # raw (47 of the 198 prompts differed in whitespace while they were stripped here)
+        options = [row[k] for k in OPTION_FIELDS]
         order = list(range(4))
         random.Random(f"gpqa-{record}").shuffle(order)  # order[j] = which option is shown as letter j
         shown = [options[i] for i in order]
         gold = LETTERS[order.index(0)]
-        body = row["Question"].strip() + "\n\n" + "\n".join(f"{LETTERS[j]}) {text}" for j, text in enumerate(shown))
+        body = row["Question"] + "\n\n" + "\n".join(f"{LETTERS[j]}) {text}" for j, text in enumerate(shown))
         return Problem(record, body, gold, meta={"order": order, "domain": row.get("High-level domain")})
 
     def messages(self, problem: Problem) -> list[dict]:
@@ -73,6 +76,15 @@ class GpqaDiamond(Task):
 
         letter = choice_letter(answer_text, LETTERS)  # "E" and beyond are no answer here
         return Grade(letter == problem.answer, letter)
+
+    def grade_with(self, grader: str, problem: Problem, reply: Reply) -> Grade:
+        """A registered grader's letter (`grading/graders.py`); `rzoo` is `grade` on the text after the block."""
+        if grader == OWN_GRADER:
+            return self.grade(problem, reply.answer) if reply.closed else Grade(False, None)
+        from .grading import graders
+
+        v = graders.get(grader).choice(reply, problem.answer, LETTERS)
+        return Grade(v.correct, v.extracted, None, v.timed_out)
 
 
 TASK = GpqaDiamond()

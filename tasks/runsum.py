@@ -157,6 +157,15 @@ class RunSum(Task):
 
         return place(messages, control, value)
 
+    def countdown_zero(self, thinking: str) -> int | None:
+        """The testbed's countdown is a bare digit token opening each step of 4 running sums (" d" tokens):
+        "2 3 7 1 01 5 ..." (`runsum_controls.countdown`). Its zero is a "0" opening a step, after whole steps
+        from the start; anything else (a "\\boxed{0" the model writes inside its thinking) is not a countdown."""
+        from .runsum_controls import STEP
+
+        steps = re.match(rf"(?:\d(?: \d){{{STEP}}})*", thinking)
+        return steps.end() if thinking[steps.end():steps.end() + 1] == "0" else None
+
     def grade(self, problem: Problem, answer_text: str) -> Grade:
         boxes = _BOX.findall(answer_text)
         extracted = boxes[-1].strip() if boxes else None

@@ -248,3 +248,13 @@ def test_the_checkpoint_is_a_model_that_reproduces_the_runs_alpha_rows(tiny_mode
     assert text[0.0] != text[1.0]  # the direction changes what the model writes
     assert main(["eval", f"model={run / 'checkpoint'}", *evaluation]) == 0  # the run folder: tests/test_contract.py
     assert read(max((runs_root / "eval").iterdir()) / "eval") == own
+
+
+def test_mixchain_drops_chains_the_budget_cut_and_forced():
+    """MixChain's chains are chains the model wrote to their end: a right answer after a forced close (the budget
+    cut the chain) or from a block never closed does not join; a closed, right one does."""
+    from rzoo.harness.generation import thinking as T
+    from rzoo.methods.cot_valve_mixchain import keep_chain
+
+    assert keep_chain(T.CLOSED, 1.0)
+    assert not keep_chain(T.FORCED, 1.0) and not keep_chain(T.INCOMPLETE, 1.0) and not keep_chain(T.CLOSED, 0.0)

@@ -24,8 +24,11 @@ def test_dpo_pairs_follow_the_rule_on_scripted_samples():
     assert chosen.index == 1  # the shortest correct; a wrong shorter one (4) does not count
     pairs = dpo_pairs(samples, 1.5)
     assert all(c is chosen for c, _ in pairs)
-    # wrong ones (4, 5) and correct ones >= 1.5 x 6 = 9 tokens (0, 3, 7); 2 (8 tokens) is kept out, 6 repeats the chosen
-    assert sorted(r.index for _, r in pairs) == [0, 3, 4, 5, 7]
+    # Kimi §2.4 takes the longer responses: the wrong one longer than 6 tokens (5; 4 is shorter: no negative) and
+    # correct ones >= 1.5 x 6 = 9 tokens (0, 3, 7); 2 (8 tokens) is kept out, 6 repeats the chosen
+    assert sorted(r.index for _, r in pairs) == [0, 3, 5, 7]
+    # a wrong reply of the chosen's own length is not longer: no pair
+    assert [r.index for _, r in dpo_pairs([_s(0, 6, True), _s(1, 6, False), _s(2, 7, False)])] == [2]
     assert dpo_pairs([_s(0, 5, False), _s(1, 7, False)]) == [] and shortest_correct([_s(0, 5, False)]) is None
 
 
@@ -36,7 +39,7 @@ def test_every_pair_of_random_samples_keeps_the_rule(seed):
     chosen = shortest_correct(samples)
     for c, r in dpo_pairs(samples, 1.5):
         assert c is chosen and c.correct and all(c.length <= s.length for s in samples if s.correct)
-        assert (not r.correct) or r.length >= 1.5 * c.length
+        assert r.length > c.length and ((not r.correct) or r.length >= 1.5 * c.length)
         assert (r.thinking, r.answer) != (c.thinking, c.answer)
 
 
@@ -174,13 +177,21 @@ def test_trained_variants_resume_like_every_method(variant, tiny_model_dir, runs
         assert (part / "long2short" / "samples.jsonl").read_text() == (full / "long2short" / "samples.jsonl").read_text()
 
 
-def test_dpo_adds_rpos_nll_per_chosen_token_whatever_the_micro_batches(tiny_model_dir, runs_root):
+def test_dpo_adds_rpos_nll_per_chosen_token_whatever_the_micro_batches(tiny_model_dir, runs_root, monkeypatch):
     """At step 1 the policy is its reference, so DPO's term is log 2 and the logged loss is log 2 + w * NLL; the
-    NLL is the mean over the step's chosen tokens, the same with one micro-batch or one pair per micro-batch."""
+    NLL is the mean over the step's chosen tokens, the same with one micro-batch or one pair per micro-batch.
+    The random model's replies all run to the cap (one length), so the longer-only negatives (§2.4) would find
+    no pair: the real samples' recorded lengths are spread by their index (their texts are unchanged)."""
+    import dataclasses
     import math
 
     from rzoo import tasks
     from rzoo.harness.cli import main
+    from rzoo.methods import long2short_data
+
+    real = long2short_data.sample_long
+    monkeypatch.setattr(long2short_data, "sample_long", lambda *a, **k: [
+        dataclasses.replace(s, length=s.length + 2 * s.index) for s in real(*a, **k)])
 
     tasks.REGISTRY.add("varying", "varying_task:TASK", "test-only")
     try:

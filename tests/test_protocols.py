@@ -74,9 +74,11 @@ def test_the_thinking_block_opens_once_where_the_template_opens_it(r1):
     later.chat_template = r1.chat_template.replace("{{'<｜Assistant｜>'}}", "{{'<｜Assistant｜><think>\\n'}}")
     assert later.apply_chat_template([{"role": "user", "content": "x"}], tokenize=False,
                                      add_generation_prompt=True).endswith("<think>\n")
-    for name in ("deepseek_r1", "deepscaler", "open_r1", "s1"):
+    for name in ("deepseek_r1", "deepscaler", "open_r1"):
         assert _render(later, name, MATH500, "math").count(THINK) == 1
         assert _render(later, name, MATH500, "math").endswith(f"{ASSISTANT}{THINK}\n")
+    # s1's harness appends its own opening whatever the template holds (as s1 ran R1-style templates too)
+    assert _render(later, "s1", MATH500, "math").endswith(f"{ASSISTANT}{THINK}\n<|im_start|>think")
     # a protocol that opens no block (a model that does not think) adds nothing
     assert _render(r1, "qwen25_math", MATH500, "math").endswith(ASSISTANT)
 
@@ -228,7 +230,72 @@ def test_measured_beside_reported():
     assert all(r.source and 0 <= r.value <= 100 for r in every)
     assert {(r.model, r.task, r.value) for r in every} >= {
         ("deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B", "aime24", 28.9),
-        ("agentica-org/DeepScaleR-1.5B-Preview", "amc23", 73.6), ("simplescaling/s1-32B", "aime24", 50.0)}
+        ("agentica-org/DeepScaleR-1.5B-Preview", "amc", 73.6), ("agentica-org/DeepScaleR-1.5B-Preview", "minerva", 30.2),
+        ("agentica-org/DeepScaleR-1.5B-Preview", "olympiadbench", 50.0), ("simplescaling/s1-32B", "aime24", 50.0)}
+    assert not [r for r in every if r.task == "amc23" and "DeepScaleR" in r.model]  # amc23 is not DeepScaleR's set
+
+
+# Qwen2.5-Instruct's ChatML template in short (its default system turn, no thinking delimiter), the template s1's
+# evaluation of s1-32B reads (Qwen2.5-32B-Instruct's tokenizer)
+QWEN_TEMPLATE = (
+    "{%- if messages[0]['role'] == 'system' %}{{- '<|im_start|>system\\n' + messages[0]['content'] + '<|im_end|>\\n' }}"
+    "{%- else %}{{- '<|im_start|>system\\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\\n' }}"
+    "{%- endif %}{%- for message in messages %}{%- if message['role'] != 'system' %}"
+    "{{- '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' }}{%- endif %}{%- endfor %}"
+    "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}")
+
+
+@needs_r1
+def test_s1_appends_its_own_thinking_delimiter_to_a_qwen_template(r1):
+    """s1's harness appends `<|im_start|>think` (no newline) after Qwen's generation prompt, whose template holds
+    no thinking delimiter; the cap's close and cue and the end-of-turn close are s1's strings."""
+    import copy
+
+    qwen = copy.deepcopy(r1)  # Qwen2's vocabulary (R1-Distill-Qwen's tokenizer) with Qwen2.5-Instruct's template
+    qwen.chat_template = QWEN_TEMPLATE
+    assert "<|im_start|>think" not in qwen.chat_template
+    text = _render(qwen, "s1", AIME, "integer")
+    assert text == (f"<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\n"
+                    f"<|im_start|>user\n{AIME}<|im_end|>\n<|im_start|>assistant\n<|im_start|>think")
+    fmt = P.load("s1").thinking_format(T.ThinkingFormat.detect(qwen))
+    assert (fmt.open, fmt.close, fmt.forced_close, fmt.ended_close) == (
+        "<|im_start|>think", "<|im_start|>answer", "<|im_start|>answer\nFinal Answer:", "<|im_start|>answer")
+    # the model's own format is left alone by the other protocols: they pre-fill R1's opening
+    assert _render(qwen, "deepscaler", AIME, "integer").endswith("<|im_start|>assistant\n<think>\n")
+
+
+def test_s1_auto_thinking_budget_is_s1s_formula():
+    """max_tokens_thinking=auto: 32,768 - the longest prompt (its opening included) - the forced close - 100."""
+    assert T.s1_auto_thinking([120, 431, 77], 7, 32768) == 32768 - 431 - 7 - 100
+    with pytest.raises(ValueError, match="no room"):
+        T.s1_auto_thinking([32700], 7, 32768)
+    s1 = P.load("s1")
+    assert s1.settings["max_gen_toks"] == 32768 and s1.settings["dtype"] == "float32"
+    assert "aime24" in s1.substitutes and "aime24_nofigures" in s1.substitutes["aime24"]
+
+
+def test_the_s1_cap_reaches_generation_and_the_substitute_is_said(tiny_model_dir, runs_root, capsys):
+    """Under the s1 protocol the thinking budget is the auto cap computed from the task's longest prompt: a cap
+    smaller than the budget is what generation allows (every row's thinking_cap, no thinking past it)."""
+    from transformers import AutoTokenizer
+
+    from rzoo import tasks as task_registry
+    from rzoo.harness.cli import main
+
+    task = task_registry.get("arith")
+    problems, _ = task.load(None)
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    fmt = P.load("s1").thinking_format(T.ThinkingFormat.detect(tok))
+    longest = max(len(tok.encode(T.build_prompt(tok, P.load("s1").messages(task, p), fmt), add_special_tokens=False))
+                  for p in problems[:3])
+    forced = len(tok.encode(fmt.forced_close, add_special_tokens=False))
+    max_gen = longest + forced + 100 + 5  # an auto cap of 5 thinking tokens
+    assert main(["eval", f"model={tiny_model_dir}", "task=arith", "eval.protocol=s1", "eval.limit=3",
+                 f"eval.max_gen_toks={max_gen}", "eval.budgets=[32]", "eval.answer_tokens=2", "eval.dtype=float32",
+                 "--no-progress"]) == 0
+    (run,) = (runs_root / "eval").iterdir()
+    samples = [json.loads(line) for line in (run / "eval" / "arith" / "samples.jsonl").read_text().splitlines()]
+    assert {s["thinking_cap"] for s in samples} == {5} and max(s["thinking_tokens"] for s in samples) <= 5
 
 
 def test_a_papers_protocol_is_its_whole_evaluation_and_says_what_differs():

@@ -24,7 +24,8 @@ def test_settings_sweep_each_control_with_and_without_bound_forcing():
     assert got == [("budget", 4, None, 4), ("budget", 16, None, 16),
                    ("token_bound", 2, False, 16), ("token_bound", 2, True, 2),
                    ("token_bound", 8, False, 16), ("token_bound", 8, True, 8),
-                   ("step_bound", 1, False, 16), ("step_bound", 1, True, 5),
+                   # a step bound is forced at its countdown's end, not capped at 1 x 5 tokens: the largest budget
+                   ("step_bound", 1, False, 16), ("step_bound", 1, True, 16),
                    ("think_class", "short", False, 16), ("think_class", "short", True, 3),
                    ("think_class", "long", False, 16), ("think_class", "long", True, 12),
                    ("rejection", 6, None, 6)]
@@ -157,3 +158,88 @@ def test_rejection_sampling_records_its_tries_and_misses(scripted_eval):
     assert {s["tries"] for s in samples if s["rejection"] == 4} == {3}
     (curve,) = [c for c in results["curves"] if c["knob"] == "rejection"]
     assert curve["control"] == 0.5 and curve["settings"] == 2
+
+
+def test_rejection_keeps_a_draw_that_ended_inside_the_block_within_its_bound():
+    """Under the s1 protocol (`eval.answer_unclosed=true`) a turn that ended inside the block is closed by the
+    harness and marked forced (`turn_ended`); the cap did not stop it, so within the bound it fits. A draw the
+    cap force-closed never fits, and none fits past the bound."""
+    from rzoo.harness.generation import thinking as T
+    from rzoo.harness.generation.forcing import Completion
+    from rzoo.harness.generation.rejection import fits
+
+    def draw(tokens, end, turn_ended=False):
+        return Completion(0, 0, thinking_ids=[1] * tokens, thinking_end=end, turn_ended=turn_ended)
+
+    assert fits(draw(3, T.FORCED, turn_ended=True), 4)  # ended its turn at 3 tokens, bound 4: kept
+    assert not fits(draw(5, T.FORCED, turn_ended=True), 4)  # ended its turn past the bound
+    assert not fits(draw(4, T.FORCED), 4)  # the cap closed it
+    assert fits(draw(4, T.CLOSED), 4) and fits(draw(2, T.INCOMPLETE), 4)
+
+
+def test_step_conditional_forcing_stops_where_the_countdown_reaches_zero(tokenizer, tmp_path):
+    """s1's step-conditional forcing: a scripted model writes three steps, each opened by "<k> steps left" counting
+    down from the prompt's bound, whatever the bound. Told 1 step, its countdown reaches 0 at the second step:
+    forcing cuts the thinking right there (before "0 steps left") and makes it answer. Told 4 steps it never
+    reaches 0 and closes on its own: forcing leaves it as generated. The old rule (a cap of N x step_tokens, 100
+    tokens here) would cut neither."""
+    import re
+
+    from scripted import ScriptedLM
+
+    from rzoo import tasks
+    from rzoo.harness.data import TaskData
+    from rzoo.harness.engines.hf import HFEngine
+    from rzoo.harness.evaluation.evaluate import evaluate_engines
+    from rzoo.harness.generation import thinking as T
+
+    data = tmp_path / "qs.jsonl"
+    data.write_text(json.dumps({"id": "q0", "question": "What is 1 plus 1?", "answer": "2"}) + "\n")
+    task = tasks.get(f"jsonl:{data}")
+    problems, source = task.load(None)
+    opening = tokenizer.encode(T.THINK_OPEN, add_special_tokens=False)
+
+    def script(ids):
+        starts = [i + len(opening) for i in range(len(ids)) if ids[i:i + len(opening)] == opening]
+        if not starts:
+            return None
+        head, done = tokenizer.decode(ids[:starts[-1]]), ids[starts[-1]:]
+        if T.THINK_CLOSE in tokenizer.decode(done):
+            return tokenizer.eos_token_id
+        m = re.search(r"Think for up to (\d+) steps", head)
+        n = int(m.group(1)) if m else 3
+        target = tokenizer.encode("".join(f"{n - j} steps left\nbanana split\n" for j in range(3)) + T.THINK_CLOSE,
+                                  add_special_tokens=False)
+        return target[len(done)] if len(done) < len(target) else tokenizer.eos_token_id
+
+    cfg = _cfg(task=[f"jsonl:{data}"], answer_tokens=4, budgets=[64], step_bounds=[1, 4], bound_forcing=[False, True])
+    engine = HFEngine(ScriptedLM.of(tokenizer, script), tokenizer)
+    evaluate_engines([({}, lambda: engine)], {"spec": "scripted"}, cfg,
+                     [TaskData(f"jsonl:{data}", task, problems, source, 1)], tmp_path / "eval", progress=False)
+    folder = next((tmp_path / "eval").iterdir())
+    samples = {(s["step_bound"], s["bound_forcing"]): s for s in
+               (json.loads(line) for line in (folder / "samples.jsonl").read_text().splitlines())
+               if s["step_bound"] is not None}
+    free, forced = samples[(1, False)], samples[(1, True)]
+    assert "0 steps left" in free["thinking"] and free["thinking_end"] == T.CLOSED
+    assert forced["thinking_end"] == T.FORCED and forced["thinking"].rstrip() == "1 steps left\nbanana split"
+    assert forced["thinking_tokens"] < free["thinking_tokens"] and forced["budget"] == 64
+    assert samples[(4, True)]["thinking"] == samples[(4, False)]["thinking"]
+    assert samples[(4, True)]["thinking_end"] == T.CLOSED and "0 steps left" not in samples[(4, True)]["thinking"]
+
+
+def test_the_testbed_finds_its_countdowns_zero():
+    """The testbed's countdown digit opens each step with no space before it; its sums are " d" tokens."""
+    from rzoo.tasks import runsum_controls as RC
+    from rzoo.tasks.runsum import TASK
+
+    text = RC.countdown(["3", "7", "1", "0", "1", "5", "2", "6", "8"], 3)  # 3 steps from 3: 3, 2, 1
+    assert TASK.countdown_zero(text) is None
+    over = RC.countdown(["3", "7", "1", "0", "1", "5", "2", "6", "8"], 2)  # told 2: the third step opens with 0
+    assert over[TASK.countdown_zero(over):].startswith("0 8")
+    # a 0 that does not open a step is no countdown: a box the model opens in its thinking, a running sum
+    assert TASK.countdown_zero("4 5 8 6 331\\boxed{0") is None and TASK.countdown_zero("4 0 0 0 0") is None
+    from rzoo.tasks.math500 import TASK as MATH  # s1's wording: "<k> steps left"
+
+    assert MATH.countdown_zero("2 steps left\nx\n1 steps left\ny\n0 steps left\n") == 30
+    assert MATH.countdown_zero("10 steps left\n20 steps left") is None

@@ -60,6 +60,9 @@ class EvalConfig:
     dtype: str = _f("auto", "model dtype: auto (bf16 where measured faster: CUDA, CPUs with native bf16; else "
                             "fp32), float32, bfloat16")
     baseline: bool = _f(False, "train+eval: also evaluate the base model, for a before/after comparison")
+    max_gen_toks: int = _f(0, "s1's 'auto' thinking budget: cap each budget at max_gen_toks - the task's longest "
+                              "prompt (thinking opening included) - the forced close - 100 (s1's lm-eval "
+                              "max_tokens_thinking=auto with max_gen_toks=32768); 0 = off", ge=0)
 
     def validate(self) -> None:
         from .protocol import load
@@ -129,7 +132,10 @@ class EvalConfig:
                     if forced and bound is None:
                         raise ConfigError(f"eval.bound_forcing: {knob.label(value)} states no bound to force "
                                           f"({knob.caption})")
-                    out.append({**blank, "budget": bound if forced else top, knob.name: value,
+                    # forced: capped at the bound, or (a countdown) run to the largest budget and cut where the
+                    # countdown reaches 0 (`generation/countdown.py`)
+                    capped = forced and not knob.countdown
+                    out.append({**blank, "budget": bound if capped else top, knob.name: value,
                                 "bound_forcing": forced, "knob": knob.name})
         return out
     def per_task(self) -> dict[str, int]:

@@ -55,35 +55,53 @@ def row_seeds(cfg: EvalConfig, problems: list, k: int) -> list[int] | None:
 
 
 def _generate(engine, prompts: list[str], cfg: EvalConfig, settings: list[dict], fmt, progress: bool, k: int,
-              seeds: list[int] | None):
-    """{(budget, waits): completions} and {(budget, waits): seconds} for one value of the engine knobs."""
+              seeds: list[int] | None, cap: int | None = None):
+    """{(budget, waits): completions} and {(budget, waits): seconds} for one value of the engine knobs. `cap`: a
+    ceiling on every budget (s1's auto thinking budget, `eval.max_gen_toks`); a setting keeps its name."""
     from ..generation import forcing as G
     from ..generation.thinking import Budget
 
+    real = (lambda b: min(b, cap)) if cap else (lambda b: b)  # noqa: E731 - the thinking tokens actually allowed
     sampling = G.Sampling(temperature=cfg.temperature, top_p=cfg.top_p, batch_size=cfg.batch_size)
     common = dict(n=k, sampling=sampling, seed=cfg.seed, progress=progress, fmt=fmt, row_seeds=seeds)
-    budgets = sorted({s["budget"] for s in settings if not s["waits"]})
-    top = max(s["budget"] for s in settings)
+    named = sorted({s["budget"] for s in settings if not s["waits"]})
+    budgets = sorted({real(b) for b in named})
+    top_name = max(s["budget"] for s in settings)
+    top = real(top_name)
     out, seconds = {}, {}
     if budgets:
         timings: dict[int, float] = {}
+        made: dict[int, list] = {}
         budget = Budget(top, cfg.answer_tokens, min(top, cfg.min_thinking_tokens), 0, cfg.force_close,
                         cfg.answer_unclosed)
         if cfg.sweep:  # one generation at the largest budget, short answers below
-            for b, completions in G.sweep(engine, prompts, budget, budgets, timings=timings, **common).items():
-                out[(b, None)], seconds[(b, None)] = completions, timings[b]
+            made = G.sweep(engine, prompts, budget, budgets, timings=timings, **common)
         else:
             for b in budgets:
                 t = time.time()
-                out[(b, None)] = G.generate(engine, prompts, Budget(b, cfg.answer_tokens, min(b, cfg.min_thinking_tokens),
-                                                                    0, cfg.force_close, cfg.answer_unclosed), **common)
-                seconds[(b, None)] = time.time() - t
+                made[b] = G.generate(engine, prompts, Budget(b, cfg.answer_tokens, min(b, cfg.min_thinking_tokens),
+                                                             0, cfg.force_close, cfg.answer_unclosed), **common)
+                timings[b] = time.time() - t
+        for b in named:
+            out[(b, None)], seconds[(b, None)] = made[real(b)], timings[real(b)]
     for w in sorted({s["waits"] for s in settings if s["waits"]}):
         t = time.time()
-        out[(top, w)] = G.generate(engine, prompts, Budget(top, cfg.answer_tokens, cfg.min_thinking_tokens, w,
-                                                           cfg.force_close, cfg.answer_unclosed), **common)
-        seconds[(top, w)] = time.time() - t
+        out[(top_name, w)] = G.generate(engine, prompts, Budget(top, cfg.answer_tokens, min(top, cfg.min_thinking_tokens),
+                                                                w, cfg.force_close, cfg.answer_unclosed), **common)
+        seconds[(top_name, w)] = time.time() - t
     return out, seconds
+
+
+def s1_cap(engine, td: TaskData, protocol, control, cfg: EvalConfig, fmt) -> int | None:
+    """s1's auto thinking budget for `td` (`eval.max_gen_toks`; None when off), from the task's longest prompt."""
+    from ..generation import thinking as T
+
+    if not cfg.max_gen_toks:
+        return None
+    tok = engine.tokenizer
+    lengths = [len(tok.encode(T.build_prompt(tok, _messages(protocol, td.task, p, control, cfg), fmt),
+                              add_special_tokens=False)) for p in td.problems]
+    return T.s1_auto_thinking(lengths, len(tok.encode(fmt.forced_close, add_special_tokens=False)), cfg.max_gen_toks)
 
 
 def _group_key(setting: dict) -> tuple:
@@ -147,6 +165,19 @@ def _check_knobs(engine, settings: list[dict]) -> None:
                               f"{', '.join(sorted(engine.knobs)) or 'only budget and waits'})")
 
 
+def _countdown(engine, prompts, completions, td: TaskData, cfg: EvalConfig, fmt, progress: bool):
+    """Step-conditional forcing: each completion cut where its step countdown reaches 0 (`countdown.py`)."""
+    from ..generation import forcing as G
+    from ..generation.countdown import cut_at_countdown
+
+    zero = getattr(td.task, "countdown_zero", None)
+    if zero is None:
+        raise ConfigError(f"eval.bound_forcing with step bounds: task {td.name!r} does not say where its step "
+                          "countdown reaches 0 (Task.countdown_zero)")
+    sampling = G.Sampling(temperature=cfg.temperature, top_p=cfg.top_p, batch_size=cfg.batch_size)
+    return cut_at_countdown(engine, prompts, completions, zero, cfg.answer_tokens, fmt, sampling, progress)
+
+
 def _messages(protocol, task, problem, control, cfg) -> list[dict]:
     """The protocol's messages for `problem`, with a prompt control's instruction placed by the task."""
     messages = protocol.messages(task, problem)
@@ -172,23 +203,29 @@ def _evaluate_chunk(engine, td: TaskData, cfg: EvalConfig, group: list[dict], ch
     prompts = [T.build_prompt(engine.tokenizer, _messages(protocol, td.task, p, control, cfg), fmt) for p in problems]
     k = cfg.samples(td.name)
     engine.reset_stats()
+    extra_cap = {}
     if control is not None and control[0].generate is not None:  # a control with a generation of its own
         t = time.time()
         key = (group[0]["budget"], group[0]["waits"])
         by_setting = {key: control[0].generate(engine, prompts, control[1], cfg, problems, k, fmt, progress)}
         seconds = {key: time.time() - t}
     else:
-        by_setting, seconds = _generate(engine, prompts, cfg, group, fmt, progress, k, row_seeds(cfg, problems, k))
+        cap = s1_cap(engine, td, protocol, control, cfg, fmt)
+        by_setting, seconds = _generate(engine, prompts, cfg, group, fmt, progress, k, row_seeds(cfg, problems, k), cap)
+        extra_cap = {"thinking_cap": cap} if cap else {}  # the thinking tokens s1's auto budget allowed
     shape = engine.flops_shape  # e.g. a recurrent model's: at the iterations it actually ran (early exit included)
     extra = engine.stats()
     rows = []
     for s in group:
         completions = by_setting[(s["budget"], s["waits"])]
+        if s.get("bound_forcing") and control is not None and control[0].countdown:
+            completions = _countdown(engine, prompts, completions, td, cfg, fmt, progress)
         part = grade_rows(td, problems, completions, s, shape, cfg.grade_unclosed, knobs.bound_of(s, cfg),
-                          cfg.reflection_words)
+                          protocol.grader_for(td.task), fmt.close, cfg.reflection_words)
         for row in part:  # this chunk's generation time, shared by its rows (summed again in results)
             row["generation_seconds"] = seconds[(s["budget"], s["waits"])] / len(part)
             row["protocol"] = cfg.protocol
             row.update(extra)
+            row.update(extra_cap)
         rows.extend(part)
     return rows

@@ -5,20 +5,21 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from ..data import Grade, TaskData
+from ..data import OWN_GRADER, Grade, Reply, TaskData
 from ..generation import knobs
 from ..runstore import atomic_write_json, atomic_write_jsonl, git_sha, task_folder
 
 
-def protocol_record(cfg) -> dict:
-    """The protocol an evaluation ran under: its name, sources, what it set, and which of its values the run
-    overrode (key=value wins over the preset)."""
+def protocol_record(cfg, task: str | None = None) -> dict:
+    """The protocol an evaluation ran under: its name, sources, what it set, which of its values the run
+    overrode (key=value wins over the preset), its graders, and what `task` stands in for (`substitute`)."""
     from .protocol import load
 
     p = load(cfg.protocol)
     overridden = sorted(k for k, v in p.settings.items() if getattr(cfg, k, v) != v)
     return {"name": p.name, "title": p.title, "sources": list(p.sources), "sets": dict(p.settings),
-            "overridden": overridden, "headline": p.headline}
+            "overridden": overridden, "headline": p.headline, "graders": dict(p.graders), "notes": list(p.notes),
+            "substitute": p.substitutes.get(task)}
 
 
 def task_dir(out_root: Path, task: str) -> Path:
@@ -55,15 +56,20 @@ def write_task(td: TaskData, out_root: Path, model_info: dict, cfg, settings: li
         results.append(_result(part, s, cfg, derived))
         label = knobs.label(s)
         r = results[-1]
-        print(f"[eval] {td.name} {label}: accuracy {r['accuracy']:.3f} ({r['n_problems']} problems x k={k}), "
+        other = "" if r["grader"] == OWN_GRADER else \
+            f" [{r['grader']} grader; rzoo's {r['accuracy_rzoo']:.3f}, {r['rzoo_disagreements']} samples differ]"
+        print(f"[eval] {td.name} {label}: accuracy {r['accuracy']:.3f}{other} ({r['n_problems']} problems x k={k}), "
               f"thinking tokens mean {r['thinking_tokens_mean']:.0f}, truncated {r['truncation_rate']:.2f}, "
               f"{r['seconds']:.0f}s", flush=True)
     curves = control_curves(results)
     print_curves(td.name, curves)
+    record = protocol_record(cfg, td.name)
+    if record["substitute"]:
+        print(f"[eval] {td.name} under protocol {record['name']}: {record['substitute']}", flush=True)
     atomic_write_jsonl(out / "samples.jsonl", rows)
     atomic_write_json(out / "results.json", {
         "task": td.name, "model": model_info, "seed": cfg.seed, "k": k, "limit": cfg.limit,
-        "protocol": protocol_record(cfg),
+        "protocol": record,
         "n_problems": len(td.problems), "n_problems_total": td.total, "backend": cfg.backend,
         "data": {"kind": td.source.kind, "location": td.source.location, "sha256": td.source.sha256},
         "git_sha": git_sha(), "config": {k: v for k, v in vars(cfg).items()}, "dtype": dtype,
@@ -75,29 +81,39 @@ def write_task(td: TaskData, out_root: Path, model_info: dict, cfg, settings: li
 
 
 def grade_rows(td: TaskData, problems: list, completions, setting: dict, shape,
-               grade_unclosed: bool = False, bound: int | None = None, reflection_words=None) -> list[dict]:
+               grade_unclosed: bool = False, bound: int | None = None, grader: str = OWN_GRADER,
+               close: str = "</think>", reflection_words=None) -> list[dict]:
     """One sample row per completion (grading time included per row). An unclosed block has no answer
     (graded wrong), unless `grade_unclosed` (a model that does not think: its whole reply is the answer).
     `bound`: the thinking tokens the setting allows (`knobs.bound_of`); each row says whether it stayed
-    within."""
+    within. `grader`: the protocol's grader for this task (`Protocol.grader_for`), whose verdict is `correct`;
+    this project's own is kept beside it (`correct_rzoo`). `reflection_words`: the words counted as reflection
+    (none: the default list)."""
     from ..generation import reflection
     from ..generation import thinking as T
     from ..models import flops
 
+    family = getattr(td.task, "family", "math")
+    kind = None if family is None else "choice" if family == "choice" else "math"  # for `harness grade`
+    letters = getattr(td.task, "letters", None)
     rows = []
     for c in completions:
         t = time.time()
         problem = problems[c.prompt_index]
         if c.thinking_end == T.INCOMPLETE and grade_unclosed:
-            grade = td.task.grade(problem, c.thinking_text + c.answer_text)
-        elif c.thinking_end == T.INCOMPLETE:  # nothing to grade
-            grade = Grade(False, None)
+            reply = Reply("", c.thinking_text + c.answer_text, True, close)
         else:
-            grade = td.task.grade(problem, c.answer_text)
+            reply = Reply(c.thinking_text, c.answer_text, c.thinking_end != T.INCOMPLETE, close)
+        own = td.task.grade(problem, reply.answer) if reply.closed else Grade(False, None)
+        grade = own if grader == OWN_GRADER else td.task.grade_with(grader, problem, reply)
+        golds = problem.meta.get("answers") if problem.meta else None
         rows.append({
             "task": td.name, "problem_id": problem.id, "sample_index": c.sample_index, **setting,
             "correct": grade.correct, "extracted": grade.extracted, "gold": problem.answer,
-            "second_opinion": grade.second_opinion, "grading_timed_out": grade.timed_out,
+            **({"golds": list(golds)} if golds else {}),
+            "grader": grader, "correct_rzoo": own.correct, "extracted_rzoo": own.extracted,
+            "kind": kind, **({"options": letters} if letters else {}), "grade_unclosed": grade_unclosed,
+            "second_opinion": own.second_opinion, "grading_timed_out": grade.timed_out or own.timed_out,
             "thinking_end": c.thinking_end, "turn_ended": c.turn_ended, "thinking_tokens": c.thinking_tokens,
             "answer_tokens": c.answer_tokens, "waits_used": c.waits,
             "answer_truncated": c.answer_truncated,
@@ -110,6 +126,14 @@ def grade_rows(td: TaskData, problems: list, completions, setting: dict, shape,
             "thinking": c.thinking_text, "answer": c.answer_text,
         })
     return rows
+
+
+def _accuracy(rows: list[dict], key: str) -> float:
+    """avg@k of a verdict field: the mean over problems of the mean over their samples."""
+    by_problem: dict[str, list[float]] = {}
+    for r in rows:
+        by_problem.setdefault(r["problem_id"], []).append(float(bool(r.get(key, r["correct"]))))
+    return sum(sum(v) / len(v) for v in by_problem.values()) / len(by_problem)
 
 
 def _result(rows: list[dict], setting: dict, cfg, derived: bool) -> dict:
@@ -129,6 +153,9 @@ def _result(rows: list[dict], setting: dict, cfg, derived: bool) -> dict:
            "derived_from_sweep": derived, "generated_tokens": generated,
            "tokens_per_second": generated / gen_seconds if gen_seconds > 0 and not derived else None,
            "grader_disagreements": len(disagree), "grader_disagreement_ids": disagree,
+           # the protocol's grader (`accuracy`) beside this project's own, and the samples they disagree on
+           "grader": rows[0].get("grader", OWN_GRADER), "accuracy_rzoo": _accuracy(rows, "correct_rzoo"),
+           "rzoo_disagreements": sum(bool(r.get("correct_rzoo", r["correct"])) != bool(r["correct"]) for r in rows),
            "grading_timeouts": sum(r["grading_timed_out"] for r in rows),
            "bound": rows[0].get("bound"), "within_bound": _share(r.get("within_bound") for r in rows)}
     tries = [r["tries"] for r in rows if r.get("tries") is not None]
@@ -154,7 +181,7 @@ def control_curves(results: list[dict]) -> list[dict]:
         curves.setdefault(knobs.curve_key(r), []).append(r)
     out = []
     for (name, _), members in curves.items():
-        points = [controls.Point(r["accuracy"], r["thinking_tokens_mean"], r.get("within_bound")) for r in members]
+        points = [controls.Point(r["accuracy"], r["thinking_tokens_mean"], r.get("within_bound"), r.get("bound")) for r in members]
         knob = knobs.find(name)
         out.append({"knob": name, "title": knob.caption if knob else name, "series": knobs.series(members[0]),
                     "labels": [knobs.label(r) for r in members], **controls.summary(points)})

@@ -65,6 +65,9 @@ class Knob:
     instruction: Callable[[Any, Any], str | None] | None = None
     bound: Callable[[Any, Any], int | None] | None = None
     generate: Callable[..., list] | None = None
+    # PROMPT knobs: under bound forcing, stop where the trace's step countdown reaches 0 (the task's
+    # `countdown_zero`, `countdown.py`) instead of capping at the bound (s1's step-conditional forcing)
+    countdown: bool = False
 
     @property
     def caption(self) -> str:

@@ -2,8 +2,8 @@
 is compared with): sample at temperature 1 until a sample's thinking fits under the budget.
 
 Each (problem, sample) row is drawn with a cap of the budget B plus the end-of-thinking delimiter's tokens
-(room to close right at B): a draw whose thinking the model closed (or ended its turn in) within B tokens is
-kept; a longer one (force-closed at the cap) is rejected and the row drawn again, from its own stream
+(room to close right at B): a draw whose thinking the model closed (or ended its turn in, whether the block is
+then left open or closed for it by `eval.answer_unclosed`) within B tokens is kept; a longer one (force-closed at the cap) is rejected and the row drawn again, from its own stream
 (`mix_seed(row, try)`), so a row's outcome does not depend on the others. After `eval.rejection_tries`
 draws the last one is kept as it is (force-closed, over the bound: it counts against Control, which is then
 measured, not 100% by construction). Every row records `tries`.
@@ -20,8 +20,12 @@ from .thinking import Budget
 
 
 def fits(c: Completion, bound: int) -> bool:
-    """Did the model stop thinking on its own within `bound` tokens?"""
-    return c.thinking_end != T.FORCED and c.thinking_tokens <= bound
+    """Did the model stop thinking on its own within `bound` tokens? It did when it closed the block, and when
+    it ended its turn inside the block: with `eval.answer_unclosed` (the s1 protocol) the harness then closes
+    the block for it, which marks the row forced (`turn_ended`), but the cap did not stop it, so the draw is
+    kept (before issue 46 it was rejected)."""
+    stopped_itself = c.thinking_end != T.FORCED or c.turn_ended
+    return stopped_itself and c.thinking_tokens <= bound
 
 
 def sample(engine, prompts: list[str], bound: int, *, problems: list, k: int, cfg, fmt=None,

@@ -101,3 +101,20 @@ def build_prompt(tokenizer, messages: list[dict], fmt: ThinkingFormat | None = N
     fmt = fmt or ThinkingFormat.detect(tokenizer)
     text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     return text + fmt.open
+
+
+S1_ANSWER_ROOM = 100  # s1's "auto" budget leaves 100 tokens for the answer
+
+
+def s1_auto_thinking(prompt_lengths: list[int], forced_close_tokens: int, max_gen_toks: int,
+                     answer_room: int = S1_ANSWER_ROOM) -> int:
+    """s1's `max_tokens_thinking=auto` (simplescaling/s1 lm-eval `vllm_causallms.py`): the generation limit less
+    the longest prompt of the task (its thinking opening included, as s1 appends it to every prompt), less the
+    forced close with its cue (`<|im_start|>answer\nFinal Answer:`), less 100 tokens for the answer."""
+    if not prompt_lengths:
+        raise ValueError("s1's auto thinking budget needs at least one prompt")
+    cap = max_gen_toks - max(prompt_lengths) - forced_close_tokens - answer_room
+    if cap < 1:
+        raise ValueError(f"s1's auto thinking budget is {cap} tokens: max_gen_toks {max_gen_toks} leaves no room after "
+                         f"the longest prompt ({max(prompt_lengths)} tokens)")
+    return cap
