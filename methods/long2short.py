@@ -189,6 +189,7 @@ def train(cfg: Config, ctx):
 
 METHOD = Method(name="long2short", paper="Kimi k1.5 (2025) §2.4: long2short", config=Config, presets=PRESETS,
                 train=train, variants=Variants("variant", VARIANTS), label=label, figures=(FRONTIER, LONG_BASE),
-                # its samples of the long model, and the SFT / DPO step's shape
-                tiny={**RL_TINY, "sample_problems": 4, "batch_size": 2, "micro_batch_size": 2, "max_length": 256,
-                      "train_steps": "{steps}"})
+                # the rl variant: on a random model every sample runs to the cap (one length), so DPO's longer-only
+                # negatives find no pair; tests/test_long2short.py resumes shortest and dpo (lengths spread there)
+                tiny={**RL_TINY, "variant": "rl", "rl_max_thinking_tokens": 4, "rl_lr": 1e-2, "sample_problems": 4,
+                      "batch_size": 2, "micro_batch_size": 2, "max_length": 256, "train_steps": "{steps}"})

@@ -87,3 +87,16 @@ def runs_root(tmp_path, monkeypatch) -> Path:
     root = tmp_path / "runs"
     monkeypatch.setenv("RZOO_RUNS", str(root))
     return root
+
+
+@pytest.fixture(autouse=True)
+def _fresh_accelerate_state():
+    """Each test starts from no accelerate state: a peer library's trainer (TRL's, in the peer-loss tests) leaves
+    its `AcceleratorState` (mixed precision included) behind, and the next Accelerator would inherit it."""
+    yield
+    import sys
+
+    if "accelerate.state" in sys.modules:
+        from accelerate.state import AcceleratorState
+
+        AcceleratorState._reset_state(reset_partial_state=True)

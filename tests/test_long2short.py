@@ -1,6 +1,6 @@
 """Kimi's long2short (`methods/long2short.py`): the DPO pair rule on scripted samples, the DPO loss against the
 formula and TRL's `DPOTrainer` on one batch, the merge as the exact weighted average, and the trained variants
-resuming like every method (the default variant, dpo, is in the contract test)."""
+resuming like every method (the rl variant is in the contract test, shortest and dpo here)."""
 from __future__ import annotations
 
 import json
@@ -140,13 +140,23 @@ def test_merge_refuses_two_architectures(tiny_model_dir, tiny_recurrent_dir, run
     assert "merging needs one architecture" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("variant", ["shortest", "rl"])
+@pytest.mark.parametrize("variant", ["shortest", "dpo"])
 def test_trained_variants_resume_like_every_method(variant, tiny_model_dir, runs_root, monkeypatch):
     """Interrupted after its first saved step and resumed: the same train.jsonl and weights (the contract test's
-    check, for the variants other than the default)."""
+    check, for the variants its tiny declaration does not run: it runs rl). The random model's replies all run to
+    the cap, so for dpo the samples' recorded lengths are spread by their index (their texts unchanged), as DPO's
+    longer-only negatives need."""
+    import dataclasses
+
     from rzoo import tasks
     from rzoo.harness.cli import main
     from rzoo.harness.training import trainer
+    from rzoo.methods import long2short_data
+
+    if variant == "dpo":
+        real_sample = long2short_data.sample_long
+        monkeypatch.setattr(long2short_data, "sample_long", lambda *a, **k: [
+            dataclasses.replace(s, length=s.length + 2 * s.index) for s in real_sample(*a, **k)])
 
     tasks.REGISTRY.add("varying", "varying_task:TASK", "test-only")
     try:
