@@ -149,10 +149,11 @@ def resolve(spec: str) -> ResolvedModel:
         return default_model_offline()
     path = Path(spec).expanduser()
     if path.exists() or spec.startswith((".", "/", "~")):
-        if not (path / "config.json").is_file():
+        # a peft adapter folder (a cot_valve checkpoint) loads with its base, named in adapter_config.json
+        if not ((path / "config.json").is_file() or (path / "adapter_config.json").is_file()):
             raise ModelError(
-                f"model folder {spec!r} is not readable as a Hugging Face model (no config.json); "
-                "give a hub id, a save_pretrained folder, or 'default'"
+                f"model folder {spec!r} is not readable as a Hugging Face model (no config.json or "
+                "adapter_config.json); give a hub id, a save_pretrained folder, or 'default'"
             )
         return ResolvedModel(spec, str(path.resolve()), f"local:{path.resolve()}")
     if spec.count("/") == 1:

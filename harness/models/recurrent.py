@@ -290,7 +290,8 @@ class RecurrentForCausalLM(PreTrainedModel, GenerationMixin):
                     for j, f in enumerate(frozen):
                         cache.update(f["k"], f["v"], self._core_index(rest, j))
                 break
-        self.iterations = [self.iterations[0] + B * T, self.iterations[1] + float(used.sum())]
+        real = self._real_tokens(input_ids, attention_mask, B, T, e.device)
+        self.iterations = [self.iterations[0] + float(real.sum()), self.iterations[1] + float((used * real).sum())]
         h = self._blocks(self.coda, state, mask, pos, cache, self._coda_index)
         keep = slice(-logits_to_keep, None) if isinstance(logits_to_keep, int) and logits_to_keep else slice(None)
         logits = self.lm_head(self.norm(h[:, keep]))
@@ -298,6 +299,18 @@ class RecurrentForCausalLM(PreTrainedModel, GenerationMixin):
         if labels is not None:
             loss = self.loss_function(logits=logits, labels=labels, vocab_size=c.vocab_size, **kwargs)
         return CausalLMOutputWithPast(loss=loss, logits=logits, **with_cache(cache if use_cache else None))
+
+    def _real_tokens(self, input_ids, attention_mask, B: int, T: int, device):
+        """(B, T) 1 where a new column holds a real token, 0 for padding, the holes of a batch's layout and the
+        pad tokens `generate` feeds to finished rows: the iterations count (FLOPs) covers real tokens only, so it
+        does not depend on how a batch is laid out (with early exit, padding exits at its own iteration)."""
+        real = torch.ones(B, T, device=device)
+        if attention_mask is not None and attention_mask.dim() == 2:
+            real = real * attention_mask[:, -T:].to(real.dtype)
+        pad = self.config.pad_token_id
+        if input_ids is not None and pad is not None and pad not in _as_set(self.config.eos_token_id):
+            real = real * (input_ids != pad).to(real.dtype)
+        return real
 
     def flops_shape_at(self, iterations: float):
         """The FLOPs shape (`harness/flops.py`) of a forward with `iterations` core iterations per token."""
@@ -309,6 +322,10 @@ class RecurrentForCausalLM(PreTrainedModel, GenerationMixin):
         core = per_block * len(self.core) + self.adapter.weight.numel()
         layers = c.n_prelude + c.n_coda + iterations * c.n_core
         return Shape(int(fixed + iterations * core), layers, c.hidden_size)
+
+
+def _as_set(ids) -> set:
+    return set(ids) if isinstance(ids, (list, tuple)) else {ids}
 
 
 def register() -> None:
