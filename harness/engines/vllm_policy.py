@@ -16,7 +16,7 @@ adds what training needs:
   mismatch with the policy the loss recomputes and the optional truncated importance weight.
 - on CUDA, sleep mode (`sleep(level=1)`: weights offloaded, KV cache dropped) between rollouts and
   `vllm_gpu_memory` (vLLM's `gpu_memory_utilization`). Written against vLLM's documented API (`LLM.sleep`,
-  `wake_up`, `apply_model`, `reset_prefix_cache`); untested until a GPU runs it.
+  `wake_up`, `collective_rpc("reload_weights")`, `reset_prefix_cache`); untested until a GPU runs it.
 
 Weight sync goes through vLLM's own in-place reload (`reload_weights` on the worker, by `collective_rpc`:
 `vllm/model_executor/model_loader/reload`): it puts each layer back into its checkpoint layout, loads the new
