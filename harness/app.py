@@ -94,6 +94,9 @@ class _Steps:
         self.resolved = models.resolve(job.config.model)
         self.record = job.to_dict()
         self.record["model_source"] = self.resolved.source
+        checked = getattr(getattr(self.train_data, "source", None), "decontamination", None)
+        if checked is not None:  # a train split's contamination check (tasks/overlap.py): the leaderboard shows it
+            self.record["train_data_decontamination"] = checked
         if job.declaration is not None and job.declaration.label is not None:  # how curves name the run (a variant)
             self.record["label"] = job.declaration.run_label(job.config)
         self.run = None

@@ -51,6 +51,8 @@ class Source:
     kind: str  # "local", "hub", "generated"
     location: str  # file path, hub id, or generator description
     sha256: str | None = None  # of the file read (local) or of the problems' canonical JSON
+    # training data: what the contamination check read and found (`tasks/overlap.py`); None where none ran
+    decontamination: dict | None = field(default=None, compare=False, hash=False)
 
 
 @dataclass(frozen=True)

@@ -101,7 +101,7 @@ def run_html(run: RunInfo, train_figure: str | None, files: dict[str, str] | Non
              f"<p>method <b>{e(run.method or 'eval')}</b> · started {e(run.date)} UTC · status "
              f"<b>{e(status)}</b>{(' · ' + e(error)) if error else ''}</p>",
              f"<p>folder <code>{e(run.path)}</code> · model source {e(run.config.get('model_source'))}"
-             f"{' · ' + links if links else ''}</p></header>"]
+             f"{' · ' + links if links else ''}</p>{_decontamination(run.config)}</header>"]
     if train_figure:
         parts.append(f'<section><h2>Training</h2><img src="{url(train_figure)}" alt="reward and completion length '
                      f'per step"></section>')
@@ -142,3 +142,15 @@ def _unreadable_run_html(run: RunInfo, problem: str) -> str:
     body = (f"<header><p><a href=\"../index.html\">← leaderboard</a></p><h1>{e(run.id)}</h1></header>"
             f"<p>This run's files could not be shown: {e(problem)}. See <code>{e(run.path)}</code>.</p>")
     return page(f"run {run.id}", body, depth=1)
+
+
+def _decontamination(config: dict) -> str:
+    """The training data's contamination check (`tasks/overlap.py`), where the run trained on a task's train split."""
+    checked = config.get("train_data_decontamination")
+    if not isinstance(checked, dict):
+        return ""
+    if checked.get("decontaminated"):
+        return (f"<p>training data decontaminated against {e(', '.join(checked.get('checked') or []))} "
+                f"({e(checked.get('removed'))} problems removed)</p>")
+    reasons = "; ".join(f"{k}: {v}" for k, v in (checked.get("unreadable") or {}).items())
+    return f"<p class=\"warn\"><b>decontaminated: false</b> — evaluation sets not read: {e(reasons)}</p>"

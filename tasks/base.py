@@ -212,10 +212,9 @@ class Task:
 
             if isinstance(data_dir, Path):
                 data_dir = DataDir(data_dir, explicit=True)
-            problems, removed = remove_overlaps(problems, data_dir, self.name)
-            if removed:
-                source = Source(source.kind, f"{source.location} (minus {len(removed)} evaluation problems)",
-                                source.sha256)
+            problems, removed, record = remove_overlaps(problems, data_dir, self.name)
+            location = f"{source.location} (minus {len(removed)} evaluation problems)" if removed else source.location
+            source = Source(source.kind, location, source.sha256, decontamination=record)
         return problems, source
 
     def messages(self, problem: Problem) -> list[dict]:

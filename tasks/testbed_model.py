@@ -137,8 +137,10 @@ def build_untrained(tokenizer, recipe: Recipe):
 
 
 def train(recipe: Recipe, out_dir: Path, progress: bool = True, start: Path | None = None) -> Path:
-    """SFT on the recipe's traces and save to `out_dir`: from a random model with a new tokenizer (the
-    minimal variant, until the chain has converged), or from the model in `start` (other variants)."""
+    """SFT on the recipe's traces and save to `out_dir` (an empty folder: the build's private work folder,
+    `harness/models/cache_build.py`): from a random model with a new tokenizer (the minimal variant, until the
+    chain has converged), or from the model in `start` (other variants). Scratch files (the initial model, the
+    training run) go to `<out_dir>-scratch`, removed at the end."""
     from rzoo.harness.models import ResolvedModel
     from rzoo.harness.runstore import Run, atomic_write_json, swap_folder
     from rzoo.harness.training.sft import SFTTrainer
@@ -147,7 +149,7 @@ def train(recipe: Recipe, out_dir: Path, progress: bool = True, start: Path | No
 
     from .runsum import TASK
 
-    work = out_dir.with_name(out_dir.name + ".build")
+    work = out_dir.with_name(out_dir.name + "-scratch")
     shutil.rmtree(work, ignore_errors=True)
     tokenizer = build_tokenizer()
     if start is None:
@@ -238,10 +240,26 @@ def _converged(recipe: Recipe, tokenizer):
     return stop
 
 
-def build(variant: str = "minimal", progress: bool = True, **overrides):
-    """The cached testbed model for `variant` (built on first use); returns a `ResolvedModel`."""
-    from rzoo.harness.models import ModelError, ResolvedModel, cache_root
+def _complete(folder: Path) -> bool:
+    return (folder / "rzoo_source.json").exists()
+
+
+def build_into(variant: str, overrides: dict, work: str, progress: bool, start: str | None) -> None:
+    """Build `variant` into the empty folder `work`, its marker (`rzoo_source.json`) last (run by `build`, in a
+    child process under a launcher: `cache_build.run_isolated`)."""
     from rzoo.harness.runstore import atomic_write_json
+
+    recipe, work = Recipe(variant=variant, **overrides), Path(work)
+    train(recipe, work, progress, Path(start) if start else None)
+    atomic_write_json(work / "rzoo_source.json", {"recipe": asdict(recipe), "code": code_hash(),
+                                                  **convergence(work / "train.jsonl", recipe)})
+
+
+def build(variant: str = "minimal", progress: bool = True, **overrides):
+    """The cached testbed model for `variant` (built on first use, by one process: `harness/models/cache_build.py`);
+    returns a `ResolvedModel`."""
+    from rzoo.harness.models import ModelError, ResolvedModel, cache_root
+    from rzoo.harness.models.cache_build import build_once, run_isolated
 
     from .runsum import VARIANTS
 
@@ -250,17 +268,19 @@ def build(variant: str = "minimal", progress: bool = True, **overrides):
                          f"{', '.join([*VARIANTS, *DERIVED])}")
     recipe = Recipe(variant=variant, **overrides)
     out = cache_root() / "models" / f"testbed-{variant}-{recipe.key()}"
-    marker = out / "rzoo_source.json"
-    if not marker.exists():
+    if not _complete(out):
         parent = DERIVED[variant][0] if variant in DERIVED else "minimal"
-        start = None if variant == "minimal" else Path(build(parent, progress, **overrides).path)
-        what = "from scratch until the chain is learned" if start is None else f"fine-tuning the {parent} model"
-        print(f"[model] building the testbed model on {variant} traces ({what}) into {out} (once)", flush=True)
-        train(recipe, out, progress, start)
-        atomic_write_json(marker, {"recipe": asdict(recipe), "code": code_hash(),
-                                   **convergence(out / "train.jsonl", recipe)})
+        start = None if variant == "minimal" else build(parent, progress, **overrides).path
+
+        def make(work: Path) -> None:
+            what = "from scratch until the chain is learned" if start is None else f"fine-tuning the {parent} model"
+            print(f"[model] building the testbed model on {variant} traces ({what}) into {out} (once)", flush=True)
+            run_isolated("rzoo.tasks.testbed_model:build_into", variant=variant, overrides=overrides,
+                         work=str(work), progress=progress, start=start)
+
+        build_once(out, _complete, make)
     spec = "testbed" if variant == "minimal" else f"testbed:{variant}"
-    _warn_unconverged(spec, json.loads(marker.read_text()), recipe)
+    _warn_unconverged(spec, json.loads((out / "rzoo_source.json").read_text()), recipe)
     return ResolvedModel(spec, str(out), f"testbed:{variant}:{recipe.key()}")
 
 
@@ -298,20 +318,24 @@ def build_recurrent(progress: bool = True, **overrides):
     import torch
 
     from rzoo.harness.models import ResolvedModel, cache_root
+    from rzoo.harness.models.cache_build import build_once
     from rzoo.harness.models.recurrent import RecurrentConfig, RecurrentForCausalLM
-    from rzoo.harness.runstore import atomic_folder, atomic_write_json
+    from rzoo.harness.runstore import atomic_write_json
 
     recipe = RecurrentRecipe(**overrides)
     out = cache_root() / "models" / f"testbed-recurrent-{recipe.key()}"
-    if not (out / "rzoo_source.json").exists():
+
+    def make(work: Path) -> None:
+        print(f"[model] building the untrained recurrent-depth testbed model into {out} (once)", flush=True)
         tokenizer = build_tokenizer()
         torch.manual_seed(recipe.seed)
         fields = {k: v for k, v in asdict(recipe).items() if k != "seed"}
         model = RecurrentForCausalLM(RecurrentConfig(vocab_size=len(tokenizer), max_position_embeddings=256,
                                                      eos_token_id=tokenizer.eos_token_id,
                                                      pad_token_id=tokenizer.pad_token_id, **fields))
-        with atomic_folder(out) as tmp:
-            model.save_pretrained(tmp)
-            tokenizer.save_pretrained(tmp)
-            atomic_write_json(tmp / "rzoo_source.json", {"recipe": asdict(recipe), "code": code_hash()})
+        model.save_pretrained(work)
+        tokenizer.save_pretrained(work)
+        atomic_write_json(work / "rzoo_source.json", {"recipe": asdict(recipe), "code": code_hash()})
+
+    build_once(out, _complete, make)
     return ResolvedModel("testbed_recurrent", str(out), f"testbed_recurrent:{recipe.key()}")

@@ -155,3 +155,29 @@ def test_early_exit_uses_huginns_kl_direction():
         with torch.no_grad():
             model(ids, num_steps=r, exit_kl=threshold)
         assert model.iterations[1] == predicted(ref, threshold) != predicted(other, threshold)
+
+
+@pytest.mark.parametrize("exit_kl", [0.0, 0.05])
+def test_the_window_counts_tokens_not_columns(exit_kl):
+    """A row's output does not depend on masked columns around it (left padding, the holes and suffix padding of a
+    continued round in a batch): the attention window covers a query's last w real tokens. Before, it covered w
+    columns, so in a batch the latent model's answers changed with the batch size (issue 44)."""
+    model = _model(attention_window=3, n_core=1).eval()
+    ids = torch.randint(5, 40, (1, 12))
+    holes = torch.tensor([0, 0] + [1] * 5 + [0, 0, 0] + [1] * 7)  # padding, 5 tokens, 3 holes, 7 tokens
+    wide = torch.zeros(1, 17, dtype=torch.long)
+    wide[0, holes.bool()] = ids[0]
+    positions = (holes.cumsum(-1) - 1).clamp(min=0)[None]
+    with torch.no_grad():
+        alone = model(ids, num_steps=4, exit_kl=exit_kl).logits[0]
+        padded = model(wide, attention_mask=holes[None], position_ids=positions, num_steps=4,
+                       exit_kl=exit_kl).logits[0, holes.bool()]
+        # cached: the first 9 columns, then the rest one at a time, as generate feeds them
+        cache, outs = DynamicCache(config=model.config), []
+        model(wide[:, :9], attention_mask=holes[None, :9], position_ids=positions[:, :9], num_steps=4,
+              exit_kl=exit_kl, past_key_values=cache, use_cache=True)
+        for t in range(9, 17):
+            outs.append(model(wide[:, t:t + 1], attention_mask=holes[None, :t + 1], position_ids=positions[:, t:t + 1],
+                              num_steps=4, exit_kl=exit_kl, past_key_values=cache, use_cache=True).logits[0, -1])
+    assert torch.allclose(padded, alone, atol=1e-5)
+    assert torch.allclose(torch.stack(outs[-7:]), alone[-7:], atol=1e-5)

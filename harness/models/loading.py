@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..registry import Registry
-from ..runstore import atomic_folder, atomic_write_json
+from ..runstore import atomic_write_json
 
 # Models built by this project rather than downloaded, by name (`<name>` or `<name>:<variant>`); the
 # builder returns a ResolvedModel for a cached save_pretrained folder. The core names none: tasks declare
@@ -90,11 +90,13 @@ def locate_gguf() -> tuple[Path, str]:
     raise ModelError(f"package {GGUF_PACKAGE} {dist.version} is installed but holds no {GGUF_FILE}")
 
 
-def convert_gguf(gguf_path: Path, out_dir: Path) -> None:
-    """Load a GGUF with transformers and save it as a plain safetensors folder (atomically)."""
+def convert_gguf(gguf_path: str, out_dir: str) -> None:
+    """Load a GGUF with transformers and save it as a plain safetensors folder into `out_dir` (the build's
+    private work folder: `cache_build.build_once` publishes it)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    gguf_path = Path(gguf_path)
     folder, name = gguf_path.parent, gguf_path.name
     tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
     loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
@@ -112,20 +114,27 @@ def convert_gguf(gguf_path: Path, out_dir: Path) -> None:
         raise ModelError(f"GGUF conversion mismatch: missing={real_missing} unexpected={unexpected}")
     if config.tie_word_embeddings:
         clean.tie_weights()
-    with atomic_folder(out_dir) as tmp:
-        clean.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
+    clean.save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
 
 
 def default_model_offline() -> ResolvedModel:
+    from .cache_build import build_once
+
     gguf, version = locate_gguf()
     out = cache_root() / "models" / "SmolLM2-135M-Instruct-from-gguf"
     source = f"gguf:{GGUF_PACKAGE}=={version}:{GGUF_FILE}"
-    marker = out / "rzoo_source.json"
-    if not (marker.exists() and json.loads(marker.read_text()).get("source") == source):
+
+    def complete(folder: Path) -> bool:
+        marker = folder / "rzoo_source.json"
+        return marker.exists() and json.loads(marker.read_text()).get("source") == source
+
+    def make(work: Path) -> None:
         print(f"[model] converting {gguf.name} from {GGUF_PACKAGE} {version} to {out} (once)", flush=True)
-        convert_gguf(gguf, out)
-        atomic_write_json(marker, {"source": source, "gguf": str(gguf)})
+        convert_gguf(str(gguf), str(work))
+        atomic_write_json(work / "rzoo_source.json", {"source": source, "gguf": str(gguf)})
+
+    build_once(out, complete, make)
     return ResolvedModel("default", str(out), source)
 
 

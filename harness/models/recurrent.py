@@ -56,7 +56,7 @@ import torch
 from torch import nn
 from transformers import GenerationMixin, LlamaConfig, PretrainedConfig, PreTrainedModel
 from transformers.cache_utils import DynamicCache
-from transformers.masking_utils import create_causal_mask, create_sliding_window_causal_mask
+from transformers.masking_utils import create_causal_mask
 from transformers.modeling_outputs import CausalLMOutputWithPast
 from transformers.models.llama.modeling_llama import LlamaDecoderLayer, LlamaRMSNorm, LlamaRotaryEmbedding
 
@@ -104,6 +104,25 @@ class RecurrentConfig(PretrainedConfig):
                              rms_norm_eps=self.rms_norm_eps)
         config._attn_implementation = self._attn_implementation or "sdpa"
         return config
+
+
+def _token_window(window: int, attention_mask, batch: int, length: int, device):
+    """A mask function (transformers' `and_mask_function`) keeping the keys among a query's last `window` real
+    tokens, itself included. Counted in tokens, not columns: a batch's layout puts masked columns between a row's
+    tokens (left padding, and in a continued round the holes and suffix padding of `HFChunk.continue_rows`), and a
+    window over columns would see fewer of that row's tokens than the same row alone (the latent model's answers
+    then depended on the batch size). attention_mask: (B, length) over cached + new columns, or None (no padding)."""
+    import torch
+
+    if attention_mask is None or attention_mask.dim() != 2:
+        position = torch.arange(length, device=device).expand(batch, length)
+    else:  # (B, length): each column's index among its row's real tokens (a masked column repeats the previous)
+        position = attention_mask.long().cumsum(-1) - 1
+
+    def inner(batch_idx, head_idx, q_idx, kv_idx):
+        return position[batch_idx, q_idx] - position[batch_idx, kv_idx] < window
+
+    return inner
 
 
 class _LayerView:
@@ -218,15 +237,16 @@ class RecurrentForCausalLM(PreTrainedModel, GenerationMixin):
             past = cache.get_seq_length()
             position_ids = torch.arange(past, past + x.shape[1], device=x.device).unsqueeze(0)
         block = c.block_config()
-        make_mask = create_causal_mask
+        window = None
         if c.attention_window:  # every block sees itself and the attention_window - 1 tokens before it
             if block._attn_implementation.startswith("flash"):
                 # flash kernels take no mask: the window would be dropped silently (not wired or tested here)
                 raise ValueError(f"attention_window={c.attention_window} is applied through the attention mask; "
                                  f"{block._attn_implementation!r} takes none: load with attn_implementation='sdpa'")
-            block.sliding_window, make_mask = c.attention_window, create_sliding_window_causal_mask
-        mask = make_mask(config=block, inputs_embeds=x, attention_mask=attention_mask, position_ids=position_ids,
-                         **with_cache(cache))
+            window = _token_window(c.attention_window, attention_mask, x.shape[0], cache.get_seq_length() + x.shape[1],
+                                   x.device)
+        mask = create_causal_mask(config=block, inputs_embeds=x, attention_mask=attention_mask,
+                                  position_ids=position_ids, and_mask_function=window, **with_cache(cache))
         pos = self.rotary(x, position_ids=position_ids)
         e = self._blocks(self.prelude, x, mask, pos, cache, lambda j: j)
         r = num_steps or (self.sample_recurrence() if self.training else c.mean_recurrence)
@@ -270,7 +290,8 @@ class RecurrentForCausalLM(PreTrainedModel, GenerationMixin):
                     for j, f in enumerate(frozen):
                         cache.update(f["k"], f["v"], self._core_index(rest, j))
                 break
-        self.iterations = [self.iterations[0] + B * T, self.iterations[1] + float(used.sum())]
+        real = self._real_tokens(input_ids, attention_mask, B, T, e.device)
+        self.iterations = [self.iterations[0] + float(real.sum()), self.iterations[1] + float((used * real).sum())]
         h = self._blocks(self.coda, state, mask, pos, cache, self._coda_index)
         keep = slice(-logits_to_keep, None) if isinstance(logits_to_keep, int) and logits_to_keep else slice(None)
         logits = self.lm_head(self.norm(h[:, keep]))
@@ -278,6 +299,18 @@ class RecurrentForCausalLM(PreTrainedModel, GenerationMixin):
         if labels is not None:
             loss = self.loss_function(logits=logits, labels=labels, vocab_size=c.vocab_size, **kwargs)
         return CausalLMOutputWithPast(loss=loss, logits=logits, **with_cache(cache if use_cache else None))
+
+    def _real_tokens(self, input_ids, attention_mask, B: int, T: int, device):
+        """(B, T) 1 where a new column holds a real token, 0 for padding, the holes of a batch's layout and the
+        pad tokens `generate` feeds to finished rows: the iterations count (FLOPs) covers real tokens only, so it
+        does not depend on how a batch is laid out (with early exit, padding exits at its own iteration)."""
+        real = torch.ones(B, T, device=device)
+        if attention_mask is not None and attention_mask.dim() == 2:
+            real = real * attention_mask[:, -T:].to(real.dtype)
+        pad = self.config.pad_token_id
+        if input_ids is not None and pad is not None and pad not in _as_set(self.config.eos_token_id):
+            real = real * (input_ids != pad).to(real.dtype)
+        return real
 
     def flops_shape_at(self, iterations: float):
         """The FLOPs shape (`harness/flops.py`) of a forward with `iterations` core iterations per token."""
@@ -289,6 +322,10 @@ class RecurrentForCausalLM(PreTrainedModel, GenerationMixin):
         core = per_block * len(self.core) + self.adapter.weight.numel()
         layers = c.n_prelude + c.n_coda + iterations * c.n_core
         return Shape(int(fixed + iterations * core), layers, c.hidden_size)
+
+
+def _as_set(ids) -> set:
+    return set(ids) if isinstance(ids, (list, tuple)) else {ids}
 
 
 def register() -> None:

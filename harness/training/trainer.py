@@ -218,8 +218,12 @@ class Trainer:
     def base_model_info(self) -> dict:
         resolved = self.ctx.model
         source = self.ctx.data.source
-        return {"spec": resolved.spec, "source": resolved.source, "train_data": source.location,
+        info = {"spec": resolved.spec, "source": resolved.source, "train_data": source.location,
                 "train_data_sha256": source.sha256}
+        checked = getattr(source, "decontamination", None)
+        if checked is not None:  # tasks/overlap.py: every evaluation set read, or which not and why
+            info["train_data_decontamination"] = checked
+        return info
 
     @contextlib.contextmanager
     def full_params(self):

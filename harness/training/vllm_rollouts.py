@@ -72,6 +72,11 @@ class Rollouts:
             dtype = "float32" if trainer.dtype in ("float32", torch.float32) else "bfloat16"
             self.vllm = PolicyEngine(trainer.ctx.model.path, trainer.tokenizer, dtype, seed=cfg.seed,
                                      gpu_memory=cfg.vllm_gpu_memory)
+            # once, at start: one sync and the engine's log-probs against the policy's (a one-line stop if wrong)
+            delta = self.vllm.check(policy, trainer.tokenizer, trainer.updates)
+            if trainer.rank == 0:
+                print(f"[rollouts] vLLM engine ({dtype}) checked: after a weight sync its log-probs of a probe "
+                      f"text are the policy's within {delta:.2g} nats per token", flush=True)
         if self.vllm.synced_at != trainer.updates:
             self.sync_seconds = self.vllm.sync(policy, trainer.updates)
         return self.vllm
