@@ -79,12 +79,12 @@ def test_eval_only_on_real_math500_subset(tiny_model_dir, runs_root):
 
 
 def test_failed_training_marks_run_failed(tiny_model_dir, runs_root, monkeypatch):
-    from rzoo.methods import grpo
+    from rzoo.harness.training import rl
 
     def boom(*a, **k):
         raise RuntimeError("simulated crash")
 
-    monkeypatch.setattr(grpo, "train", boom)
+    monkeypatch.setattr(rl, "train", boom)  # the loop grpo's declared train calls
     with pytest.raises(RuntimeError):
         main(["train", "method=grpo", f"model={tiny_model_dir}", "--no-progress"])
     (run,) = (runs_root / "grpo").iterdir()

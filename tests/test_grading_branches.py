@@ -43,10 +43,12 @@ def runsum():
     return TASK, problems[0]
 
 
-def _script(tok, prompt_ids: list[int], behaviour: str, answer: str):
+def _script(tok, prompt_ids: list[int], behaviour: str, answer: str, delimiter: str = "</think>"):
+    """`delimiter`: the protocol's end of thinking (`</think>`; s1's own `<|im_start|>answer`), which the model writes
+    when it closes the block itself."""
     word = tok.encode(" x", add_special_tokens=False)
     answer_ids = tok.encode(answer, add_special_tokens=False)
-    close = tok.encode("\n</think>\n\n", add_special_tokens=False)
+    close = tok.encode(f"\n{delimiter}\n\n", add_special_tokens=False)
     thinking = {"closes": word * 2 + close, "capped with answer": answer_ids + word * CAP,
                 "capped without answer": word * (CAP + 1), "ends with answer": answer_ids + [tok.eos_token_id],
                 "ends without answer": word + [tok.eos_token_id]}[behaviour]
@@ -54,9 +56,9 @@ def _script(tok, prompt_ids: list[int], behaviour: str, answer: str):
     def next_token(ids: list[int]):
         done = ids[len(prompt_ids):]
         text = tok.decode(done)
-        if "</think>" not in text:  # thinking
+        if delimiter not in text:  # thinking
             return thinking[len(done)] if len(done) < len(thinking) else word[0]
-        written = text.split("</think>", 1)[1].split("Final Answer:", 1)[-1].strip()
+        written = text.split(delimiter, 1)[1].split("Final Answer:", 1)[-1].strip()
         for i in range(len(answer_ids)):  # the answer after the close, then the end of turn
             if tok.decode(answer_ids[:i]).strip() == written:
                 return answer_ids[i]
@@ -87,7 +89,8 @@ def test_every_grading_branch_under_each_protocol(name, tokenizer, runsum):
     budget = T.Budget(CAP, 16, force_close=cfg.force_close, answer_unclosed=cfg.answer_unclosed)
     td = TaskData("runsum", task, [problem], Source("generated", "test"), 1)
     for behaviour in BEHAVIOURS:
-        model = ScriptedLM.of(tokenizer, _script(tokenizer, prompt_ids, behaviour, f"\\boxed{{{problem.answer}}}"))
+        model = ScriptedLM.of(tokenizer, _script(tokenizer, prompt_ids, behaviour, f"\\boxed{{{problem.answer}}}",
+                                                 fmt.close.strip()))
         (c,) = G.generate(HFEngine(model, tokenizer), [prompt], budget, fmt=fmt)
         (row,) = grade_rows(td, [problem], [c], {}, Shape(1, 1, 1), cfg.grade_unclosed)
         want = expected(behaviour, cfg.force_close, cfg.answer_unclosed, cfg.grade_unclosed)
