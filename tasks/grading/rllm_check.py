@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import re
 
+from .sympy_check import braced
+
 THINK_END = "</think>"
 
 
@@ -40,15 +42,7 @@ def last_box(text: str) -> str | None:
         i = text.rfind("\\fbox")
     if i < 0:
         return None
-    j = text.find("{", i)
-    if j < 0:
-        return None
-    depth = 0
-    for k in range(j, len(text)):
-        depth += {"{": 1, "}": -1}.get(text[k], 0)
-        if depth == 0:
-            return text[j + 1:k]
-    return None
+    return braced(text, i)
 
 
 def extract(response: str) -> str | None:

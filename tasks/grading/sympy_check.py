@@ -12,11 +12,9 @@ import re
 from . import timelimit
 
 
-def last_boxed(text: str) -> str | None:
-    """Content of the last `\\boxed{...}` (braces matched), or None."""
-    start = text.rfind("\\boxed")
-    if start < 0:
-        return None
+def braced(text: str, start: int) -> str | None:
+    """Content of the first `{...}` at or after `start` (braces matched), or None when there is none or it is
+    unclosed."""
     i = text.find("{", start)
     if i < 0:
         return None
@@ -26,6 +24,12 @@ def last_boxed(text: str) -> str | None:
         if depth == 0:
             return text[i + 1:j]
     return None
+
+
+def last_boxed(text: str) -> str | None:
+    """Content of the last `\\boxed{...}` (braces matched), or None."""
+    start = text.rfind("\\boxed")
+    return braced(text, start) if start >= 0 else None
 
 
 _LAST_NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:/\d+)?")
