@@ -146,8 +146,10 @@ class _Steps:
         method = job.declaration
         card = {"paper": method.paper, "checkpoint": method.checkpoint, "label": method.run_label(job.config),
                 "knobs": [{"name": k.name, "key": k.key, "title": k.caption, "help": k.help} for k in method.knobs]}
+        from .jobs import load_sft_data
+
         ctx = TrainContext(job.method, self.run, self.resolved, self.train_data, self.record, self.progress,
-                           bool(job.resume), card)
+                           bool(job.resume), card, partial(load_sft_data, data_dir=job.config.data_dir))
         method.train(job.config, ctx)
         checkpoint = self.run.checkpoint_dir
         if self.main:
@@ -166,7 +168,8 @@ class _Steps:
                                                      ecfg)) for value, p in curve.checkpoints]
             info = {"spec": curve.spec, "source": curve.source, "base_model": self.resolved.source,
                     "method": self.job.method, "run": str(self.run.path)}
-            self.evaluate(None, curve.folder, info, engines=engines, settings=[ecfg.top_setting(curve.knob)])
+            self.evaluate(None, curve.folder, info, engines=engines,
+                          settings=None if curve.sweep else [ecfg.top_setting(curve.knob)])
 
     def report(self, summaries: dict) -> None:
         if summaries.get("base"):

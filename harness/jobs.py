@@ -169,7 +169,9 @@ def _resolve_resume(command: str, overrides: dict[str, Any]) -> Job:
         root_over, eval_over = _split(overrides, valid_keys(root_cfg), valid_keys(eval_cfg))
         return Job("eval", saved["preset"], apply_overrides(root_cfg, root_over), apply_overrides(eval_cfg, eval_over),
                    resume=path)
-    if not (path / "checkpoint" / STATE_FILE).is_file():
+    from .training.stages import resumable
+
+    if not (path / "checkpoint" / STATE_FILE).is_file() and not resumable(path):
         raise ConfigError(f"resume={path}: not a resumable run folder (no {STATE_FILE}: it never saved a step)")
     name = overrides.pop("method", saved["method"])
     if name != saved["method"]:
@@ -271,3 +273,11 @@ def load_train_data(cfg):
     task = registry.get(cfg.train_task)
     problems, source = task.load(data_dir, split="train")
     return TaskData(cfg.train_task, task, problems, source, len(problems))
+
+
+def load_sft_data(spec: str, data_dir: str | None = None):
+    """SFT examples named like `train_data` (what a staged recipe's stage reads, `TrainContext.load_data`)."""
+    from rzoo import tasks as registry
+    from rzoo.tasks.base import find_data_dir
+
+    return registry.load_examples(spec, find_data_dir(data_dir))

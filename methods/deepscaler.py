@@ -20,7 +20,7 @@ current weights there (each original stage starts a fresh trainer from the last 
 builds the reference from that checkpoint), and each stage's checkpoint, training log and config are kept
 in `stages/stage<k>/`. `resume=` works anywhere (the schedule is a function of the step). After
 training, every stage's checkpoint is evaluated at the largest budget (`eval_stages/`, this file's
-`checkpoint_curves` hook and its `STAGE` knob), so the leaderboard shows the stages as points on one line.
+`curves` hook and the core's `stage` knob), so the leaderboard shows the stages as points on one line.
 
 Everything else is registered and shared: the `correct_and_closed` reward (harness/training/rewards.py), the
 `token_mean` aggregation (harness/training/losses.py), `entropy_coef`, `force_close=false`.
@@ -44,7 +44,6 @@ from pathlib import Path
 from rzoo.harness.config import ConfigError
 from rzoo.harness.config import option as _f
 from rzoo.harness.evaluation.evaluate import CheckpointCurve
-from rzoo.harness.generation.knobs import CHECKPOINT, Knob
 from rzoo.harness.runstore import atomic_write_json, atomic_write_jsonl, weights_sha256
 from rzoo.harness.training import rl
 from rzoo.harness.method import Method
@@ -183,11 +182,6 @@ def stage_checkpoints(run_path: Path) -> list[tuple[int, Path]]:
     return sorted(out)
 
 
-# The knob its checkpoints are told apart by on the leaderboard: which stage's checkpoint was evaluated.
-STAGE = Knob("stage", "stage", "DeepScaleR: the checkpoint at the end of each stage", title="DeepScaleR stage",
-             point="stage ", type=int, kind=CHECKPOINT, order=4)
-
-
 def checkpoint_curves(run_path: Path) -> list[CheckpointCurve]:
     """After training: every stage's checkpoint on one curve, at the largest budget."""
     run_path = Path(run_path)
@@ -202,5 +196,5 @@ def train(cfg: Config, ctx):
 
 
 METHOD = Method(name="deepscaler", paper="Luo et al. 2025, DeepScaleR (rllm): staged context, GRPO",
-                config=Config, presets=PRESETS, train=train, knobs=(STAGE,), curves=checkpoint_curves,
+                config=Config, presets=PRESETS, train=train, curves=checkpoint_curves,
                 tiny={**RL_TINY, "stage_steps": [1, 1], "stage_max_tokens": [4, 6], "stage_samples": [4, 4]})

@@ -29,6 +29,12 @@ Trace variants from one generator (`examples(variant)`), for the methods that bu
 - `no_chain`: no thinking at all, the answer directly (latent recurrence).
 - `conditional`: s1's test-time controls: a bound in tokens or steps, or a thinking class, stated in the
   prompt, with traces of that length (`runsum_controls.py`), beside plain minimal chains.
+- `mixed`: R1-Zero's mixed languages (DeepSeek-R1 §2.3). The `early_stop` traces with every chain step
+  written in one of two "languages": the running sum as " 3" (the target) or as one letter token "D" (the
+  same value in a second, disjoint token set: 0-9 as A-J). A chain starts in the target language and
+  changes language before each step with chance 0.25, so the other language comes in runs, the way R1-Zero
+  wrote whole sentences in Chinese. The answer is always a digit. `harness/training/language.py` measures
+  the share (language `testbed`).
 - `mixchain`: CoT-Valve's MixChain, chains of several lengths for the same question: the minimal chain
   and the chain with 1..4 re-checks, five examples per problem (`meta`: `question`, `rechecks`).
 A fifth of the examples end with the forced close's cue (`Final Answer:\\boxed{..}`), so the model
@@ -54,7 +60,9 @@ PATIENCE = 5  # early_stop traces: where a long chain stops (or writes "Wait")
 SLOTS = N_MAX + RECHECKS  # digit slots in every prompt
 PAD = "_"
 SIZES = {"train": 20000, "validation": 200, "test": 500}
-VARIANTS = ("minimal", "redundant", "early_stop", "no_chain", "mixchain", "conditional")
+VARIANTS = ("minimal", "redundant", "early_stop", "no_chain", "mixchain", "conditional", "mixed")
+SECOND_LANGUAGE = "ABCDEFGHIJ"  # `mixed` traces: the value d written as one letter token, SECOND_LANGUAGE[d]
+SWITCH = 0.25  # `mixed` traces: the chance that the next step changes language
 FORCED_CUE = "Final Answer:"
 _BOX = re.compile(r"\\boxed\{([^{}]*)\}")
 
@@ -127,10 +135,27 @@ def trace(problem: Problem, variant: str, rng: random.Random) -> tuple[str, str]
             thinking += "Wait" + chain([answer])
     elif variant == "no_chain":
         thinking = ""
+    elif variant == "mixed":
+        thinking, answer = trace(problem, "early_stop", rng)
+        return mix_languages(thinking, rng), answer
     else:
         raise TaskError(f"runsum has trace variants {', '.join(VARIANTS)}, not {variant!r}")
     cue = FORCED_CUE if rng.random() < 0.2 else ""
     return thinking, f"{cue}\\boxed{{{answer}}}"
+
+
+def mix_languages(thinking: str, rng: random.Random, switch: float = SWITCH) -> str:
+    """`thinking` with its chain steps (" 3") written in the second language ("D") in runs: the chain starts in
+    the target language and changes language before each step with chance `switch`; "Wait" is kept."""
+    out, second = [], False
+    for piece in re.findall(r" \d|Wait", thinking):
+        if piece == "Wait":
+            out.append(piece)
+            continue
+        if out and rng.random() < switch:
+            second = not second
+        out.append(SECOND_LANGUAGE[int(piece[1])] if second else piece)
+    return "".join(out)
 
 
 def _cue(rng: random.Random) -> str:

@@ -65,7 +65,9 @@ def recipe_key(recipe) -> str:
 # from, the traces it learns). `short`: the long model (`redundant`) taught the minimal chain again, the short
 # model long2short's merge averages it with (a model and its own fine-tune, as Kimi merges a long and a short
 # model from one base; the minimal model itself, the long model's parent, averaged with it gave accuracy 0.11-0.65)
-DERIVED = {"short": ("redundant", "minimal")}
+# `mixed`: the early_stop model taught to write its steps in either of two languages (R1-Zero's mixing, `runsum.py`),
+# the base R1's pipeline starts from.
+DERIVED = {"short": ("redundant", "minimal"), "mixed": ("early_stop", "mixed")}
 
 
 def traces_of(variant: str) -> str:
@@ -181,12 +183,15 @@ def train(recipe: Recipe, out_dir: Path, progress: bool = True, start: Path | No
 
 
 def chain_accuracy(model, tokenizer, rows) -> float:
-    """Teacher-forced accuracy on the chain's step tokens (" 0".." 9") of tokenised examples."""
+    """Teacher-forced accuracy on the chain's step tokens (" 0".." 9", and "A".."J" where a trace writes a step
+    in the second language: `runsum.SECOND_LANGUAGE`) of tokenised examples."""
     import torch
 
     from rzoo.harness.training.sft import collate
 
-    steps = set(tokenizer.convert_tokens_to_ids([" " + d for d in "0123456789"]))
+    from .runsum import SECOND_LANGUAGE
+
+    steps = set(tokenizer.convert_tokens_to_ids([" " + d for d in "0123456789"] + list(SECOND_LANGUAGE)))
     ids, attn, cmask = (t.to(model.device) for t in collate(rows, tokenizer.pad_token_id))  # the model's device
     with torch.no_grad():
         pred = model(input_ids=ids, attention_mask=attn).logits[:, :-1].argmax(-1)

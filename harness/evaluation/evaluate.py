@@ -29,12 +29,14 @@ from .results import grade_rows, task_dir, write_task
 @dataclass(frozen=True)
 class CheckpointCurve:
     """A method's extra evaluation of its run (its `checkpoint_curves` hook): several checkpoints on one curve,
-    each under its own value of a checkpoint knob, at the largest budget; written to `<run>/<folder>/`."""
+    each under its own value of a checkpoint knob, at the largest budget (or, with `sweep`, at every setting of
+    the evaluation); written to `<run>/<folder>/`."""
     folder: str  # e.g. "eval_<name>"
     knob: str  # a registered knob of kind CHECKPOINT
     checkpoints: list[tuple[object, Path]]  # (the knob's value, a checkpoint folder)
     spec: str  # the model info results.json records: what was evaluated, and where it lives
     source: str
+    sweep: bool = False  # every setting of the evaluation (a curve per checkpoint), not only the largest budget
 
 
 def load_engine(resolved, cfg: EvalConfig):

@@ -97,6 +97,11 @@ KNOBS.register("bound_forcing")(Knob(
     "bound_forcing", "BF", "with a prompt control (eval.token_bounds, ...): cap the thinking at the bound each "
     "setting states (s1's '+ budget forcing'); one curve per value", title="budget forcing at the stated bound",
     key="bound_forcing", type=bool, kind=GENERATION, order=3))
+# A staged recipe's checkpoints (`training/stages.py`: R1's pipeline, DeepScaleR's context stages): which stage's
+# checkpoint was evaluated.
+KNOBS.register("stage")(Knob(
+    "stage", "stage", "a staged recipe (DeepScaleR, R1): the checkpoint at the end of each stage", title="stage",
+    point="stage ", type=int, kind=CHECKPOINT, order=4))
 
 
 def all_knobs() -> list[Knob]:

@@ -24,7 +24,7 @@ import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -45,6 +45,9 @@ class TrainContext:
     progress: bool = True
     resume: bool = False
     card: dict = dataclasses.field(default_factory=dict)  # the method's paper, knobs, checkpoint kind: the model card
+    # SFT data named like `train_data` ("runsum:minimal", "jsonl:<path>", a hub id) -> data.SFTData: the app's loader,
+    # for a staged recipe whose stages read other data than the run's (R1's cold start)
+    load_data: Callable[[str], Any] | None = None
 
 
 def autocast(device: torch.device, dtype: str):
