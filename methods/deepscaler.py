@@ -14,13 +14,16 @@ Run:  harness train+eval method=deepscaler                 (CPU preset: the test
       harness train+eval method=deepscaler preset=paper     (R1-Distill-Qwen-1.5B on DeepScaleR-40K, GPUs)
 
 Users of the original run three scripts by hand and copy checkpoint paths between them; here the stages
-are one config and one run: a per-step schedule (`harness/training/rl.py`) switches the response length and the
-group size at each stage boundary, the optimiser state is reset and the KL reference is rebuilt from the
-current weights there (each original stage starts a fresh trainer from the last checkpoint, and verl
-builds the reference from that checkpoint), and each stage's checkpoint, training log and config are kept
-in `stages/stage<k>/`. `resume=` works anywhere (the schedule is a function of the step). After
-training, every stage's checkpoint is evaluated at the largest budget (`eval_stages/`, this file's
-`curves` hook and the core's `stage` knob), so the leaderboard shows the stages as points on one line.
+are one config and one run, on the core's stages (`harness/training/stages.py`, R1's pipeline uses them too):
+each stage continues the trainer of the one before (`Stage.continues`: its step count, sampler and RNG go on
+as in one run), a per-step schedule (`harness/training/rl.py`) switches the response length and the group size
+at each stage boundary, the optimiser state is reset and the KL reference is rebuilt from the current weights
+there (each original stage starts a fresh trainer from the last checkpoint, and verl builds the reference
+from that checkpoint), and each stage's checkpoint, training log and config are kept in
+`stages/stage<k>-context<tokens>/` (with `start.json` / `end.json`: the weights it started and ended with; the
+last stage trains in the run folder). `resume=` works anywhere. After training, every stage's checkpoint is
+evaluated at the largest budget (`eval_stages/`, this file's `curves` hook and the core's `stage` knob), so the
+leaderboard shows the stages as points on one line.
 
 Everything else is registered and shared: the `correct_and_closed` reward (harness/training/rewards.py), the
 `token_mean` aggregation (harness/training/losses.py), `entropy_coef`, `force_close=false`.
@@ -36,21 +39,17 @@ the whole response); the CPU preset starts from `testbed:early_stop` on the test
 from __future__ import annotations
 
 import dataclasses
-import json
-import shutil
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
 from rzoo.harness.config import ConfigError
 from rzoo.harness.config import option as _f
 from rzoo.harness.evaluation.evaluate import CheckpointCurve
-from rzoo.harness.runstore import atomic_write_json, atomic_write_jsonl, weights_sha256
-from rzoo.harness.training import rl
+from rzoo.harness.runstore import atomic_write_json, weights_sha256
+from rzoo.harness.training import rl, stages
 from rzoo.harness.method import Method
 from rzoo.harness.training.config import RL_TINY, RLConfig
-
-STAGES_DIR = "stages"
-
 
 @dataclass
 class Config(RLConfig):
@@ -122,9 +121,9 @@ class Stages:
         self.ends = [sum(cfg.stage_steps[:k + 1]) for k in range(len(cfg.stage_steps))]
 
     def __call__(self, cfg: Config, step: int) -> Config:
-        k = stage_of(cfg, step)
-        return dataclasses.replace(cfg, max_thinking_tokens=cfg.stage_max_tokens[k],
-                                   samples_per_prompt=cfg.stage_samples[k])
+        k = stage_of(self.cfg, step)
+        return dataclasses.replace(cfg, max_thinking_tokens=self.cfg.stage_max_tokens[k],
+                                   samples_per_prompt=self.cfg.stage_samples[k])
 
     def before_step(self, trainer, step: int) -> None:
         starts = [1] + [end + 1 for end in self.ends[:-1]]
@@ -135,64 +134,45 @@ class Stages:
             trainer.reset_optimizer()
         if stage > 1 and self.cfg.renew_reference_per_stage:
             trainer.refresh_reference()
-        if trainer.accelerator.is_main_process:  # the weights this stage starts from (kept on disk: resumable)
+        if trainer.accelerator.is_main_process:  # the weights this stage starts from, and its KL reference
             ref = trainer.ref_model
-            atomic_write_json(trainer.run.path / STAGES_DIR / f"stage{stage}" / "start.json",
-                              {"step": step, "weights_sha256": weights_sha256(trainer.accelerator.unwrap_model(
-                                  trainer.model)), "reference_weights_sha256": weights_sha256(ref) if ref else None})
+            atomic_write_json(stages.folder_of(trainer.ctx) / "start.json", {
+                "step": step, "weights_sha256": weights_sha256(trainer.accelerator.unwrap_model(trainer.model)),
+                "reference_weights_sha256": weights_sha256(ref) if ref else None})
 
     def log(self, step: int) -> dict:
         return {"stage": stage_of(self.cfg, step) + 1}
 
     def after_step(self, trainer, step: int) -> None:
         k = stage_of(self.cfg, step)
-        if step == self.ends[k]:
-            save_stage(trainer, k + 1, step)
+        if step == self.ends[k] and trainer.accelerator.is_main_process:  # what the stage ended with
+            atomic_write_json(stages.folder_of(trainer.ctx) / "end.json", {
+                "stage": k + 1, "steps": [self.ends[k] - self.cfg.stage_steps[k] + 1, step],
+                "max_thinking_tokens": self.cfg.stage_max_tokens[k], "samples_per_prompt": self.cfg.stage_samples[k],
+                "weights_sha256": weights_sha256(trainer.accelerator.unwrap_model(trainer.model))})
 
 
-def save_stage(trainer, stage: int, step: int) -> Path:
-    """Keep stage `stage`'s checkpoint, its slice of the training log and its config under stages/."""
-    from rzoo.harness.training.trainer import save_checkpoint
-
-    cfg = trainer.cfg
-    out = trainer.run.path / STAGES_DIR / f"stage{stage}"
-    if trainer.accelerator.is_main_process:
-        start = sum(cfg.stage_steps[:stage - 1]) + 1
-        log = [r for r in trainer.run.train_log() if start <= r["step"] <= step]
-        meta = {"method": trainer.ctx.method, "card": trainer.ctx.card, "stage": stage, "steps": [start, step],
-                "config": trainer.ctx.job,
-                "max_thinking_tokens": cfg.stage_max_tokens[stage - 1],
-                "samples_per_prompt": cfg.stage_samples[stage - 1], "base_model": trainer.base_model_info(),
-                "dtype": trainer.dtype,
-                "start_weights_sha256": json.loads((out / "start.json").read_text())["weights_sha256"],
-                "reference_weights_sha256": json.loads((out / "start.json").read_text()).get("reference_weights_sha256"),
-                "weights_sha256": weights_sha256(trainer.accelerator.unwrap_model(trainer.model))}
-        save_checkpoint(trainer.accelerator.unwrap_model(trainer.model), trainer.tokenizer, out / "checkpoint", meta)
-        atomic_write_jsonl(out / "train.jsonl", log)
-        atomic_write_json(out / "config.json", meta)
-    return out
+def _train_to(cfg: Config, schedule: Stages, end: int, ctx):
+    """One stage: the run's trainer (begun, or continued from the stage before) run to step `end`."""
+    return rl.train(dataclasses.replace(cfg, steps=end), ctx, schedule=schedule)
 
 
-def stage_checkpoints(run_path: Path) -> list[tuple[int, Path]]:
-    """(stage, checkpoint folder) of a finished run, for the stages' evaluation."""
-    out = []
-    for folder in sorted((Path(run_path) / STAGES_DIR).glob("stage*/checkpoint")):
-        meta = json.loads((folder / "method.json").read_text(encoding="utf-8"))
-        out.append((int(meta["stage"]), folder))
-    return sorted(out)
+def pipeline(cfg: Config) -> list[stages.Stage]:
+    """One stage per context length; each continues the one before it (`Stage.continues`)."""
+    schedule = Stages(cfg)
+    return [stages.Stage(f"context{tokens}", functools.partial(_train_to, cfg, schedule, end), continues=k > 0,
+                         config=cfg) for k, (tokens, end) in enumerate(zip(cfg.stage_max_tokens, schedule.ends))]
 
 
 def checkpoint_curves(run_path: Path) -> list[CheckpointCurve]:
-    """After training: every stage's checkpoint on one curve, at the largest budget."""
+    """After training: every stage's checkpoint on one curve, at the largest budget (the core's `stage` knob)."""
     run_path = Path(run_path)
-    return [CheckpointCurve("eval_stages", "stage", stage_checkpoints(run_path), "stages",
-                            f"local:{run_path / STAGES_DIR}")]
+    return [CheckpointCurve("eval_stages", "stage", [(k, p) for k, _, p in stages.finished(run_path, last=True)],
+                            "stages", f"local:{run_path / stages.STAGES_DIR}")]
 
 
 def train(cfg: Config, ctx):
-    if not ctx.resume:
-        shutil.rmtree(ctx.run.path / STAGES_DIR, ignore_errors=True)
-    return rl.train(cfg, ctx, schedule=Stages(cfg))
+    return stages.run_stages(pipeline(cfg), ctx)
 
 
 METHOD = Method(name="deepscaler", paper="Luo et al. 2025, DeepScaleR (rllm): staged context, GRPO",

@@ -184,20 +184,24 @@ def train(recipe: Recipe, out_dir: Path, progress: bool = True, start: Path | No
 
 def chain_accuracy(model, tokenizer, rows) -> float:
     """Teacher-forced accuracy on the chain's step tokens (" 0".." 9", and "A".."J" where a trace writes a step
-    in the second language: `runsum.SECOND_LANGUAGE`) of tokenised examples."""
+    in the second language, `runsum.SECOND_LANGUAGE`) of tokenised examples. A step is right when its value is:
+    which language a `mixed` trace writes the next step in is a coin flip no model can predict."""
     import torch
 
     from rzoo.harness.training.sft import collate
 
     from .runsum import SECOND_LANGUAGE
 
-    steps = set(tokenizer.convert_tokens_to_ids([" " + d for d in "0123456789"] + list(SECOND_LANGUAGE)))
+    digits = tokenizer.convert_tokens_to_ids([" " + d for d in "0123456789"])
+    letters = tokenizer.convert_tokens_to_ids(list(SECOND_LANGUAGE))
     ids, attn, cmask = (t.to(model.device) for t in collate(rows, tokenizer.pad_token_id))  # the model's device
     with torch.no_grad():
         pred = model(input_ids=ids, attention_mask=attn).logits[:, :-1].argmax(-1)
+    value = torch.arange(int(ids.max().item()) + len(tokenizer) + 1, device=ids.device)  # token id -> its value's id
+    value[torch.tensor(letters, device=ids.device)] = torch.tensor(digits, device=ids.device)
     target = ids[:, 1:]
-    chain = cmask[:, 1:].bool() & torch.isin(target, torch.tensor(sorted(steps), device=ids.device))
-    return float((pred[chain] == target[chain]).float().mean())
+    chain = cmask[:, 1:].bool() & torch.isin(target, torch.tensor(sorted(digits + letters), device=ids.device))
+    return float((value[pred[chain]] == value[target[chain]]).float().mean())
 
 
 def convergence(journal: Path, recipe: Recipe) -> dict:

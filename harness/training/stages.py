@@ -46,6 +46,10 @@ class Stage:
     start: str = PREVIOUS  # PREVIOUS, BASE, or an earlier stage's name: the model it starts from
     data: Callable[["StageInputs"], Any] | None = None  # builds its training data (default: the run's)
     config: Any = None  # the stage's config, saved in its config.json
+    # continue the previous stage's trainer (its step count, optimiser, RNG, sampler and reference) instead of
+    # starting a new one, as one uninterrupted run would: the stage's `train` runs that trainer to a later step
+    # (DeepScaleR's context stages)
+    continues: bool = False
 
 
 @dataclass(frozen=True)
@@ -72,6 +76,9 @@ def _check(stages: list[Stage]) -> None:
     if not stages or len(set(names)) != len(names):
         raise ValueError(f"stages need one or more unique names, got {names}")
     for k, s in enumerate(stages):
+        if s.continues and (k == 0 or s.start != PREVIOUS or s.data is not None):
+            raise ValueError(f"stage {s.name!r} continues the previous stage's trainer: it needs one before it, "
+                             "starts from it and reads its data")
         if s.start not in (PREVIOUS, BASE) and s.start not in names[:k]:
             raise ValueError(f"stage {s.name!r} starts from {s.start!r}: not {PREVIOUS!r}, {BASE!r} or an earlier "
                              f"stage ({', '.join(names[:k]) or 'none'})")
@@ -88,7 +95,7 @@ def run_stages(stages: list[Stage], ctx) -> Path:
     if not ctx.resume:
         shutil.rmtree(root, ignore_errors=True)
     checkpoints: dict[str, Path] = {}
-    previous = ctx.model
+    previous, previous_run = ctx.model, None
     for k, stage in enumerate(stages, 1):
         folder = _folder(root, k, stage)
         last = k == len(stages)
@@ -96,11 +103,16 @@ def run_stages(stages: list[Stage], ctx) -> Path:
         start = {PREVIOUS: previous, BASE: ctx.model}.get(stage.start) or _resolved(checkpoints[stage.start])
         if not (folder / DONE).is_file():
             resume = (sub.checkpoint_dir / STATE_FILE).is_file()
-            print(f"[stages] stage {k}/{len(stages)} {stage.name}: {'resuming' if resume else 'from'} "
-                  f"{start.spec}", flush=True)
+            if stage.continues:  # the previous stage's trainer goes on: its state (and log) become this stage's
+                if not resume:
+                    _carry_over(previous_run, sub)
+                    resume = True
+                start = ctx.model  # the trainer's starting model (its KL reference until renewed), as in one run
+            print(f"[stages] stage {k}/{len(stages)} {stage.name}: "
+                  f"{'continuing' if stage.continues else 'resuming' if resume else 'from'} {start.spec}", flush=True)
             folder.mkdir(parents=True, exist_ok=True)
             record = {"stage": k, "name": stage.name, "start": stage.start, "start_model": start.source,
-                      "in_run_folder": last,
+                      "in_run_folder": last, "continues": stage.continues, "folder": str(folder),
                       "config": dataclasses.asdict(stage.config) if dataclasses.is_dataclass(stage.config) else None}
             atomic_write_json(folder / "config.json", record)
             data = ctx.data
@@ -110,9 +122,27 @@ def run_stages(stages: list[Stage], ctx) -> Path:
                                             job={**ctx.job, "stage": record}))
             atomic_write_json(folder / DONE, {"stage": k, "name": stage.name, "checkpoint": str(sub.checkpoint_dir)})
         checkpoints[stage.name] = sub.checkpoint_dir
-        previous = _resolved(sub.checkpoint_dir)
+        previous, previous_run = _resolved(sub.checkpoint_dir), sub
     atomic_write_jsonl(root / "train.jsonl", merged_log(ctx.run.path))
     return ctx.run.checkpoint_dir
+
+
+def folder_of(ctx) -> Path:
+    """The folder of the stage a trainer's context belongs to (`<run>/stages/stage<k>-<name>/`, also for the last
+    stage, which trains in the run folder): where a method's stage hooks write what they record; the run folder for
+    a trainer run outside `run_stages`."""
+    stage = ctx.job.get("stage")
+    return Path(stage["folder"]) if stage else Path(ctx.run.path)
+
+
+def _carry_over(previous, sub) -> None:
+    """The previous stage's checkpoint (with its trainer state) and train.jsonl, copied to `sub`."""
+    from ..runstore import atomic_folder, atomic_write_jsonl
+
+    sub.path.mkdir(parents=True, exist_ok=True)
+    atomic_write_jsonl(sub.path / "train.jsonl", previous.train_log())
+    with atomic_folder(sub.checkpoint_dir) as tmp:
+        shutil.copytree(previous.checkpoint_dir, tmp, dirs_exist_ok=True)
 
 
 def stage_folders(run_path: Path) -> list[tuple[int, str, Path]]:
@@ -127,26 +157,39 @@ def stage_folders(run_path: Path) -> list[tuple[int, str, Path]]:
 
 def merged_log(run_path: Path) -> list[dict]:
     """Every stage's train.jsonl rows in stage order (the last stage's are the run's own), each with `stage`, its
-    own `stage_step` and a run-wide `step`."""
+    own `stage_step` and a run-wide `step`. A stage that continued the previous one's trainer holds its rows too
+    (it carried them over): only the steps after them are its own."""
     from ..runstore import read_jsonl
 
-    rows, offset = [], 0
+    rows, offset, before = [], 0, 0
     for k, name, folder in stage_folders(run_path):
-        in_run = json.loads((folder / "config.json").read_text(encoding="utf-8")).get("in_run_folder")
-        log_file = (Path(run_path) if in_run else folder) / "train.jsonl"
+        record = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        log_file = (Path(run_path) if record.get("in_run_folder") else folder) / "train.jsonl"
         log = read_jsonl(log_file) if log_file.is_file() else []
-        for r in log:
-            rows.append({**r, "stage": k, "stage_name": name, "stage_step": r["step"], "step": offset + r["step"]})
-        offset += log[-1]["step"] if log else 0
+        skip = before if record.get("continues") else 0
+        own = [r for r in log if r["step"] > skip]
+        for r in own:
+            rows.append({**r, "stage": k, "stage_name": name, "stage_step": r["step"] - skip,
+                         "step": offset + r["step"] - skip})
+        offset += len(own)
+        before = log[-1]["step"] if log else before
     return rows
 
 
-def finished(run_path: Path) -> list[tuple[int, str, Path]]:
+def finished(run_path: Path, last: bool = False) -> list[tuple[int, str, Path]]:
     """(stage number, name, checkpoint) of every finished stage but the last (whose checkpoint is the run's, which
-    the run's own evaluation covers): what a method's `curves` evaluates (one `CheckpointCurve` per stage,
-    `sweep=True`, under the core's `stage` knob)."""
-    return [(k, name, folder / "checkpoint") for k, name, folder in stage_folders(run_path)
-            if (folder / DONE).is_file() and (folder / "checkpoint").is_dir()]
+    the run's own evaluation covers; `last=True` lists it too): what a method's `curves` evaluates (a
+    `CheckpointCurve` per stage, `sweep=True`, or one with a point per stage, under the core's `stage` knob)."""
+    out = []
+    for k, name, folder in stage_folders(run_path):
+        if not (folder / DONE).is_file():
+            continue
+        in_run = json.loads((folder / "config.json").read_text(encoding="utf-8")).get("in_run_folder")
+        if not in_run:
+            out.append((k, name, folder / "checkpoint"))
+        elif last:
+            out.append((k, name, Path(run_path) / "checkpoint"))
+    return out
 
 
 def resumable(run_path: Path) -> bool:
