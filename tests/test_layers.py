@@ -188,7 +188,8 @@ def test_evaluation_the_app_and_the_leaderboard_name_no_method_knob():
     owned = set()
     for knob in (k for m in methods.all_methods() for k in m.knobs):
         owned |= {knob.name, *(o.name for o in knob.options)} | ({knob.key} if knob.key else set())
-    words = re.compile(r"alpha|recurrence|exit_kl|stage", re.IGNORECASE)
+    # (not "stage": staged recipes are the core's since issue 48, `training/stages.py` and its `stage` knob)
+    words = re.compile(r"alpha|recurrence|exit_kl", re.IGNORECASE)
     found = []
     for path in _outer_files():
         text = path.read_text(errors="replace")

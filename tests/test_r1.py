@@ -1,6 +1,6 @@
 """DeepSeek-R1's pipeline (methods/r1.py) and what it is built from: the language-consistency measure
 (training/language.py) on hand-made cases (`cases/language.jsonl`) and through a real tokenizer, the rejection
-sampler's filters (training/rejection.py), the testbed's mixed-language traces, the stages core
+sampler's filters (training/rejection_sft.py), the testbed's mixed-language traces, the stages core
 (training/stages.py: a SIGKILL inside stage 3 resumed ends as an uninterrupted run; one curve per stage), and a
 learning test for each stage's update."""
 from __future__ import annotations
@@ -18,7 +18,7 @@ import pytest
 import learning as L
 from resume_check import TIMING
 
-from rzoo.harness.training import language, rejection, stages
+from rzoo.harness.training import language, rejection_sft as rejection, stages
 
 CASES = Path(__file__).resolve().parent / "cases" / "language.jsonl"
 R1_TOKENIZER = Path(__file__).resolve().parents[1].parent / "shared" / "tokenizers" / "deepseek-r1-distill-qwen"
