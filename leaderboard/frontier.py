@@ -58,13 +58,25 @@ def draw(table: dict, long: dict, out: Path, stem: str = "frontier", markers: di
     return files
 
 
-def reading(table: dict, long: dict) -> str:
-    """One sentence: the method that keeps accuracy within 0.05 of the long model with the fewest thinking tokens."""
+def reading(table: dict, long: dict, near: float = 0.05) -> str:
+    """One sentence that says what it computed: among the points whose accuracy is within 0.05 of the long model's,
+    the one with the fewest thinking tokens; and, where points within `near` tokens of it are more accurate, the most
+    accurate of them (a point 0.01 tokens shorter is not "the best accuracy per token" over one 0.05 more accurate)."""
     kept = [(p["tokens"], -p["accuracy"], name, p) for name, pts in table.items() for p in pts
             if p["accuracy"] >= long["accuracy"] - 0.05]
     if not kept:
         return "No method kept the long model's accuracy within 0.05."
     tokens, _, name, p = min(kept, key=lambda k: (k[0], k[1], k[2]))
     what = name + (f" at {p['setting']}" if p.get("setting") else "")
-    return (f"{what} gives the best accuracy per token: {p['accuracy']:.3f} at {tokens:.2f} thinking tokens, "
-            f"{tokens / long['tokens']:.2f}x the long model's {long['tokens']:.2f} (accuracy {long['accuracy']:.3f}).")
+    out = (f"Fewest thinking tokens within 0.05 of the long model's accuracy: {what}, {p['accuracy']:.3f} at "
+           f"{tokens:.2f} tokens, {tokens / long['tokens']:.2f}x the long model's {long['tokens']:.2f} (accuracy "
+           f"{long['accuracy']:.3f})")
+    better = [(q[1], q[0], q[2], q[3]) for q in kept if q[0] <= tokens + near and -q[1] > p["accuracy"]]
+    if better:
+        top = min(b[0] for b in better)
+        names = sorted({b[2] + (f" at {b[3]['setting']}" if b[3].get("setting") else "") for b in better
+                        if b[0] == top})
+        length = max(b[1] for b in better if b[0] == top)
+        out += (f"; within {near:g} tokens of it, {', '.join(names)} reach{'es' if len(names) == 1 else ''} "
+                f"{-top:.3f} (at up to {length:.2f} tokens)")
+    return out + "."

@@ -4,8 +4,9 @@ bootstrap interval as a band, log-scaled x. Also the per-run training curve.
     harness plot [--runs DIR] [--run RUN_DIR ...] [--out DIR]
 
 writes `accuracy_vs_thinking_tokens.{png,svg}` and `accuracy_vs_flops.{png,svg}`. The x values are
-the mean thinking tokens per sample at each budget (what the model spent, not the budget it was
-allowed) and the mean estimated inference FLOPs per sample (`harness/models/flops.py`).
+the mean thinking tokens spent per answer at each setting (what the model spent, not the budget it was
+allowed; a vote over N samples spent the N samples' sum) and the mean estimated inference FLOPs per answer
+(`harness/models/flops.py`).
 """
 from __future__ import annotations
 
@@ -13,8 +14,8 @@ import math
 from pathlib import Path
 
 AXES = {
-    "tokens": ("thinking_tokens_mean", "mean thinking tokens per sample (log scale)", "accuracy_vs_thinking_tokens"),
-    "flops": ("flops_mean", "mean inference FLOPs per sample, estimated (log scale)", "accuracy_vs_flops"),
+    "tokens": ("thinking_tokens_mean", "mean thinking tokens per answer (log scale; a vote: its N samples')", "accuracy_vs_thinking_tokens"),
+    "flops": ("flops_mean", "mean inference FLOPs per answer, estimated (log scale)", "accuracy_vs_flops"),
 }
 FORMATS = ("png", "svg")
 

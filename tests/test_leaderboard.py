@@ -264,3 +264,22 @@ def test_reported_numbers_are_marked_rows_and_points(runs, tmp_path):
     assert 'data-board-ready="yes"' in _html_tag(dom) and dom.count('class="reported" data-task="aime24"') == len(reference)
     shot = browser.screenshot(index, SCREENSHOT_DIR / "leaderboard-reported.png")
     assert shot.stat().st_size > 10_000
+
+
+def test_the_frontier_sentence_says_what_it_computed():
+    """The zoo's frontier sentence: the fewest tokens within 0.05 of the long model's accuracy, and the more accurate
+    points at about that length (issue 47: cot_valve+P's 0.952 at 6.49 tokens was called "the best accuracy per
+    token" beside kimi's 1.000 at 6.50)."""
+    from rzoo.leaderboard.frontier import reading
+
+    long = {"tokens": 10.42, "accuracy": 1.0}
+    table = {"cot_valve+P": [{"tokens": 6.49, "accuracy": 0.952, "setting": "α=1"}],
+             "kimi": [{"tokens": 6.50, "accuracy": 1.0}], "shortest": [{"tokens": 7.6, "accuracy": 1.0}],
+             "too short": [{"tokens": 3.0, "accuracy": 0.80}]}
+    text = reading(table, long)
+    assert text.startswith("Fewest thinking tokens within 0.05 of the long model's accuracy: cot_valve+P at α=1, "
+                           "0.952 at 6.49 tokens, 0.62x")
+    assert "kimi reaches 1.000" in text and "shortest" not in text and "too short" not in text
+    assert reading({"kimi": table["kimi"]}, long).endswith("(accuracy 1.000).")
+    assert reading({"x": [{"tokens": 1.0, "accuracy": 0.5}]}, long) == \
+        "No method kept the long model's accuracy within 0.05."

@@ -75,6 +75,10 @@ class EvalConfig:
             raise ConfigError("eval.budgets is empty")
         if max([self.k, *self.per_task().values()]) > 1 and self.temperature <= 0:
             raise ConfigError("eval.k > 1 needs eval.temperature > 0 (greedy samples are identical)")
+        votes = getattr(self, "votes", None) or []
+        if votes and max(votes) > min([self.k, *self.per_task().values()]):
+            raise ConfigError(f"eval.votes={votes} needs eval.k >= {max(votes)} for every task (the vote over N reads "
+                              f"the first N of the k samples one generation made)")
         if self.min_thinking_tokens > max(self.budgets):
             raise ConfigError("eval.min_thinking_tokens must not exceed the largest budget")
         if self.backend not in BACKENDS:

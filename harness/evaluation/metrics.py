@@ -4,7 +4,9 @@
   standard deviation across the k sample indices of the accuracy each index alone gives (0 if k=1);
 - accuracy_ci95: a percentile bootstrap over problems (seeded, reproducible);
 - pass@j: the unbiased estimator of Chen et al. 2021, 1 - C(n-c, j) / C(n, j), for j <= n;
-- maj@k: majority vote over each problem's k extracted answers (ties go to the answer seen first).
+- maj@k: majority vote over each problem's k extracted answers (ties go to the answer seen first);
+- `vote_summary`: the majority vote over each problem's first N samples as a point of its own, its thinking
+  tokens and FLOPs the N samples' sum (parallel scaling on the budget curve's compute axis).
 """
 from __future__ import annotations
 
@@ -44,6 +46,41 @@ def majority_correct(answers: list[str | None], correct: list[bool]) -> bool:
     top = max(votes.values())
     winner = next(a for a in answers if a is not None and votes[a] == top)
     return any(c for a, c in zip(answers, correct) if a == winner)
+
+
+def vote_summary(rows: list[dict], n: int, seed: int = 0) -> dict:
+    """Majority vote over `n` samples as one point, estimated from each problem's k samples split in order into
+    k // n disjoint groups of n (sample indices 0..n-1, n..2n-1, ...; for n = 1 this is avg@k): `accuracy` is the
+    mean over problems of the share of its groups whose vote is correct (bootstrap CI over problems); thinking
+    tokens (mean, median, p90 over problems) and FLOPs are what one vote spent, a group's n samples summed and
+    averaged over its groups; the other statistics (truncation, forced and closed rates, pass@j...) are those of the
+    samples read (`summarize`), and `thinking_tokens_per_sample_mean` their mean length."""
+    by_problem: dict[str, list[dict]] = {}
+    for r in rows:
+        by_problem.setdefault(r["problem_id"], []).append(r)
+    read, votes, tokens, spent = [], [], [], []
+    for pid, rs in by_problem.items():
+        ordered = sorted(rs, key=lambda r: r["sample_index"])
+        groups = [ordered[i:i + n] for i in range(0, len(ordered) - n + 1, n)]
+        if not groups:
+            raise ValueError(f"a vote over {n} samples: problem {pid} has {len(ordered)}")
+        read += [r for g in groups for r in g]
+        votes.append(statistics.fmean(float(majority_correct([r.get("extracted") for r in g],
+                                                             [bool(r["correct"]) for r in g])) for g in groups))
+        tokens.append(statistics.fmean(sum(r["thinking_tokens"] for r in g) for g in groups))
+        if all("flops" in r for r in ordered):
+            spent.append(statistics.fmean(sum(r["flops"] for r in g) for g in groups))
+    out = summarize(read, len(read) // len(by_problem), seed)
+    out.pop("accuracy_std")  # a spread over sample indices: a vote has one verdict per group
+    lo, hi = bootstrap_ci(votes, seed=seed)
+    out.update({"accuracy": statistics.fmean(votes), "accuracy_ci95": [lo, hi], "votes": n,
+                "vote_groups": len(read) // len(by_problem) // n,
+                "thinking_tokens_per_sample_mean": out["thinking_tokens_mean"],
+                "thinking_tokens_mean": statistics.fmean(tokens), "thinking_tokens_median": statistics.median(tokens),
+                "thinking_tokens_p90": percentile(tokens, 0.9)})
+    if len(spent) == len(votes):
+        out["flops_mean"] = statistics.fmean(spent)
+    return out
 
 
 def percentile(values: list[float], q: float) -> float:

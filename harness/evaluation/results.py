@@ -61,6 +61,7 @@ def write_task(td: TaskData, out_root: Path, model_info: dict, cfg, settings: li
         print(f"[eval] {td.name} {label}: accuracy {r['accuracy']:.3f}{other} ({r['n_problems']} problems x k={k}), "
               f"thinking tokens mean {r['thinking_tokens_mean']:.0f}, truncated {r['truncation_rate']:.2f}, "
               f"{r['seconds']:.0f}s", flush=True)
+    results += vote_results(td.name, rows, all_settings, cfg, tops)
     curves = control_curves(results)
     print_curves(td.name, curves)
     record = protocol_record(cfg, td.name)
@@ -78,6 +79,28 @@ def write_task(td: TaskData, out_root: Path, model_info: dict, cfg, settings: li
     for path in journals:
         path.unlink()
     return results
+
+
+def vote_results(task: str, rows: list[dict], settings: list[dict], cfg, tops: dict) -> list[dict]:
+    """`eval.votes`: for each budget curve's largest budget (no Waits), one row per N: the majority vote over the
+    first N of each problem's samples (`metrics.vote_summary`), under the `votes` knob. No generation of its own:
+    the k samples that budget already has serve every N."""
+    from . import metrics
+
+    ns = sorted(set(getattr(cfg, "votes", None) or []))
+    out = []
+    for s in settings:
+        if not ns or s.get("knob") != "budget" or s.get("waits") or s["budget"] < tops[knobs.generation_key(s)]:
+            continue
+        part = [r for r in rows if _setting_key(r) == _setting_key(s)]
+        for n in ns:
+            out.append({**s, "votes": n, "knob": "votes", **metrics.vote_summary(part, n, cfg.seed),
+                        "grader": part[0].get("grader", OWN_GRADER), "derived_from_sweep": True, "seconds": 0.0,
+                        "generation_seconds": 0.0, "grading_seconds": 0.0})
+            r = out[-1]
+            print(f"[eval] {task} {knobs.label(r)}: majority-vote accuracy {r['accuracy']:.3f} ({r['n_problems']} "
+                  f"problems), thinking tokens {r['thinking_tokens_mean']:.0f} in all", flush=True)
+    return out
 
 
 def grade_rows(td: TaskData, problems: list, completions, setting: dict, shape,

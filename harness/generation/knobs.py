@@ -19,7 +19,9 @@ the rows of the evaluations that set it. A `prompt` knob is a way of controlling
 than the cap (s1 §3.2: a bound stated in the prompt, a thinking class, rejection sampling): each value
 is its own generation, with the knob's instruction placed in the prompt by the task
 (`Task.instruct`) and the thinking bound it states (`bound`), which Control measures
-(`evaluation/controls.py`).
+(`evaluation/controls.py`). An `aggregate` knob generates nothing: its rows are computed from a setting's
+samples after generation (`votes`: a majority vote over the first N of each problem's k samples, its thinking
+tokens and FLOPs the N samples' sum, so parallel scaling sits on the same compute axis as the budget curve).
 """
 from __future__ import annotations
 
@@ -28,7 +30,7 @@ from typing import Any, Callable
 
 from ..registry import Registry
 
-GENERATION, ENGINE, CHECKPOINT, PROMPT = "generation", "engine", "checkpoint", "prompt"
+GENERATION, ENGINE, CHECKPOINT, PROMPT, AGGREGATE = "generation", "engine", "checkpoint", "prompt", "aggregate"
 
 
 @dataclass(frozen=True)
@@ -56,7 +58,8 @@ class Knob:
     apply: Callable[[Any, Any, Any], None] | None = None  # (engine, value, eval config): set before generating
     on_base: bool = True  # a method's base model is evaluated at it too (False: only trained models have it)
     export: Callable[[Any, Any, Any], Any] | None = None  # (checkpoint, value, out): a plain checkpoint with it baked in
-    kind: str = ENGINE  # GENERATION (swept by budget forcing), ENGINE (set on the engine), CHECKPOINT, PROMPT
+    kind: str = ENGINE  # GENERATION (swept by budget forcing), ENGINE (set on the engine), CHECKPOINT, PROMPT,
+    # AGGREGATE (computed from a setting's samples after generation)
     order: int = 50  # leaderboard columns: smaller first
     # PROMPT knobs: the instruction a value places in the prompt ((value, eval config) -> text, or None), the
     # thinking tokens a value allows ((value, eval config) -> int, or None: it states none), and a generation
@@ -97,6 +100,13 @@ KNOBS.register("bound_forcing")(Knob(
     "bound_forcing", "BF", "with a prompt control (eval.token_bounds, ...): cap the thinking at the bound each "
     "setting states (s1's '+ budget forcing'); one curve per value", title="budget forcing at the stated bound",
     key="bound_forcing", type=bool, kind=GENERATION, order=3))
+# Parallel scaling (Snell et al. 2024; Wang et al. 2023, self-consistency): N samples and a vote, from the k samples
+# the largest budget already generated (`evaluation/results.py` `vote_results`).
+KNOBS.register("votes")(Knob(
+    "votes", "maj", "parallel scaling: a majority vote over the first N of each problem's k samples at the largest "
+    "budget (needs eval.k >= N and eval.temperature > 0; one generation of k serves every N); its thinking tokens and "
+    "FLOPs are the N samples' sum", title="majority vote over N samples", point="maj@", key="votes", type=int,
+    bounds={"ge": 1}, kind=AGGREGATE, order=2))
 # A staged recipe's checkpoints (`training/stages.py`: R1's pipeline, DeepScaleR's context stages): which stage's
 # checkpoint was evaluated.
 KNOBS.register("stage")(Knob(
