@@ -74,8 +74,13 @@ def reading(table: dict, long: dict, near: float = 0.05) -> str:
     better = [(q[1], q[0], q[2], q[3]) for q in kept if q[0] <= tokens + near and -q[1] > p["accuracy"]]
     if better:
         top = min(b[0] for b in better)
-        names = sorted({b[2] + (f" at {b[3]['setting']}" if b[3].get("setting") else "") for b in better
-                        if b[0] == top})
+        settings: dict[str, list[str]] = {}  # each method once, with the settings of its points there
+        for b in sorted(better, key=lambda b: (b[2], b[1])):
+            if b[0] == top:
+                settings.setdefault(b[2], [])
+                if b[3].get("setting") and b[3]["setting"] not in settings[b[2]]:
+                    settings[b[2]].append(b[3]["setting"])
+        names = [name + (f" ({', '.join(v)})" if v else "") for name, v in sorted(settings.items())]
         length = max(b[1] for b in better if b[0] == top)
         out += (f"; within {near:g} tokens of it, {', '.join(names)} reach{'es' if len(names) == 1 else ''} "
                 f"{-top:.3f} (at up to {length:.2f} tokens)")
