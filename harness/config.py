@@ -251,6 +251,15 @@ def with_preset(cfg: Any, preset: dict[str, Any]) -> Any:
     return cfg
 
 
+def carried(cls: type, source: Any, **overrides: Any) -> Any:
+    """A `cls` config holding `source`'s values for the fields both have, then `overrides` (a staged or composite
+    recipe's sub-config: e.g. an SFT stage's config from an RL method's)."""
+    import dataclasses
+
+    shared = {f.name: getattr(source, f.name) for f in dataclasses.fields(cls) if hasattr(source, f.name)}
+    return cls(**{**shared, **overrides})
+
+
 def to_dict(cfg: Any) -> dict[str, Any]:
     return dataclasses.asdict(cfg)
 

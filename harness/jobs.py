@@ -269,7 +269,7 @@ def load_train_data(cfg):
 
     data_dir = find_data_dir(cfg.data_dir)
     if hasattr(cfg, "train_data"):
-        return registry.load_examples(cfg.train_data, data_dir)
+        return load_sft_data(cfg.train_data, cfg.data_dir)
     task = registry.get(cfg.train_task)
     problems, source = task.load(data_dir, split="train")
     return TaskData(cfg.train_task, task, problems, source, len(problems))

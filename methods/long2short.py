@@ -135,10 +135,10 @@ def merge(cfg: Config, ctx):
 
 def _sft_config(cfg: Config):
     """The SFT loop's config for `shortest`: the shared fields carried over, `train_steps` steps."""
+    from rzoo.harness.config import carried
     from rzoo.harness.training.config import SFTConfig
 
-    shared = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(SFTConfig) if hasattr(cfg, f.name)}
-    return SFTConfig(**{**shared, "max_steps": cfg.train_steps, "aggregation": "token_mean"})
+    return carried(SFTConfig, cfg, max_steps=cfg.train_steps, aggregation="token_mean")
 
 
 def _example(problem_by_id, task, sample):

@@ -55,12 +55,12 @@ def dpo_pairs(samples: list[Sample], ratio: float = 1.5) -> list[tuple[Sample, S
 
 
 def to_sample(task, problem, c, fmt) -> Sample:
-    """A completion as an SFT example's parts: the format adds the newline before the close and the separator
-    after it (`ThinkingFormat.completion_text`), so they are not kept twice; correct = closed and scored 1."""
+    """A completion as an SFT example's parts (`rejection_sft.split`); correct = closed and scored 1."""
     from rzoo.harness.generation import thinking as T
+    from rzoo.harness.training.rejection_sft import split
 
     closed = c.thinking_end != T.INCOMPLETE
-    thinking, answer = c.thinking_text.removesuffix("\n"), c.answer_text.removeprefix(fmt.separator)
+    thinking, answer = split(c, fmt)
     return Sample(problem.id, c.sample_index, thinking, answer, len(c.completion_ids),
                   closed and task.score(problem, c.answer_text) == 1.0)
 
@@ -74,25 +74,21 @@ def by_problem(samples: list[Sample]) -> dict[str, list[Sample]]:
 
 def sample_long(cfg, ctx, progress: bool = True) -> list[Sample]:
     """The long model's samples of the run's training problems (read back when the run already has them)."""
-    from rzoo.harness import engines
-    from rzoo.harness.generation import forcing as G
     from rzoo.harness.generation import thinking as T
-    from rzoo.harness.generation.engine import mix_seed
     from rzoo.harness.runstore import atomic_write_jsonl
+    from rzoo.harness.training.rejection_sft import sample_problems
 
     path = Path(ctx.run.path) / "long2short" / "samples.jsonl"
     if path.is_file():
         return [Sample(**json.loads(line)) for line in path.read_text(encoding="utf-8").splitlines()]
     task, problems = ctx.data.task, ctx.data.problems[:cfg.sample_problems]
-    engine = engines.load(ctx.model, "hf", cfg.dtype, cfg.seed)
-    fmt = T.ThinkingFormat.detect(engine.tokenizer)
-    prompts = [T.build_prompt(engine.tokenizer, task.messages(p), fmt) for p in problems]
     n = cfg.samples_per_prompt
     print(f"[long2short] sampling {len(problems)} problems x {n} from the long model", flush=True)
-    rows = G.generate(engine, prompts, T.Budget(cfg.max_thinking_tokens, cfg.answer_tokens, force_close=cfg.force_close),
-                      n=n, sampling=G.Sampling(temperature=cfg.temperature, batch_size=cfg.generation_batch_size),
-                      seed=cfg.seed, fmt=fmt, progress=progress,
-                      row_seeds=[mix_seed(cfg.seed, p.id, j, "long2short") for p in problems for j in range(n)])
+    rows, fmt, _ = sample_problems(ctx.model, task, problems, k=n,
+                                   budget=T.Budget(cfg.max_thinking_tokens, cfg.answer_tokens,
+                                                   force_close=cfg.force_close),
+                                   temperature=cfg.temperature, seed=cfg.seed, dtype=cfg.dtype,
+                                   batch_size=cfg.generation_batch_size, tag="long2short", progress=progress)
     out = [to_sample(task, problems[c.prompt_index], c, fmt) for c in rows]
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_jsonl(path, [asdict(s) for s in out])

@@ -37,10 +37,11 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from rzoo.harness.config import ConfigError
+from rzoo.harness.config import ConfigError, carried
 from rzoo.harness.config import option as _f
 from rzoo.harness.method import Method
-from rzoo.harness.training import language, rejection_sft, rewards, rl, sft, stages
+from rzoo.harness.training import rejection_sft, rewards, rl, sft, stages
+from rzoo.harness.training.language import LANGUAGES, share
 from rzoo.harness.training.config import RL_TINY, RLConfig, SFTConfig
 
 from . import grpo
@@ -101,7 +102,7 @@ class Config(RLConfig):
 
     def validate(self) -> None:
         super().validate()
-        language.LANGUAGES.get(self.language)  # an unknown name fails here, with the valid ones
+        LANGUAGES.get(self.language)  # an unknown name fails here, with the valid ones
         if self.reward != "r1" and self.language_weight:
             raise ConfigError(f"language_weight={self.language_weight} is read by reward=r1 only, not "
                               f"{self.reward!r}")
@@ -136,12 +137,10 @@ def r1_reward(task, problem, group, *, step: int, accuracy_weight: float = 1.0, 
               language: str = "en", language_weight: float = 1.0) -> list[dict[str, float]]:
     """R1's rule rewards (§2.3.2): R1-Zero's accuracy + format, plus the language consistency of the thinking
     (its share of words in the target language; 0 for a thinking with no words, so an empty chain earns none)."""
-    from rzoo.harness.training import language as L
-
     out = []
     for c in group:
         acc, fmt = rewards.accuracy(task, problem, c), grpo.format_reward(c)
-        lc = L.share(c.thinking_text, language) or 0.0
+        lc = share(c.thinking_text, language) or 0.0
         out.append({"accuracy": acc, "format": fmt, "language": lc,
                     "total": accuracy_weight * acc + format_weight * fmt + language_weight * lc})
     return out
@@ -149,10 +148,8 @@ def r1_reward(task, problem, group, *, step: int, accuracy_weight: float = 1.0, 
 
 def sft_config(cfg: Config, *, lr: float, epochs: float, steps: int | None, limit: int | None = None) -> SFTConfig:
     """An SFT stage's config: the run's shared fields (model, seed, dtype, optimiser...), the stage's own."""
-    shared = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(SFTConfig) if hasattr(cfg, f.name)}
-    return SFTConfig(**{**shared, "lr": lr, "epochs": epochs, "max_steps": steps, "limit": limit,
-                        "batch_size": cfg.sft_batch_size, "max_length": cfg.sft_max_length,
-                        "train_data": "(the stage's)", "warmup_ratio": 0.0})
+    return carried(SFTConfig, cfg, lr=lr, epochs=epochs, max_steps=steps, limit=limit, batch_size=cfg.sft_batch_size,
+                   max_length=cfg.sft_max_length, train_data="(the stage's)", warmup_ratio=0.0)
 
 
 def cold_start_data(cfg: Config):

@@ -197,8 +197,8 @@ def chain_accuracy(model, tokenizer, rows) -> float:
     ids, attn, cmask = (t.to(model.device) for t in collate(rows, tokenizer.pad_token_id))  # the model's device
     with torch.no_grad():
         pred = model(input_ids=ids, attention_mask=attn).logits[:, :-1].argmax(-1)
-    value = torch.arange(int(ids.max().item()) + len(tokenizer) + 1, device=ids.device)  # token id -> its value's id
-    value[torch.tensor(letters, device=ids.device)] = torch.tensor(digits, device=ids.device)
+    value = torch.arange(len(tokenizer), device=ids.device)  # token id -> the id of its value's digit token
+    value[letters] = torch.tensor(digits, device=ids.device)
     target = ids[:, 1:]
     chain = cmask[:, 1:].bool() & torch.isin(target, torch.tensor(sorted(digits + letters), device=ids.device))
     return float((value[pred[chain]] == value[target[chain]]).float().mean())

@@ -49,9 +49,12 @@ def write_task(td: TaskData, out_root: Path, model_info: dict, cfg, settings: li
     for s in all_settings:
         key = knobs.generation_key(s)
         tops[key] = max(tops.get(key, 0), s["budget"])
+    parts: dict[tuple, list[dict]] = {}  # each setting's sample rows, in order
+    for r in rows:
+        parts.setdefault(_setting_key(r), []).append(r)
     results = []
     for s in all_settings:
-        part = [r for r in rows if _setting_key(r) == _setting_key(s)]
+        part = parts.get(_setting_key(s), [])
         derived = cfg.sweep and s["budget"] < tops[knobs.generation_key(s)] and not s["waits"]
         results.append(_result(part, s, cfg, derived))
         label = knobs.label(s)
@@ -61,7 +64,7 @@ def write_task(td: TaskData, out_root: Path, model_info: dict, cfg, settings: li
         print(f"[eval] {td.name} {label}: accuracy {r['accuracy']:.3f}{other} ({r['n_problems']} problems x k={k}), "
               f"thinking tokens mean {r['thinking_tokens_mean']:.0f}, truncated {r['truncation_rate']:.2f}, "
               f"{r['seconds']:.0f}s", flush=True)
-    results += vote_results(td.name, rows, all_settings, cfg, tops)
+    results += vote_results(td.name, parts, all_settings, cfg, tops)
     curves = control_curves(results)
     print_curves(td.name, curves)
     record = protocol_record(cfg, td.name)
@@ -81,7 +84,7 @@ def write_task(td: TaskData, out_root: Path, model_info: dict, cfg, settings: li
     return results
 
 
-def vote_results(task: str, rows: list[dict], settings: list[dict], cfg, tops: dict) -> list[dict]:
+def vote_results(task: str, parts: dict[tuple, list[dict]], settings: list[dict], cfg, tops: dict) -> list[dict]:
     """`eval.votes`: for each budget curve's largest budget (no Waits), one row per N: the majority vote over the
     first N of each problem's samples (`metrics.vote_summary`), under the `votes` knob. No generation of its own:
     the k samples that budget already has serve every N."""
@@ -92,7 +95,7 @@ def vote_results(task: str, rows: list[dict], settings: list[dict], cfg, tops: d
     for s in settings:
         if not ns or s.get("knob") != "budget" or s.get("waits") or s["budget"] < tops[knobs.generation_key(s)]:
             continue
-        part = [r for r in rows if _setting_key(r) == _setting_key(s)]
+        part = parts.get(_setting_key(s), [])
         for n in ns:
             out.append({**s, "votes": n, "knob": "votes", **metrics.vote_summary(part, n, cfg.seed),
                         "grader": part[0].get("grader", OWN_GRADER), "derived_from_sweep": True, "seconds": 0.0,

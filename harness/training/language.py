@@ -71,7 +71,7 @@ def script_words(text: str) -> list[tuple[str, str]]:
 def words(text: str, language: str) -> list[bool]:
     """For each word of `text` that has a language: whether it is in `language` (registered name)."""
     fn = LANGUAGES.get(language)
-    return [v for v in (fn(w) for w in fn.split(text)) if v is not None]
+    return [v for v in map(fn, fn.split(text)) if v is not None]
 
 
 def share(text: str, language: str) -> float | None:
@@ -83,10 +83,9 @@ def share(text: str, language: str) -> float | None:
 def token_share(ids: list[int], tokenizer, language: str) -> float | None:
     """The share of tokens in `language`: each token decoded alone; one holding any word of another language
     counts against it, one holding only target words for it, one with no language (spaces, digits) not at all."""
-    fn = LANGUAGES.get(language)
     marks = []
     for i in ids:
-        found = [v for v in (fn(w) for w in fn.split(tokenizer.decode([i]))) if v is not None]
+        found = words(tokenizer.decode([i]), language)
         if found:
             marks.append(all(found))
     return sum(marks) / len(marks) if marks else None

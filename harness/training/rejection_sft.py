@@ -104,12 +104,16 @@ def sample(model, task, problems, *, k: int, max_thinking_tokens: int, answer_to
     folder = Path(folder)
     if (folder / "report.json").is_file() and (folder / "data.jsonl").is_file():
         return read(folder), json.loads((folder / "report.json").read_text(encoding="utf-8"))
-    rows, prompts_messages = _generate(model, task, problems, k, max_thinking_tokens, answer_tokens, temperature,
-                                       seed, dtype, batch_size, progress, force_close=not filters.require_closed)
+    print(f"[rejection] sampling {len(problems)} problems x {k} from {model.spec}", flush=True)
+    # force_close=False (R1): a sample that runs out of thinking budget stays unclosed (and is dropped as such)
+    budget = T.Budget(max_thinking_tokens, answer_tokens, force_close=not filters.require_closed)
+    rows, fmt, messages = sample_problems(model, task, problems, k=k, budget=budget, temperature=temperature,
+                                          seed=seed, dtype=dtype, batch_size=batch_size, tag="rejection",
+                                          progress=progress)
     samples, seen, kept = [], set(), []
-    for c, fmt in rows:
+    for c in rows:
         problem = problems[c.prompt_index]
-        thinking, answer = c.thinking_text.removesuffix("\n"), c.answer_text.removeprefix(fmt.separator)
+        thinking, answer = split(c, fmt)
         ids = list(c.thinking_ids)  # as generated (a re-encoding of the text may split it otherwise)
         closed = c.thinking_end == T.CLOSED or (not filters.require_closed and c.thinking_end != T.INCOMPLETE)
         reason = judge(closed=closed, correct=closed and task.score(problem, c.answer_text) == 1.0,
@@ -118,7 +122,7 @@ def sample(model, task, problems, *, k: int, max_thinking_tokens: int, answer_to
             reason = "duplicate"
         if reason == KEPT:
             seen.add((problem.id, thinking, answer))
-            kept.append(Example(f"{problem.id}#{c.sample_index}", prompts_messages[c.prompt_index], thinking, answer,
+            kept.append(Example(f"{problem.id}#{c.sample_index}", messages[c.prompt_index], thinking, answer,
                                 meta={"problem": problem.id}))
         samples.append(Sample(problem.id, c.sample_index, thinking, answer, len(ids), L.share(thinking, filters.language),
                               reason))
@@ -139,8 +143,17 @@ def read(folder: Path) -> list:
             for r in read_jsonl(Path(folder) / "data.jsonl")]
 
 
-def _generate(model, task, problems, k, max_thinking_tokens, answer_tokens, temperature, seed, dtype, batch_size,
-              progress, force_close):
+def split(c, fmt) -> tuple[str, str]:
+    """A completion's thinking and answer as an SFT example's parts: the format adds the newline before the close
+    and the separator after it when it renders an example (`ThinkingFormat.completion_text`), so they are not kept."""
+    return c.thinking_text.removesuffix("\n"), c.answer_text.removeprefix(fmt.separator)
+
+
+def sample_problems(model, task, problems, *, k: int, budget, temperature: float, seed: int, dtype: str,
+                    batch_size: int, tag: str, progress: bool = True):
+    """`k` completions of each problem from `model` (the transformers engine), each row seeded by (seed, problem id,
+    sample index, `tag`), so a repeated or resumed step draws the same samples; returns (completions, the thinking
+    format, each problem's prompt messages)."""
     from .. import engines
     from ..generation import forcing as G
     from ..generation.engine import mix_seed
@@ -149,10 +162,7 @@ def _generate(model, task, problems, k, max_thinking_tokens, answer_tokens, temp
     fmt = T.ThinkingFormat.detect(engine.tokenizer)
     messages = [task.messages(p) for p in problems]
     prompts = [T.build_prompt(engine.tokenizer, m, fmt) for m in messages]
-    print(f"[rejection] sampling {len(problems)} problems x {k} from {model.spec}", flush=True)
-    # force_close=False (R1): a sample that runs out of thinking budget stays unclosed (and is dropped as such)
-    rows = G.generate(engine, prompts, T.Budget(max_thinking_tokens, answer_tokens, force_close=force_close), n=k,
-                      sampling=G.Sampling(temperature=temperature, batch_size=batch_size), seed=seed, fmt=fmt,
-                      progress=progress,
-                      row_seeds=[mix_seed(seed, p.id, j, "rejection") for p in problems for j in range(k)])
-    return [(c, fmt) for c in rows], messages
+    rows = G.generate(engine, prompts, budget, n=k, sampling=G.Sampling(temperature=temperature, batch_size=batch_size),
+                      seed=seed, fmt=fmt, progress=progress,
+                      row_seeds=[mix_seed(seed, p.id, j, tag) for p in problems for j in range(k)])
+    return rows, fmt, messages

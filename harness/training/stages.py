@@ -195,7 +195,3 @@ def finished(run_path: Path, last: bool = False) -> list[tuple[int, str, Path]]:
 def resumable(run_path: Path) -> bool:
     """A staged run that began a stage (something to continue)."""
     return any((folder / "config.json").is_file() for _, _, folder in stage_folders(run_path))
-
-
-def read_done(folder: Path) -> dict:
-    return json.loads((folder / DONE).read_text(encoding="utf-8"))
