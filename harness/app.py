@@ -14,6 +14,7 @@ leaderboard: the core receives tasks and data as objects. Layers, top to bottom 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import signal
 import threading
@@ -22,6 +23,8 @@ from pathlib import Path
 
 from .config import config_hash
 from .jobs import Job, load_eval_tasks, load_train_data
+from .evaluation.config import TRAINED_PRM
+from .method import SCORER
 
 
 def _print_table(summary: dict[str, list[dict]], label: str) -> None:
@@ -218,15 +221,20 @@ def _run_job(job: Job, progress: bool):
     try:
         steps.start()
         summaries = {}
-        if job.evaluates and job.trains and job.eval.baseline:
+        scorer = job.trains and job.declaration.checkpoint == SCORER  # a PRM: the policy is evaluated, guided by it
+        if job.evaluates and job.trains and job.eval.baseline and not scorer:
             info = {"spec": steps.resolved.spec, "source": steps.resolved.source, "role": "base"}
             summaries["base"] = steps.evaluate(steps.resolved, "eval_base", info, ecfg=job.eval.for_base())
         model = steps.train() if job.trains else steps.resolved
         if job.evaluates:
+            ecfg = None
+            if scorer:  # eval.prm=trained (the method's preset) is this run's checkpoint
+                ecfg = dataclasses.replace(job.eval, prm=model.path if job.eval.prm == TRAINED_PRM else job.eval.prm)
+                model = steps.resolved
             info = {"spec": model.spec, "source": model.source, "base_model": steps.resolved.source,
                     "method": job.method, "run": str(steps.run.path)}
             steps.eval_info = info
-            summaries["eval"] = steps.evaluate(model, "eval", info)
+            summaries["eval"] = steps.evaluate(model, "eval", info, ecfg=ecfg)
             if job.trains and steps.main and getattr(job.config, "report_to", "none") != "none":
                 from .training import tracking  # the evaluation's numbers beside the training's, at its last step
 

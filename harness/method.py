@@ -15,8 +15,9 @@ What it holds:
   registry's first lookup;
 - `curves(run_path)`: extra evaluations of a finished run (e.g. DeepScaleR's stage checkpoints on one curve);
 - `label(cfg)`: how plots and the leaderboard name a run (e.g. by variant); default: the method's name;
-- `checkpoint`: what the run's checkpoint is: a full `MODEL`, an `ADAPTER` (LoRA, loaded with its base) or
-  `NONE` (a recipe without training, e.g. s1's test-time controls, whose `evaluation` is the
+- `checkpoint`: what the run's checkpoint is: a full `MODEL`, an `ADAPTER` (LoRA, loaded with its base), a
+  `SCORER` (a process reward model: the run's evaluation is of its base, the policy, with the checkpoint as
+  `eval.prm`) or `NONE` (a recipe without training, e.g. s1's test-time controls, whose `evaluation` is the
   `harness eval` it runs);
 - `figures`: the zoo page's figures its run appears in (besides before/after, where every trained run is);
 - `tiny`: key=value overrides for the contract test on a tiny fixture model; values may name the fixtures
@@ -36,14 +37,15 @@ if TYPE_CHECKING:  # annotations only: this module sits at the foundation and im
 
     from .registry import Registry
 
-MODEL, ADAPTER, NONE = "model", "adapter", "none"
+MODEL, ADAPTER, NONE, SCORER = "model", "adapter", "none", "scorer"
 
 # The zoo page's figures a recipe's run appears in (`Method.figures`; `leaderboard/zoo_figures.py` reads them from
 # zoo.json and names no method): a point or line on the compression frontier; the frontier's long model is this
-# run's base; its budget-forcing and Wait curves; s1's controls; a recurrent model's iterations.
-FRONTIER, LONG_BASE, BUDGET_CURVES, CONTROLS, ITERATIONS = (
-    "frontier", "frontier_long_base", "budget_curves", "controls", "iterations")
-FIGURES = (FRONTIER, LONG_BASE, BUDGET_CURVES, CONTROLS, ITERATIONS)
+# run's base; its budget-forcing and Wait curves; s1's controls; a recurrent model's iterations; votes and PRM-guided
+# searches over its policy (the parallel and search families).
+FRONTIER, LONG_BASE, BUDGET_CURVES, CONTROLS, ITERATIONS, SEARCH = (
+    "frontier", "frontier_long_base", "budget_curves", "controls", "iterations", "search")
+FIGURES = (FRONTIER, LONG_BASE, BUDGET_CURVES, CONTROLS, ITERATIONS, SEARCH)
 
 
 @dataclass(frozen=True)
@@ -73,8 +75,8 @@ class Method:
     figures: tuple[str, ...] = ()  # the zoo figures its run appears in (FIGURES; the before/after one: every run)
 
     def __post_init__(self) -> None:
-        if self.checkpoint not in (MODEL, ADAPTER, NONE):
-            raise ValueError(f"method {self.name!r}: checkpoint must be {MODEL!r}, {ADAPTER!r} or {NONE!r}")
+        if self.checkpoint not in (MODEL, ADAPTER, NONE, SCORER):
+            raise ValueError(f"method {self.name!r}: checkpoint must be {MODEL!r}, {ADAPTER!r}, {SCORER!r} or {NONE!r}")
         if (self.train is None) != (self.checkpoint == NONE) or (self.config is None) != (self.train is None):
             raise ValueError(f"method {self.name!r}: a recipe without training has no config, no train and "
                              f"checkpoint={NONE!r}; one that trains has all three")

@@ -14,7 +14,7 @@ import math
 from pathlib import Path
 
 AXES = {
-    "tokens": ("thinking_tokens_mean", "mean thinking tokens per answer (log scale; a vote: its N samples')", "accuracy_vs_thinking_tokens"),
+    "tokens": ("thinking_tokens_mean", "mean thinking tokens per answer (log scale; a vote: its N samples', a search: all its candidates')", "accuracy_vs_thinking_tokens"),
     "flops": ("flops_mean", "mean inference FLOPs per answer, estimated (log scale)", "accuracy_vs_flops"),
 }
 FORMATS = ("png", "svg")

@@ -129,23 +129,47 @@ def frontier(state: dict, assets: Path) -> tuple[list[Path], str]:
     return draw(table, long, assets, "zoo-frontier", markers), reading(table, long)
 
 
-def test_time(state: dict, assets: Path) -> tuple[list[Path], str]:
-    """Budget forcing and Waits (s1's trained model), s1's controls (testbed:conditional), latent iterations: the
-    recipes whose declarations name these figures (`harness.method`)."""
-    from rzoo.harness.method import BUDGET_CURVES, CONTROLS, ITERATIONS
+FAMILIES = ("sequential", "parallel", "search", "latent")
+# A search recipe's rows by knob: which family draws them, and its legend's words
+_SEARCH_LINES = {"votes": ("parallel", "majority vote"), "prm_votes": ("parallel", "PRM-weighted vote"),
+                 "prm_best": ("parallel", "best-of-N (PRM)"), "beam": ("search", "beam search"),
+                 "dvts": ("search", "DVTS"), "mcts": ("search", "MCTS"),
+                 "compute_optimal": ("search", "compute-optimal (per bin)")}
 
-    lines = {}  # label -> rows (accuracy, thinking_tokens_mean, flops_mean)
-    caps = None  # the label of the first budget-forcing curve (the written chain the recurrent model is held to)
+
+def _budget_lines(name: str, rows: list[dict]) -> dict[str, list[dict]]:
+    """A run's budget-forcing curve (caps) and its Wait extensions."""
+    out = {f"{name}: budget forcing (caps)": sorted([r for r in rows if not r.get("waits") and
+                                                     (r.get("knob") or "budget") in ("budget", "waits")],
+                                                    key=lambda r: r["budget"])}
+    waits = [r for r in rows if r.get("waits")]
+    if waits:
+        out[f"{name}: Wait extensions"] = sorted(waits, key=lambda r: r["waits"])
+    return out
+
+
+def _families(state: dict) -> tuple[dict[str, dict[str, list[dict]]], list[dict], tuple | None, dict]:
+    """{family: {label: rows}}, s1's control curves, the recurrent model's curve, and each search recipe's rows by
+    knob (for the sentence)."""
+    from rzoo.harness.method import BUDGET_CURVES, CONTROLS, ITERATIONS, SEARCH
+
+    fams: dict[str, dict[str, list[dict]]] = {f: {} for f in FAMILIES}
     for name, entry in _in(state, BUDGET_CURVES).items():
+        fams["sequential"].update(_budget_lines(name, _results(entry["run"], "eval")["results"]))
+    searched = {}
+    for name, entry in _in(state, SEARCH).items():
         rows = _results(entry["run"], "eval")["results"]
-        lines[f"{name}: budget forcing (caps)"] = sorted([r for r in rows if not r.get("waits")],
-                                                         key=lambda r: r["budget"])
-        caps = caps or f"{name}: budget forcing (caps)"
-        waits = [r for r in rows if r.get("waits")]
-        if waits:
-            lines[f"{name}: Wait extensions"] = sorted(waits, key=lambda r: r["waits"])
-    controls = next(iter(_in(state, CONTROLS, "eval").values()), None)
+        fams["sequential"].update(_budget_lines(f"{name}'s policy", rows))
+        by_knob: dict[str, list[dict]] = {}
+        for r in rows:
+            if r.get("knob") in _SEARCH_LINES:
+                by_knob.setdefault(r["knob"], []).append(r)
+        for knob, members in by_knob.items():
+            family, words = _SEARCH_LINES[knob]
+            fams[family][f"{name}: {words}"] = sorted(members, key=lambda r: r[knob])
+        searched[name] = by_knob
     curves = []
+    controls = next(iter(_in(state, CONTROLS, "eval").values()), None)
     if controls:
         data = _results(controls["run"], "eval")
         from rzoo.harness.generation import knobs
@@ -155,39 +179,58 @@ def test_time(state: dict, assets: Path) -> tuple[list[Path], str]:
             by_curve.setdefault(knobs.curve_key(r), []).append(r)
         curves = data.get("curves", [])
         for c, rows in zip(curves, by_curve.values()):
-            name = c["title"] + (" + BF" if "BF=True" in c["series"] else "")
-            lines[f"conditional model: {name}"] = sorted(rows, key=lambda r: r["thinking_tokens_mean"])
-    iterations = None  # the recurrent model's curve over the knob it sweeps at the largest budget
+            label = c["title"] + (" + BF" if "BF=True" in c["series"] else "")
+            fams["sequential"][f"conditional model: {label}"] = sorted(rows, key=lambda r: r["thinking_tokens_mean"])
+    iterations = None
     recurrent = next(iter(_in(state, ITERATIONS).items()), None)
     if recurrent:
-        iterations = _curve(_results(recurrent[1]["run"], "eval")["results"])
-    if not lines and iterations is None:
+        knob, rows = _curve(_results(recurrent[1]["run"], "eval")["results"])
+        fams["latent"][f"{recurrent[0]}: {_caption(knob)}"] = rows
+        iterations = (recurrent[0], knob, rows)
+    return fams, curves, iterations, searched
+
+
+def test_time(state: dict, assets: Path) -> tuple[list[Path], str]:
+    """How test-time compute is spent, one column per family on shared axes: sequential (budget forcing, Waits, s1's
+    controls), parallel (votes over N samples), search (PRM-guided beam, DVTS, MCTS, compute-optimal) and latent
+    (a recurrent model's iterations); thinking tokens above, FLOPs below (the recurrent model writes no tokens)."""
+    fams, curves, iterations, searched = _families(state)
+    if not any(fams.values()):
         return [], ""
-    plt, fig, axes = _figure(2, 1, width=5.6, height=4.0)
-    tok, flo = axes[0]
-    for label, rows in lines.items():
-        style = "--" if "+ BF" in label else "-"
-        tok.plot([r["thinking_tokens_mean"] for r in rows], [r["accuracy"] for r in rows], marker="o", ls=style,
-                 label=label, markersize=4)
-        flo.plot([r["flops_mean"] for r in rows], [r["accuracy"] for r in rows], marker="o", ls=style, markersize=4)
-    if iterations:
-        knob, rows = iterations
-        flo.plot([r["flops_mean"] for r in rows], [r["accuracy"] for r in rows], "k^-",
-                 label=f"{recurrent[0]}: {_caption(knob)}")
-    tok.set_xlabel("mean thinking tokens (linear)")
-    flo.set_xlabel("estimated FLOPs per sample (log)")
-    flo.set_xscale("log")
-    for ax in (tok, flo):
-        ax.set_ylabel("accuracy")
-        ax.set_ylim(-0.04, 1.06)
-        ax.grid(color="0.9")
-    tok.set_title("thinking tokens (the recurrent model writes none)", fontsize=9)
-    flo.set_title("estimated FLOPs: every knob", fontsize=9)
-    handles, labels = tok.get_legend_handles_labels()
-    h2, l2 = flo.get_legend_handles_labels()
-    fig.legend(handles + h2, labels + l2, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=2, fontsize=7,
-               frameon=False)
+    drawn = [f for f in FAMILIES if fams[f]]
+    plt, fig, axes = _figure(len(drawn), 2, width=3.5, height=2.9)
+    for col, family in enumerate(drawn):
+        tok, flo = axes[0][col], axes[1][col]
+        for label, rows in fams[family].items():
+            style = "--" if "+ BF" in label or "compute-optimal" in label else "-"
+            if family != "latent":
+                tok.plot([r["thinking_tokens_mean"] for r in rows], [r["accuracy"] for r in rows], marker="o",
+                         ls=style, markersize=3)
+            flo.plot([r["flops_mean"] for r in rows], [r["accuracy"] for r in rows], marker="o", ls=style,
+                     markersize=3, label=label)
+        if family == "latent":
+            tok.text(0.5, 0.5, "writes no thinking tokens", ha="center", va="center", fontsize=8, color="0.4",
+                     transform=tok.transAxes)
+        tok.set_title(family, fontsize=10)
+        flo.legend(loc="upper center", bbox_to_anchor=(0.5, -0.32), fontsize=6.5, frameon=False)
+    for row, (label, log) in enumerate((("thinking tokens per answer", True), ("FLOPs per answer", True))):
+        used = [ax for ax, f in zip(axes[row], drawn) if not (row == 0 and f == "latent")]
+        key = "thinking_tokens_mean" if row == 0 else "flops_mean"
+        xs = [r[key] for f in drawn if not (row == 0 and f == "latent") for rows in fams[f].values() for r in rows
+              if r.get(key)]
+        for ax in axes[row]:
+            ax.set_ylim(-0.04, 1.06)
+            ax.grid(color="0.9")
+            if ax in used and xs:
+                ax.set_xscale("log" if log else "linear")
+                ax.set_xlim(min(xs) / 1.3, max(xs) * 1.3)  # shared across the families
+            ax.set_xlabel(label, fontsize=8)
+        axes[row][0].set_ylabel("accuracy")
     files = _save(plt, fig, assets, "zoo-test-time")
+    return files, _sentence(curves, iterations, fams, searched)
+
+
+def _sentence(curves: list[dict], iterations, fams: dict, searched: dict) -> str:
     parts = []
     scored = [c for c in curves if c.get("scaling") is not None]
     if scored:
@@ -200,20 +243,35 @@ def test_time(state: dict, assets: Path) -> tuple[list[Path], str]:
             text += (f" and {worst['title']}{' (' + worst['series'] + ')' if worst['series'] else ''} keeps to its "
                      f"bound least (Control {worst['control']:.0%})")
         parts.append(text)
+    caps = next((label for label in fams["sequential"] if label.endswith("budget forcing (caps)")
+                 and "policy" not in label), None)
     if iterations and caps:
-        knob, rows = iterations
+        name, knob, rows = iterations
         lat = max(rows, key=lambda r: r["accuracy"])
         at = _label(knob, lat.get(knob))
-        cot = [r for r in lines[caps] if r["accuracy"] >= lat["accuracy"]]
+        cot = [r for r in fams["sequential"][caps] if r["accuracy"] >= lat["accuracy"]]
         if cot:
             c = min(cot, key=lambda r: r["flops_mean"])
-            parts.append(f"the recurrent model's best ({recurrent[0]}), {lat['accuracy']:.3f} at {at} "
+            parts.append(f"the recurrent model's best ({name}), {lat['accuracy']:.3f} at {at} "
                          f"({lat['flops_mean']:.2g} FLOPs), is matched by {caps.split(':')[0]}'s written chain at "
                          f"{c['flops_mean']:.2g} FLOPs (budget {c['budget']})")
         else:
-            parts.append(f"the recurrent model ({recurrent[0]}) reaches {lat['accuracy']:.3f} at {at}")
+            parts.append(f"the recurrent model ({name}) reaches {lat['accuracy']:.3f} at {at}")
+    for name, by_knob in searched.items():
+        points = [(knob, r) for knob, rows in by_knob.items() for r in rows]
+        if not points:
+            continue
+        tokens = sorted(r["thinking_tokens_mean"] for _, r in points)
+        small = tokens[len(tokens) // 4]
+        pick = lambda cap: max(((k, r) for k, r in points if r["thinking_tokens_mean"] <= cap),  # noqa: E731
+                               key=lambda x: (x[1]["accuracy"], -x[1]["thinking_tokens_mean"]))
+        (k1, r1), (k2, r2) = pick(small), pick(tokens[-1])
+        parts.append(f"on {name}'s policy, the most accurate answer within {small:.0f} thinking tokens is "
+                     f"{_SEARCH_LINES[k1][1]} at N={r1[k1]} ({r1['accuracy']:.3f}), and at any compute "
+                     f"{_SEARCH_LINES[k2][1]} at N={r2[k2]} ({r2['accuracy']:.3f}, {r2['thinking_tokens_mean']:.0f} "
+                     "tokens)")
     sentence = "; ".join(parts) + "."
-    return files, sentence[0].upper() + sentence[1:] if parts else ""
+    return sentence[0].upper() + sentence[1:] if parts else ""
 
 
 def _caption(knob: str) -> str:
@@ -234,4 +292,5 @@ def draw_all(state: dict, assets: Path) -> dict[str, tuple[list[Path], str]]:
     """{title: (files, sentence)} for the figures the zoo's finished recipes allow."""
     return {"Training recipes: each trained model beside its base": before_after(state, assets),
             "The compression frontier: from one long model to short ones": frontier(state, assets),
-            "Test-time compute: budget forcing, Waits, s1's controls and latent iterations": test_time(state, assets)}
+            "Test-time compute, one family per column: sequential, parallel, PRM-guided search, latent":
+                test_time(state, assets)}

@@ -38,6 +38,8 @@ REGISTRY.add("dr_grpo", "rzoo.methods.dr_grpo:METHOD", "Dr. GRPO: advantage with
              "instead of 1/|o_i|")
 REGISTRY.add("r1", "rzoo.methods.r1:METHOD", "DeepSeek-R1's pipeline: cold-start SFT, GRPO with a language-"
              "consistency reward, rejection-sampling SFT of the base, final RL (stages)")
+REGISTRY.add("prm", "rzoo.methods.prm:METHOD", "a process reward model: the policy's chains labelled step by step "
+             "(exact, or Math-Shepherd's rollouts), a token head; evaluates search guided by it")
 REGISTRY.add("s1", "rzoo.methods.s1:METHOD", "s1: SFT on reasoning traces (completion-only loss) + budget forcing "
              "(cap, Wait)")
 REGISTRY.add("s1_controls", "rzoo.methods.s1_controls:METHOD", "s1's test-time controls (token/step/class-"

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from rzoo.harness.data import OWN_GRADER, Grade, Problem, Reply, Source  # noqa: F401 - re-exported for task modules
+from rzoo.harness.generation.steps import MATH_STEPS, StepRule
 
 DATA_ENV = "RZOO_DATA"
 
@@ -169,6 +170,9 @@ class Task:
     # terms): the leaderboard then shows verdicts, letters and token counts but not the text. Pages
     # decide by the data's identity, not this name alone (`withheld.py`).
     publish_model_text: bool = True
+    # how a chain splits into steps, for a process reward model and a step-level search (`generation/steps.py`):
+    # a blank line ends a math step (Math-Shepherd's and Qwen2.5-Math-PRM's data, search-and-learn)
+    steps: StepRule = MATH_STEPS
 
     def rows(self, data_dir: DataDir | Path | None) -> tuple[list[dict], Source]:
         """Raw records: from a configured data directory; else from the hub when it answers; else
@@ -236,6 +240,11 @@ class Task:
         """The gold answers a reply may match: a list task's (`meta["answers"]`, any of them), else the one."""
         answers = problem.meta.get("answers") if problem.meta else None
         return tuple(answers) if answers else (problem.answer,)
+
+    def step_labels(self, problem: Problem, steps: list[str]) -> list[bool] | None:
+        """Exact labels of a chain's thinking steps (is the chain still right after each one?), where the task can
+        check a step; None where it cannot (a PRM's labels then come from Monte-Carlo rollouts, `methods/prm.py`)."""
+        return None
 
     def countdown_zero(self, thinking: str) -> int | None:
         """Where a step-conditional trace's countdown reaches 0 (s1's "0 steps left", its conditional models

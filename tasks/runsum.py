@@ -51,6 +51,7 @@ import re
 from pathlib import Path
 
 from rzoo.harness.data import Example, Grade, Problem, SFTData, Source
+from rzoo.harness.generation.steps import StepRule
 
 from .base import Task, TaskError, sha256_problems
 
@@ -166,6 +167,7 @@ class RunSum(Task):
     name = "runsum"
     family = None  # its own prompt format under every protocol
     description = "the testbed: sum mod 10 of n digits (n = difficulty 2-10); running sums buy accuracy"
+    steps = StepRule(None, 1)  # a step is one token: a running sum (" 3", or "D" in the second language), or "Wait"
 
     def load(self, data_dir: Path | None = None, split: str = "test") -> tuple[list[Problem], Source]:
         problems = generate(split, SIZES.get(split, 0))
@@ -190,6 +192,22 @@ class RunSum(Task):
 
         steps = re.match(rf"(?:\d(?: \d){{{STEP}}})*", thinking)
         return steps.end() if thinking[steps.end():steps.end() + 1] == "0" else None
+
+    def step_labels(self, problem: Problem, steps: list[str]) -> list[bool]:
+        """Exact step labels: the j-th value written (" 3" or its letter "D") must be the running sum of the first
+        j + 1 digits (the final sum once every digit is read: a re-check); "Wait" changes nothing; anything else is
+        wrong. A step is good while every step up to it is (the chain is still right)."""
+        sums = running_sums(problem.meta["digits"])
+        out, good, j = [], True, 0
+        for step in steps:
+            text = step.strip()
+            if text != "Wait":
+                value = int(text) if len(text) == 1 and text.isdigit() else (
+                    SECOND_LANGUAGE.index(text) if len(text) == 1 and text in SECOND_LANGUAGE else None)
+                good = good and value == sums[min(j, len(sums) - 1)]
+                j += 1
+            out.append(good)
+        return out
 
     def grade(self, problem: Problem, answer_text: str) -> Grade:
         boxes = _BOX.findall(answer_text)

@@ -24,7 +24,7 @@ from rzoo import methods, tasks
 from rzoo.harness.cli import main
 from rzoo.harness.config import ConfigError
 from rzoo.harness.jobs import resolve
-from rzoo.harness.method import ADAPTER
+from rzoo.harness.method import ADAPTER, SCORER
 from rzoo.harness.training import trainer
 from resume_check import assert_resumed_equals_uninterrupted
 
@@ -90,7 +90,7 @@ def _knob_tokens(method) -> list[str]:
 @pytest.mark.parametrize("name", TRAINED)
 def test_two_steps_checkpoint_loads_evaluates_and_resume_repeats(name, tiny_model_dir, tiny_recurrent_dir, runs_root,
                                                                   varying_task, sft_file, monkeypatch):
-    from transformers import AutoModelForCausalLM
+    from transformers import AutoModelForCausalLM, AutoModelForTokenClassification
 
     method = methods.get(name)
     fixtures = {"model": tiny_model_dir, "recurrent_model": tiny_recurrent_dir, "task": varying_task,
@@ -100,16 +100,23 @@ def test_two_steps_checkpoint_loads_evaluates_and_resume_repeats(name, tiny_mode
     (full,) = (runs_root / name).iterdir()
     meta = json.loads((full / "checkpoint" / "method.json").read_text())
     assert meta["method"] == name and meta["step"] == 2
-    loaded = AutoModelForCausalLM.from_pretrained(full / "checkpoint")  # plain transformers, no project code
-    if "recurrent_model" in json.dumps(dict(method.tiny)):
-        assert getattr(loaded, "supports_recurrence", False)  # the recurrent architecture was trained and resumed
+    if method.checkpoint == SCORER:  # a process reward model: plain transformers with its token head
+        AutoModelForTokenClassification.from_pretrained(full / "checkpoint")
+    else:
+        loaded = AutoModelForCausalLM.from_pretrained(full / "checkpoint")  # plain transformers, no project code
+        if "recurrent_model" in json.dumps(dict(method.tiny)):
+            assert getattr(loaded, "supports_recurrence", False)  # the recurrent architecture was trained and resumed
 
     # the checkpoint (and the run folder) is a model for `harness eval`, at each of the method's knobs
     card = (full / "checkpoint" / "README.md").read_text()
     assert name in card and meta["base_model"]["spec"] in card
     assert all(k.name in card for k in method.knobs)
-    # the run folder resolves to its checkpoint (tests/test_cot_valve.py gives the checkpoint folder itself)
-    assert main(["eval", f"model={full}", "task=arith", "eval.limit=2", "eval.budgets=[3]", "eval.answer_tokens=3",
+    # the run folder resolves to its checkpoint (tests/test_cot_valve.py gives the checkpoint folder itself); a
+    # scorer's run guides a search of the policy it was trained on
+    model = [f"model={full}"] if method.checkpoint != SCORER else [
+        f"model={meta['base_model']['spec']}", f"eval.prm={full}", "eval.beam=[2]", "eval.dvts=[2]", "eval.mcts=[2]",
+        "eval.search_candidates=2", "eval.k=2", "eval.temperature=1.0", "eval.prm_best=[2]", "eval.prm_votes=[1,2]"]
+    assert main(["eval", *model, "task=arith", "eval.limit=2", "eval.budgets=[3]", "eval.answer_tokens=3",
                  *_knob_tokens(method), "--no-progress"]) == 0
     for evaluated in sorted((runs_root / "eval").iterdir()):  # each knob value is a setting of its own
         results = json.loads((evaluated / "eval" / "arith" / "results.json").read_text())["results"]
@@ -117,6 +124,9 @@ def test_two_steps_checkpoint_loads_evaluates_and_resume_repeats(name, tiny_mode
             key, values = tokens.split("=")
             knob = next(k for k in method.knobs if k.key == key[5:])
             assert sorted({r[knob.name] for r in results if r.get(knob.name) is not None}) == json.loads(values)
+        if method.checkpoint == SCORER:  # one row per search and per PRM-picked vote
+            assert sorted((r["knob"], r[r["knob"]]) for r in results if r["knob"] != "budget") == [
+                ("beam", 2), ("dvts", 2), ("mcts", 2), ("prm_best", 2), ("prm_votes", 1), ("prm_votes", 2)]
     adapter = (full / "checkpoint" / "adapter_config.json").is_file()
     assert adapter == (method.checkpoint == ADAPTER)  # the declaration says what the checkpoint is
 

@@ -190,3 +190,19 @@ def test_ngram_speculation_keeps_greedy_output(vllm_model_dir):
     same = sum(a == b for a, b in zip(out["plain"], out["ngram"], strict=True))
     assert same == len(out["plain"]), f"identical {same}/{len(out['plain'])}"  # every completion and its accounting
     assert out["sampled"] == [True] * 6
+
+
+@pytest.mark.skipif(not HAVE_VLLM, reason="needs vLLM (make vllm-setup; make test-vllm)")
+def test_a_search_runs_on_vllm_as_on_hf(runs_root):
+    """Step-level search drives the engine protocol: beam search, DVTS and MCTS at temperature 0 keep the greedy chain
+    on vLLM as on transformers (tests/test_search.py), problem by problem but for numerical near-ties."""
+    from test_search import _greedy_eval
+
+    rows = {backend: _greedy_eval(runs_root, backend) for backend in ("hf", "vllm")}
+    for knob in ("beam", "dvts", "mcts"):
+        hf = {r["problem_id"]: (r["thinking"], r["answer"]) for r in rows["hf"] if r["knob"] == knob}
+        vl = {r["problem_id"]: (r["thinking"], r["answer"]) for r in rows["vllm"] if r["knob"] == knob}
+        assert hf.keys() == vl.keys() and len(hf) == 40
+        assert sum(hf[p] != vl[p] for p in hf) <= 2
+        plain = {r["problem_id"]: (r["thinking"], r["answer"]) for r in rows["vllm"] if r["knob"] == "budget"}
+        assert sum(plain[p] != vl[p] for p in vl) == 0

@@ -12,9 +12,13 @@ import itertools
 from dataclasses import dataclass
 
 from ..config import ConfigError
+from ..registry import UnknownName
 from ..config import option as _f
 from ..engines import BACKENDS
 from ..generation import knobs
+
+
+TRAINED_PRM = "trained"  # eval.prm: the PRM a method=prm run trains (its evaluation reads that run's checkpoint)
 
 
 @dataclass
@@ -60,6 +64,21 @@ class EvalConfig:
     dtype: str = _f("auto", "model dtype: auto (bf16 where measured faster: CUDA, CPUs with native bf16; else "
                             "fp32), float32, bfloat16")
     baseline: bool = _f(False, "train+eval: also evaluate the base model, for a before/after comparison")
+    prm: str | None = _f(None, "process reward model for eval.prm_votes / prm_best and the searches (eval.beam, dvts, "
+                               "mcts): a method=prm run or its checkpoint, a published PRM (folder or hub id: "
+                               "Math-Shepherd's or Qwen2.5-Math-PRM's convention), random (the control), or trained "
+                               "(in train+eval method=prm: the PRM it trains)")
+    prm_format: str = _f("auto", "the PRM's convention: auto (detected), head (method=prm), math_shepherd, qwen_prm")
+    prm_aggregate: str = _f("last", "a chain's PRM value from its step scores: last (default, as search-and-learn), "
+                                    "min or prod")
+    search_candidates: int = _f(4, "searches: candidate steps per expanded node (M; beam and DVTS keep N/M)", ge=1)
+    search_samples: int = _f(1, "searches: independent searches per problem at each search setting (each seeded on "
+                                "its own; accuracy averaged over them, as avg@k)", ge=1)
+    compute_optimal_bins: int = _f(4, "compute-optimal rows (Snell et al. 2024): difficulty bins (quantiles of the base "
+                                      "sampling's pass@1) in which a strategy is picked at each N where votes and "
+                                      "searches ran; 0 = off", ge=0)
+    search_select: str = _f("best", "searches: the answer among the finished chains: best (highest PRM value) or "
+                                    "weighted (the answer whose chains' values sum highest)")
     max_gen_toks: int = _f(0, "s1's 'auto' thinking budget: cap each budget at max_gen_toks - the task's longest "
                               "prompt (thinking opening included) - the forced close - 100 (s1's lm-eval "
                               "max_tokens_thinking=auto with max_gen_toks=32768); 0 = off", ge=0)
@@ -79,6 +98,7 @@ class EvalConfig:
         if votes and max(votes) > min([self.k, *self.per_task().values()]):
             raise ConfigError(f"eval.votes={votes} needs eval.k >= {max(votes)} for every task (the vote over N reads "
                               f"the first N of the k samples one generation made)")
+        self._validate_prm()
         if self.min_thinking_tokens > max(self.budgets):
             raise ConfigError("eval.min_thinking_tokens must not exceed the largest budget")
         if self.backend not in BACKENDS:
@@ -101,6 +121,32 @@ class EvalConfig:
 
             require_vllm()  # before any run folder exists
 
+    def _validate_prm(self) -> None:
+        from ..generation import prm, search
+
+        users = [k for k in knobs.of_kind(knobs.SEARCH) if getattr(self, k.key, None)]
+        scored = [k for k in (knobs.get("prm_votes"), knobs.get("prm_best")) if getattr(self, k.key, None)]
+        if (users or scored) and not self.prm:
+            raise ConfigError(f"eval.{(users + scored)[0].key} needs a process reward model: set eval.prm=<method=prm "
+                              "run, PRM folder or hub id, or random>")
+        for key, registry in (("prm_aggregate", prm.AGGREGATES), ("search_select", search.SELECTIONS)):
+            try:
+                registry.get(getattr(self, key))
+            except UnknownName as e:  # it lists the valid names and the closest ones
+                raise ConfigError(f"eval.{key}: {e}") from None
+        if self.prm_format not in ("auto", *prm.FORMATS):
+            raise ConfigError(f"eval.prm_format {self.prm_format!r} is not one of auto, {', '.join(prm.FORMATS)}")
+        for knob in users:
+            if knob.name == "mcts":
+                continue
+            bad = [n for n in getattr(self, knob.key) if n % self.search_candidates]
+            if bad:
+                raise ConfigError(f"eval.{knob.key}={bad}: N must be a multiple of eval.search_candidates "
+                                  f"({self.search_candidates}), N/M paths being kept")
+        for knob in scored:
+            if max(getattr(self, knob.key)) > min([self.k, *self.per_task().values()]):
+                raise ConfigError(f"eval.{knob.key} needs eval.k >= {max(getattr(self, knob.key))} for every task")
+
     def settings(self) -> list[dict]:
         """Every test-time setting this config evaluates, as {every knob: value or None, knob: the swept one}:
         the budgets (and Waits at the largest) at each combination of the engine knobs' values, then each
@@ -118,6 +164,8 @@ class EvalConfig:
                 knob = swept or ("waits" if waits else "budget")
                 out.append({**blank, "budget": budget, "waits": waits, **fixed, "knob": knob})
             out += [{**s, **fixed} for s in self.controls_settings()]
+            out += [{**blank, "budget": top, k.name: v, **fixed, "knob": k.name}
+                    for k in knobs.of_kind(knobs.SEARCH) for v in getattr(self, k.key, None) or []]
         return out
 
     def controls_settings(self) -> list[dict]:

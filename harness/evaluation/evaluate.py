@@ -203,10 +203,16 @@ def _evaluate_chunk(engine, td: TaskData, cfg: EvalConfig, group: list[dict], ch
     problems = [td.problems[i] for i in chunk]
     control = knobs.prompt_control(group[0])
     prompts = [T.build_prompt(engine.tokenizer, _messages(protocol, td.task, p, control, cfg), fmt) for p in problems]
-    k = cfg.samples(td.name)
+    search = knobs.search_of(group[0])
+    k = cfg.search_samples if search is not None else cfg.samples(td.name)
     engine.reset_stats()
     extra_cap = {}
-    if control is not None and control[0].generate is not None:  # a control with a generation of its own
+    if search is not None:  # a step-level search guided by a PRM (`generation/search.py`)
+        t = time.time()
+        key = (group[0]["budget"], group[0]["waits"])
+        by_setting = {key: search[0].generate(engine, prompts, search[1], cfg, problems, k, fmt, progress, td.task)}
+        seconds = {key: time.time() - t}
+    elif control is not None and control[0].generate is not None:  # a control with a generation of its own
         t = time.time()
         key = (group[0]["budget"], group[0]["waits"])
         by_setting = {key: control[0].generate(engine, prompts, control[1], cfg, problems, k, fmt, progress)}
@@ -224,6 +230,8 @@ def _evaluate_chunk(engine, td: TaskData, cfg: EvalConfig, group: list[dict], ch
             completions = _countdown(engine, prompts, completions, td, cfg, fmt, progress)
         part = grade_rows(td, problems, completions, s, shape, cfg.grade_unclosed, knobs.bound_of(s, cfg),
                           protocol.grader_for(td.task), fmt.close, cfg.reflection_words)
+        if _scored(cfg, s, group):  # the PRM's step scores, for the PRM-weighted vote and best-of-N
+            _score_rows(engine, td, problems, prompts, completions, part, cfg)
         for row in part:  # this chunk's generation time, shared by its rows (summed again in results)
             row["generation_seconds"] = seconds[(s["budget"], s["waits"])] / len(part)
             row["protocol"] = cfg.protocol
@@ -231,3 +239,24 @@ def _evaluate_chunk(engine, td: TaskData, cfg: EvalConfig, group: list[dict], ch
             row.update(extra_cap)
         rows.extend(part)
     return rows
+
+
+def _scored(cfg: EvalConfig, setting: dict, group: list[dict]) -> bool:
+    """Does this setting's samples need PRM scores: the largest budget of a budget curve, with eval.prm_votes or
+    eval.prm_best set."""
+    if not (getattr(cfg, "prm_votes", None) or getattr(cfg, "prm_best", None)):
+        return False
+    return (setting.get("knob") == "budget" and not setting.get("waits")
+            and setting["budget"] == max(s["budget"] for s in group if s.get("knob") == "budget"))
+
+
+def _score_rows(engine, td: TaskData, problems: list, prompts: list[str], completions, rows: list[dict], cfg) -> None:
+    """Each sample's PRM step scores (`prm_scores`) and the FLOPs of scoring it once (`prm_flops`), in place."""
+    from ..generation import prm, steps
+
+    scorer = prm.load_scorer(cfg.prm, engine.tokenizer, cfg.prm_format, cfg.dtype, cfg.seed)
+    tok = engine.tokenizer
+    chains = [prm.chain(problems[c.prompt_index].question, tok.encode(prompts[c.prompt_index], add_special_tokens=False),
+                        steps.path_steps(tok, c, td.task.steps)) for c in completions]
+    for row, scores, spent in zip(rows, scorer.score(chains), scorer.flops(chains)):
+        row["prm_scores"], row["prm_flops"] = scores, spent

@@ -6,7 +6,8 @@
 - pass@j: the unbiased estimator of Chen et al. 2021, 1 - C(n-c, j) / C(n, j), for j <= n;
 - maj@k: majority vote over each problem's k extracted answers (ties go to the answer seen first);
 - `vote_summary`: the majority vote over each problem's first N samples as a point of its own, its thinking
-  tokens and FLOPs the N samples' sum (parallel scaling on the budget curve's compute axis).
+  tokens and FLOPs the N samples' sum (parallel scaling on the budget curve's compute axis); with `prm_pick`, the
+  PRM-weighted vote or best-of-N over the same groups.
 """
 from __future__ import annotations
 
@@ -48,32 +49,77 @@ def majority_correct(answers: list[str | None], correct: list[bool]) -> bool:
     return any(c for a, c in zip(answers, correct) if a == winner)
 
 
-def vote_summary(rows: list[dict], n: int, seed: int = 0) -> dict:
-    """Majority vote over `n` samples as one point, estimated from each problem's k samples split in order into
-    k // n disjoint groups of n (sample indices 0..n-1, n..2n-1, ...; for n = 1 this is avg@k): `accuracy` is the
-    mean over problems of the share of its groups whose vote is correct (bootstrap CI over problems); thinking
-    tokens (mean, median, p90 over problems) and FLOPs are what one vote spent, a group's n samples summed and
-    averaged over its groups; the other statistics (truncation, forced and closed rates, pass@j...) are those of the
-    samples read (`summarize`), and `thinking_tokens_per_sample_mean` their mean length."""
+def majority_pick(group: list[dict]) -> bool:
+    """Is a group's majority answer correct (`majority_correct`)?"""
+    return majority_correct([r.get("extracted") for r in group], [bool(r["correct"]) for r in group])
+
+
+def prm_pick(how: str = "last", weighted: bool = True):
+    """A group's verdict picked by PRM scores (each row's `prm_scores`, aggregated by `how`, `prm.AGGREGATES`):
+    weighted, the answer whose samples' values sum highest (a sample with no answer never wins; ties go to the answer
+    seen first), else best-of-N, the sample with the highest value (the first on a tie)."""
+    from ..generation.prm import aggregate
+
+    def pick(group: list[dict]) -> bool:
+        values = [aggregate(r["prm_scores"], how) for r in group]
+        if not weighted:
+            return bool(group[max(range(len(group)), key=lambda i: (values[i], -i))]["correct"])
+        totals: dict[str, float] = {}
+        for r, v in zip(group, values):
+            if r.get("extracted") is not None:
+                totals[r["extracted"]] = totals.get(r["extracted"], 0.0) + v
+        if not totals:
+            return False
+        top = max(totals, key=totals.get)
+        return any(bool(r["correct"]) for r in group if r.get("extracted") == top)
+    return pick
+
+
+def _groups(rows: list[dict], n: int) -> tuple[dict[str, list[list[dict]]], list[dict]]:
+    """Each problem's samples in order, split into k // n disjoint groups of n; and every sample a group holds."""
     by_problem: dict[str, list[dict]] = {}
     for r in rows:
         by_problem.setdefault(r["problem_id"], []).append(r)
-    read, votes, tokens, spent = [], [], [], []
+    groups, read = {}, []
     for pid, rs in by_problem.items():
         ordered = sorted(rs, key=lambda r: r["sample_index"])
-        groups = [ordered[i:i + n] for i in range(0, len(ordered) - n + 1, n)]
-        if not groups:
+        groups[pid] = [ordered[i:i + n] for i in range(0, len(ordered) - n + 1, n)]
+        if not groups[pid]:
             raise ValueError(f"a vote over {n} samples: problem {pid} has {len(ordered)}")
-        read += [r for g in groups for r in g]
-        votes.append(statistics.fmean(float(majority_correct([r.get("extracted") for r in g],
-                                                             [bool(r["correct"]) for r in g])) for g in groups))
-        tokens.append(statistics.fmean(sum(r["thinking_tokens"] for r in g) for g in groups))
-        if all("flops" in r for r in ordered):
-            spent.append(statistics.fmean(sum(r["flops"] for r in g) for g in groups))
-    out = summarize(read, len(read) // len(by_problem), seed)
+        read += [r for g in groups[pid] for r in g]
+    return groups, read
+
+
+def vote_outcomes(rows: list[dict], n: int, pick=majority_pick, scored: bool = False) -> dict[str, tuple]:
+    """Per problem: (the share of its groups of n whose pick is correct, the thinking tokens one group spent, its FLOPs
+    (the PRM's scoring too when `scored`; None where a row has no FLOPs)), averaged over its groups."""
+    out = {}
+    for pid, groups in _groups(rows, n)[0].items():
+        flops = None
+        if all("flops" in r for g in groups for r in g):
+            flops = statistics.fmean(sum(r["flops"] + (r["prm_flops"] if scored else 0.0) for r in g) for g in groups)
+        out[pid] = (statistics.fmean(float(pick(g)) for g in groups),
+                    statistics.fmean(sum(r["thinking_tokens"] for r in g) for g in groups), flops)
+    return out
+
+
+def vote_summary(rows: list[dict], n: int, seed: int = 0, pick=majority_pick, scored: bool = False) -> dict:
+    """A vote (`pick`: the majority by default; `prm_pick`, with `scored` counting the PRM's FLOPs) over `n` samples
+    as one point, estimated from each problem's k samples split in order into k // n disjoint groups of n (sample
+    indices 0..n-1, n..2n-1, ...; for n = 1 this is avg@k): `accuracy` is the mean over problems of the share of its
+    groups whose vote is correct (bootstrap CI over problems); thinking
+    tokens (mean, median, p90 over problems) and FLOPs are what one vote spent, a group's n samples summed and
+    averaged over its groups; the other statistics (truncation, forced and closed rates, pass@j...) are those of the
+    samples read (`summarize`), and `thinking_tokens_per_sample_mean` their mean length."""
+    by_problem, read = _groups(rows, n)
+    outcomes = vote_outcomes(rows, n, pick, scored)
+    votes = [o[0] for o in outcomes.values()]
+    tokens = [o[1] for o in outcomes.values()]
+    spent = [o[2] for o in outcomes.values() if o[2] is not None]
+    out = summarize(read, len(read) // len(by_problem), seed, ci=False)
     out.pop("accuracy_std")  # a spread over sample indices: a vote has one verdict per group
     lo, hi = bootstrap_ci(votes, seed=seed)
-    out.update({"accuracy": statistics.fmean(votes), "accuracy_ci95": [lo, hi], "votes": n,
+    out.update({"accuracy": statistics.fmean(votes), "accuracy_ci95": [lo, hi],
                 "vote_groups": len(read) // len(by_problem) // n,
                 "thinking_tokens_per_sample_mean": out["thinking_tokens_mean"],
                 "thinking_tokens_mean": statistics.fmean(tokens), "thinking_tokens_median": statistics.median(tokens),
@@ -90,7 +136,7 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (index - lo)
 
 
-def summarize(rows: list[dict], k: int, seed: int = 0) -> dict:
+def summarize(rows: list[dict], k: int, seed: int = 0, ci: bool = True) -> dict:
     """rows: one per (problem, sample) at one budget, with keys problem_id, sample_index, correct,
     extracted, thinking_tokens, answer_tokens, thinking_end, answer_truncated, waits_used."""
     if not rows:
@@ -100,7 +146,7 @@ def summarize(rows: list[dict], k: int, seed: int = 0) -> dict:
         by_problem.setdefault(r["problem_id"], []).append(r)
     per_problem = [statistics.fmean(float(r["correct"]) for r in rs) for rs in by_problem.values()]
     per_index = [statistics.fmean(float(r["correct"]) for r in rows if r["sample_index"] == j) for j in range(k)]
-    lo, hi = bootstrap_ci(per_problem, seed=seed)
+    lo, hi = bootstrap_ci(per_problem, seed=seed) if ci else (None, None)  # (a vote sets its own)
     thinking = [r["thinking_tokens"] for r in rows]
     ends = [r["thinking_end"] for r in rows]
     pass_ks = sorted({j for j in (1, 2, 4, 8, 16, 32, 64) if j <= k} | {k})

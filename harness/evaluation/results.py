@@ -28,7 +28,7 @@ def task_dir(out_root: Path, task: str) -> Path:
 
 def _setting_key(setting: dict) -> tuple:
     """Identifies a setting among an evaluation's rows: every knob's value (checkpoint knobs first)."""
-    order = knobs.of_kind(knobs.CHECKPOINT) + knobs.of_kind(knobs.GENERATION, knobs.ENGINE, knobs.PROMPT)
+    order = knobs.of_kind(knobs.CHECKPOINT) + knobs.of_kind(knobs.GENERATION, knobs.ENGINE, knobs.PROMPT, knobs.SEARCH)
     return tuple(setting.get(k.name) for k in order)
 
 
@@ -61,10 +61,11 @@ def write_task(td: TaskData, out_root: Path, model_info: dict, cfg, settings: li
         r = results[-1]
         other = "" if r["grader"] == OWN_GRADER else \
             f" [{r['grader']} grader; rzoo's {r['accuracy_rzoo']:.3f}, {r['rzoo_disagreements']} samples differ]"
-        print(f"[eval] {td.name} {label}: accuracy {r['accuracy']:.3f}{other} ({r['n_problems']} problems x k={k}), "
+        print(f"[eval] {td.name} {label}: accuracy {r['accuracy']:.3f}{other} ({r['n_problems']} problems x k={r['k']}), "
               f"thinking tokens mean {r['thinking_tokens_mean']:.0f}, truncated {r['truncation_rate']:.2f}, "
               f"{r['seconds']:.0f}s", flush=True)
     results += vote_results(td.name, parts, all_settings, cfg, tops)
+    results += optimal_results(td.name, parts, all_settings, cfg, tops)
     curves = control_curves(results)
     print_curves(td.name, curves)
     record = protocol_record(cfg, td.name)
@@ -90,19 +91,76 @@ def vote_results(task: str, parts: dict[tuple, list[dict]], settings: list[dict]
     the k samples that budget already has serve every N."""
     from . import metrics
 
-    ns = sorted(set(getattr(cfg, "votes", None) or []))
     out = []
     for s in settings:
-        if not ns or s.get("knob") != "budget" or s.get("waits") or s["budget"] < tops[knobs.generation_key(s)]:
+        if s.get("knob") != "budget" or s.get("waits") or s["budget"] < tops[knobs.generation_key(s)]:
             continue
         part = parts.get(_setting_key(s), [])
-        for n in ns:
-            out.append({**s, "votes": n, "knob": "votes", **metrics.vote_summary(part, n, cfg.seed),
+        for name, pick, scored, words in _picks(cfg):
+            for n in sorted(set(getattr(cfg, name, None) or [])):
+                out.append({**s, name: n, "knob": name, **metrics.vote_summary(part, n, cfg.seed, pick, scored),
+                            "grader": part[0].get("grader", OWN_GRADER), "derived_from_sweep": True, "seconds": 0.0,
+                            "generation_seconds": 0.0, "grading_seconds": 0.0})
+                r = out[-1]
+                print(f"[eval] {task} {knobs.label(r)}: {words} accuracy {r['accuracy']:.3f} ({r['n_problems']} "
+                      f"problems), thinking tokens {r['thinking_tokens_mean']:.0f} in all", flush=True)
+    return out
+
+
+def _picks(cfg) -> list[tuple]:
+    """The vote knobs' (name, pick, scored, words): a majority vote, the PRM-weighted vote, best-of-N by the PRM."""
+    from . import metrics
+
+    how = getattr(cfg, "prm_aggregate", "last")
+    return [("votes", metrics.majority_pick, False, "majority vote"),
+            ("prm_votes", metrics.prm_pick(how, weighted=True), True, "PRM-weighted vote"),
+            ("prm_best", metrics.prm_pick(how, weighted=False), True, "best-of-N by the PRM")]
+
+
+def optimal_results(task: str, parts: dict[tuple, list[dict]], settings: list[dict], cfg, tops: dict) -> list[dict]:
+    """`eval.compute_optimal_bins` > 0: at each N where two or more strategies ran (the votes over N samples, the
+    searches at N), one row under the `compute_optimal` knob: each problem's strategy picked by its difficulty bin,
+    learned on the other half of the problems (`compute_optimal.py`); difficulty is the base sampling's pass@1."""
+    import statistics
+
+    from . import metrics
+    from .compute_optimal import compute_optimal
+
+    bins = getattr(cfg, "compute_optimal_bins", 0)
+    out = []
+    for s in settings:
+        if not bins or s.get("knob") != "budget" or s.get("waits") or s["budget"] < tops[knobs.generation_key(s)]:
+            continue
+        part = parts.get(_setting_key(s), [])
+        difficulty: dict[str, list[float]] = {}
+        for r in part:
+            difficulty.setdefault(r["problem_id"], []).append(float(bool(r["correct"])))
+        pass1 = {p: statistics.fmean(v) for p, v in difficulty.items()}
+        by_n: dict[int, dict[str, dict]] = {}
+        for name, pick, scored, _ in _picks(cfg):
+            for n in sorted(set(getattr(cfg, name, None) or [])):
+                by_n.setdefault(n, {})[f"{name}@{n}"] = metrics.vote_outcomes(part, n, pick, scored)
+        fixed = {k: v for k, v in s.items() if k not in ("knob", "budget")}
+        for searched in settings:  # the searches that share this budget curve's other knobs
+            found = knobs.search_of(searched)
+            if found is None or any(searched.get(k) != v for k, v in fixed.items() if k != found[0].name):
+                continue
+            rows: dict[str, list[dict]] = {}
+            for r in parts.get(_setting_key(searched), []):
+                rows.setdefault(r["problem_id"], []).append(r)
+            by_n.setdefault(found[1], {})[f"{found[0].name}@{found[1]}"] = {
+                p: (statistics.fmean(float(bool(r["correct"])) for r in rs),
+                    statistics.fmean(r["thinking_tokens"] for r in rs), statistics.fmean(r["flops"] for r in rs))
+                for p, rs in rows.items()}
+        for n, outcomes in sorted(by_n.items()):
+            if len(outcomes) < 2:
+                continue
+            co = compute_optimal(outcomes, pass1, bins)
+            out.append({**s, "compute_optimal": n, "knob": "compute_optimal", **co, "k": 1,
                         "grader": part[0].get("grader", OWN_GRADER), "derived_from_sweep": True, "seconds": 0.0,
                         "generation_seconds": 0.0, "grading_seconds": 0.0})
-            r = out[-1]
-            print(f"[eval] {task} {knobs.label(r)}: majority-vote accuracy {r['accuracy']:.3f} ({r['n_problems']} "
-                  f"problems), thinking tokens {r['thinking_tokens_mean']:.0f} in all", flush=True)
+            print(f"[eval] {task} {knobs.label(out[-1])}: compute-optimal accuracy {co['accuracy']:.3f} over "
+                  f"{', '.join(sorted(outcomes))} (picked: {co['picked']})", flush=True)
     return out
 
 
@@ -148,10 +206,20 @@ def grade_rows(td: TaskData, problems: list, completions, setting: dict, shape,
             "tries": c.tries,
             "generated_tokens": len(c.completion_ids),
             "flops": flops.sample_flops(shape, c.prompt_tokens, len(c.completion_ids)),
+            **(_searched(c) if c.search is not None else {}),
             "grading_seconds": time.time() - t,
             "thinking": c.thinking_text, "answer": c.answer_text,
         })
     return rows
+
+
+def _searched(c) -> dict:
+    """A search's row: its thinking tokens, generated tokens and FLOPs are everything the search spent (all
+    candidates, the PRM's forwards); the kept chain's own length and the tree's size beside them."""
+    s = c.search
+    return {"thinking_tokens": s["thinking_tokens"], "generated_tokens": s["generated_tokens"], "flops": s["flops"],
+            "path_thinking_tokens": s["path_thinking_tokens"], "search_nodes": s["nodes"],
+            "search_finished": s["finished"], "prm_flops": s["prm_flops"], "prm_score": s["prm_score"]}
 
 
 def _accuracy(rows: list[dict], key: str) -> float:
@@ -171,7 +239,8 @@ def _result(rows: list[dict], setting: dict, cfg, derived: bool) -> dict:
     generated = sum(r["generated_tokens"] for r in rows)
     disagree = [f"{r['problem_id']}#{r['sample_index']}" for r in rows
                 if r["second_opinion"] is not None and r["second_opinion"] != r["correct"]]
-    out = {**setting, **metrics.summarize(rows, cfg.samples(rows[0]["task"]), cfg.seed),
+    k = len(rows) // len({r["problem_id"] for r in rows})  # eval.k's samples, or eval.search_samples' searches
+    out = {**setting, **metrics.summarize(rows, k, cfg.seed),
            "seconds": gen_seconds + grading_seconds,
            "generation_seconds": gen_seconds, "grading_seconds": grading_seconds,
            # a budget derived from the sweep only paid for its forced answers: its seconds are that increment,

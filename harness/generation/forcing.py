@@ -30,8 +30,8 @@ cut after that many thinking tokens (its own first tokens, exactly what a run ca
 under greedy decoding), force-closed, and only its answer is generated, continuing the first round's
 cache cut at the budget.
 
-Departure from s1: s1 uses a single-token delimiter and suppresses it in the logits; `</think>` is
-several tokens in most tokenizers, so it is detected in text after it is generated and then removed.
+Departure from s1: s1 uses a single-token delimiter and suppresses it in the logits; `</think>` is several tokens in
+most tokenizers, so it is detected in text after it is generated and then removed.
 """
 from __future__ import annotations
 
@@ -43,7 +43,6 @@ from dataclasses import dataclass, field
 from . import thinking as T
 from .engine import EOS, LENGTH, STOP, Engine, Follow, RoundOutput, Sampling, mix_seed, run_round
 from .thinking import Budget, ThinkingFormat
-
 __all__ = ["Budget", "Completion", "Sampling", "generate", "sweep"]
 
 
@@ -67,6 +66,7 @@ class Completion:
     answer_truncated: bool = False
     thinking_text: str = ""
     answer_text: str = ""
+    search: dict | None = None  # a step-level search's spending and tree size (`search.py`); None: one sample
 
     @property
     def thinking_tokens(self) -> int:

@@ -21,7 +21,10 @@ is its own generation, with the knob's instruction placed in the prompt by the t
 (`Task.instruct`) and the thinking bound it states (`bound`), which Control measures
 (`evaluation/controls.py`). An `aggregate` knob generates nothing: its rows are computed from a setting's
 samples after generation (`votes`: a majority vote over the first N of each problem's k samples, its thinking
-tokens and FLOPs the N samples' sum, so parallel scaling sits on the same compute axis as the budget curve).
+tokens and FLOPs the N samples' sum, so parallel scaling sits on the same compute axis as the budget curve; `prm_votes`
+and `prm_best`: the same groups, picked by a process reward model's scores). A `search` knob is a generation of its
+own at the largest budget, one per value: a step-level search guided by a PRM (`search.py`: beam search, DVTS, MCTS,
+each swept over N), its row's thinking tokens and FLOPs everything the search spent.
 """
 from __future__ import annotations
 
@@ -30,7 +33,8 @@ from typing import Any, Callable
 
 from ..registry import Registry
 
-GENERATION, ENGINE, CHECKPOINT, PROMPT, AGGREGATE = "generation", "engine", "checkpoint", "prompt", "aggregate"
+GENERATION, ENGINE, CHECKPOINT, PROMPT, AGGREGATE, SEARCH = (
+    "generation", "engine", "checkpoint", "prompt", "aggregate", "search")
 
 
 @dataclass(frozen=True)
@@ -59,7 +63,8 @@ class Knob:
     on_base: bool = True  # a method's base model is evaluated at it too (False: only trained models have it)
     export: Callable[[Any, Any, Any], Any] | None = None  # (checkpoint, value, out): a plain checkpoint with it baked in
     kind: str = ENGINE  # GENERATION (swept by budget forcing), ENGINE (set on the engine), CHECKPOINT, PROMPT,
-    # AGGREGATE (computed from a setting's samples after generation)
+    # AGGREGATE (computed from a setting's samples after generation), SEARCH (a generation of its own at the largest
+    # budget, one per value: `search.py`; `generate` takes the task as a last argument)
     order: int = 50  # leaderboard columns: smaller first
     # PROMPT knobs: the instruction a value places in the prompt ((value, eval config) -> text, or None), the
     # thinking tokens a value allows ((value, eval config) -> int, or None: it states none), and a generation
@@ -107,6 +112,48 @@ KNOBS.register("votes")(Knob(
     "budget (needs eval.k >= N and eval.temperature > 0; one generation of k serves every N); its thinking tokens and "
     "FLOPs are the N samples' sum", title="majority vote over N samples", point="maj@", key="votes", type=int,
     bounds={"ge": 1}, kind=AGGREGATE, order=2))
+# Parallel scaling with a process reward model (`prm.py`, eval.prm): the same groups of N, their answer picked by the
+# PRM's aggregated scores (`metrics.vote_summary`), its FLOPs (scoring each sample once) counted.
+KNOBS.register("prm_votes")(Knob(
+    "prm_votes", "wmaj", "PRM-weighted vote over the first N of each problem's k samples at the largest budget: the "
+    "answer whose samples' PRM scores sum highest (needs eval.prm, eval.k >= N)", title="PRM-weighted vote over N samples",
+    point="wmaj@", key="prm_votes", type=int, bounds={"ge": 1}, kind=AGGREGATE, order=2))
+KNOBS.register("prm_best")(Knob(
+    "prm_best", "bon", "best-of-N by the PRM over the first N of each problem's k samples at the largest budget: the "
+    "sample with the highest aggregated PRM score (needs eval.prm, eval.k >= N)", title="best-of-N by the PRM",
+    point="bon@", key="prm_best", type=int, bounds={"ge": 1}, kind=AGGREGATE, order=2))
+
+# Compute-optimal selection (Snell et al. 2024; `evaluation/compute_optimal.py`): at each N, each problem's strategy
+# (a vote over N samples or a search at N) picked by its difficulty bin; set by eval.compute_optimal_bins, no values.
+KNOBS.register("compute_optimal")(Knob(
+    "compute_optimal", "opt", "compute-optimal selection at N: each problem's strategy picked by its difficulty bin",
+    title="compute-optimal (per-bin strategy)", point="opt@", key=None, type=int, kind=AGGREGATE, order=2))
+
+
+def _search(name: str):
+    def generate(engine, prompts, value, cfg, problems, k, fmt, progress, task):
+        from . import search
+
+        return search.generate(name, engine, prompts, value, cfg, problems, k, fmt, progress, task)
+    return generate
+
+
+# Search over steps guided by a PRM (`search.py`), each swept over N at the largest budget, M = eval.search_candidates.
+KNOBS.register("beam")(Knob(
+    "beam", "beam", "step-level beam search guided by eval.prm: N candidate steps per step, the N/M best kept (M = "
+    "eval.search_candidates; N a multiple of M); one curve over N", title="beam search (PRM)", point="beam@",
+    key="beam", type=int, bounds={"ge": 1}, kind=SEARCH, order=5, generate=_search("beam")))
+KNOBS.register("dvts")(Knob(
+    "dvts", "dvts", "diverse verifier tree search guided by eval.prm: N/M subtrees, each keeping the PRM's best of M "
+    "candidate steps (M = eval.search_candidates; N a multiple of M); one curve over N", title="DVTS (PRM)",
+    point="dvts@", key="dvts", type=int, bounds={"ge": 1}, kind=SEARCH, order=5, generate=_search("dvts")))
+KNOBS.register("mcts")(Knob(
+    "mcts", "mcts", "Monte-Carlo tree search over steps guided by eval.prm: N simulations (UCT selection, M = "
+    "eval.search_candidates candidate steps per expansion, the PRM's value backed up); one curve over N",
+    title="MCTS (PRM)", point="mcts@", key="mcts", type=int, bounds={"ge": 1}, kind=SEARCH, order=5,
+    generate=_search("mcts"),
+    options=(Option("mcts_exploration", float, 1.0, "MCTS: UCT's exploration constant c (Q + c sqrt(ln N / (n + 1)))",
+                    {"ge": 0}),)))
 # A staged recipe's checkpoints (`training/stages.py`: R1's pipeline, DeepScaleR's context stages): which stage's
 # checkpoint was evaluated.
 KNOBS.register("stage")(Knob(
@@ -157,7 +204,7 @@ def swept(setting: dict) -> Knob | None:
 def generation_key(setting: dict) -> tuple:
     """The knobs one generation holds fixed while budget forcing's sweep runs: engine, checkpoint and prompt
     knobs (each prompt value is a prompt of its own)."""
-    return tuple(setting.get(k.name) for k in of_kind(ENGINE, CHECKPOINT, PROMPT))
+    return tuple(setting.get(k.name) for k in of_kind(ENGINE, CHECKPOINT, PROMPT, SEARCH))
 
 
 def prompt_control(setting: dict) -> tuple[Knob, Any] | None:
@@ -165,9 +212,16 @@ def prompt_control(setting: dict) -> tuple[Knob, Any] | None:
     return next(((k, setting[k.name]) for k in of_kind(PROMPT) if setting.get(k.name) is not None), None)
 
 
+def search_of(setting: dict) -> tuple[Knob, Any] | None:
+    """The search knob a setting sets and its value, or None."""
+    return next(((k, setting[k.name]) for k in of_kind(SEARCH) if setting.get(k.name) is not None), None)
+
+
 def bound_of(setting: dict, cfg) -> int | None:
     """The thinking tokens a setting allows: its prompt control's stated bound (None where it states none),
     else its budget."""
+    if search_of(setting) is not None:  # a search's budget caps each path, not what the whole search spends
+        return None
     control = prompt_control(setting)
     if control is None:
         return setting.get("budget")
