@@ -34,8 +34,11 @@ def _print_table(summary: dict[str, list[dict]], label: str) -> None:
     print(f"  {'task':<12} {'setting':>16} {'accuracy':>9} {'think tok':>9} {'truncated':>9} {'forced':>7}")
     for task, rows in summary.items():
         for r in rows:
+            # a compute-optimal row (a mix of strategies) has no truncation or forced rate
+            rates = [f"{r[k]:>{w}.2f}" if r.get(k) is not None else f"{'-':>{w}}"
+                     for k, w in (("truncation_rate", 9), ("forced_rate", 7))]
             print(f"  {task:<12} {knobs.label(r):>16} {r['accuracy']:>9.3f} {r['thinking_tokens_mean']:>9.1f} "
-                  f"{r['truncation_rate']:>9.2f} {r['forced_rate']:>7.2f}")
+                  f"{rates[0]} {rates[1]}")
 
 
 class Interrupted(KeyboardInterrupt):

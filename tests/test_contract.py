@@ -126,7 +126,8 @@ def test_two_steps_checkpoint_loads_evaluates_and_resume_repeats(name, tiny_mode
             assert sorted({r[knob.name] for r in results if r.get(knob.name) is not None}) == json.loads(values)
         if method.checkpoint == SCORER:  # one row per search and per PRM-picked vote
             assert sorted((r["knob"], r[r["knob"]]) for r in results if r["knob"] != "budget") == [
-                ("beam", 2), ("dvts", 2), ("mcts", 2), ("prm_best", 2), ("prm_votes", 1), ("prm_votes", 2)]
+                ("beam", 2), ("compute_optimal", 2), ("dvts", 2), ("mcts", 2), ("prm_best", 2), ("prm_votes", 1),
+                ("prm_votes", 2)]
     adapter = (full / "checkpoint" / "adapter_config.json").is_file()
     assert adapter == (method.checkpoint == ADAPTER)  # the declaration says what the checkpoint is
 

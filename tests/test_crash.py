@@ -141,6 +141,29 @@ def test_evaluation_survives_sigkill_at_random_points(tiny_model_dir, tmp_path):
     assert resumed == 2
 
 
+def test_a_search_evaluation_survives_sigkill(tiny_model_dir, tmp_path):
+    """A PRM-guided search (random scorer) goes through the same resumable chunks: killed once some of its chunks are
+    in the journal, the resumed evaluation equals an uninterrupted one (its candidates are seeded per search)."""
+    args = ["eval", f"model={tiny_model_dir}", "task=arith", "eval.limit=12", "eval.budgets=[3]",
+            "eval.answer_tokens=3", "eval.dtype=float32", "eval.chunk=2", "eval.temperature=1.0", "eval.prm=random",
+            "eval.beam=[2]", "eval.search_candidates=2"]
+    _run(args, tmp_path / "full")
+    (full,) = (tmp_path / "full" / "eval").iterdir()
+    runs = tmp_path / "killed"
+    code = _kill_when(args, runs, lambda r: _journal_rows(r) >= 12 + 4)  # the budget rows, then 2 search chunks
+    assert code == -signal.SIGKILL, f"the evaluation ended ({code}) before the kill"
+    (part,) = (runs / "eval").iterdir()
+    rows = _jsonl(next((part / "eval" / "arith").glob("samples.partial.*")))
+    assert 16 <= len(rows) < 24 and any(r["knob"] == "beam" for r in rows)
+    out = subprocess.run(_cmd(["eval", f"resume={part}"]), env=_env(runs), capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    ra = json.loads((full / "eval" / "arith" / "results.json").read_text())["results"]
+    rb = json.loads((part / "eval" / "arith" / "results.json").read_text())["results"]
+    assert _strip(ra) == _strip(rb) and [r["knob"] for r in ra] == ["budget", "beam"]
+    assert _strip(_jsonl(full / "eval" / "arith" / "samples.jsonl")) == \
+           _strip(_jsonl(part / "eval" / "arith" / "samples.jsonl"))
+
+
 def test_torn_journal_line_is_dropped(tmp_path):
     from rzoo.harness.evaluation.journal import Journal
 

@@ -215,6 +215,17 @@ def test_qwen_prms_convention(tokenizer, tmp_path):
     assert len(want) == 3 and got == pytest.approx(want, abs=1e-5)
 
 
+def test_a_head_prm_refuses_another_policys_tokens(tiny_model_dir, tokenizer, tmp_path):
+    from transformers import AutoTokenizer
+
+    _save_tiny(tokenizer, tmp_path, head=True, extra="<my_tag>")
+    (tmp_path / "method.json").write_text(json.dumps({"card": {"checkpoint": "scorer"}}))
+    assert isinstance(prm.load_scorer(str(tmp_path), AutoTokenizer.from_pretrained(tmp_path), dtype="float32"),
+                      prm.HeadScorer)
+    with pytest.raises(ValueError, match="not the one it was trained on"):
+        prm.load_scorer(str(tmp_path), tokenizer, dtype="float32")
+
+
 def test_a_checkpoint_in_no_known_convention_is_refused(tiny_model_dir, tokenizer):
     with pytest.raises(ValueError, match="eval.prm_format"):
         prm.load_scorer(str(tiny_model_dir), tokenizer, dtype="float32")

@@ -241,4 +241,7 @@ def load_scorer(spec: str, policy_tokenizer, fmt: str = "auto", dtype: str = "au
         raise ValueError("eval.prm=trained names the PRM a `train+eval method=prm` run trains; outside one, give the "
                          "PRM's run folder, checkpoint or hub id")
     fmt, model, tokenizer = _load(resolve(spec), fmt, dtype)
+    if fmt == "head" and tokenizer.get_vocab() != policy_tokenizer.get_vocab():
+        raise ValueError(f"PRM {spec!r} reads its policy's own tokens, and this model's tokenizer is not the one it was "
+                         "trained on (see its method.json's base_model)")
     return FORMATS[fmt](model, tokenizer, policy_tokenizer)
