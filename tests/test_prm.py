@@ -41,6 +41,26 @@ def test_steps_are_cut_from_the_ids_as_generated(tokenizer):
         steps.StepRule(None, 0)
 
 
+def test_a_long_stop_text_ends_a_step_across_many_tokens():
+    from rzoo.tasks.testbed_model import build_tokenizer
+
+    tok = build_tokenizer()  # one character per token
+    ids = tok.encode("ab|END OF STEP|cd|END OF STEP|e", add_special_tokens=False)
+    cut = steps.split_ids(tok, ids, steps.StepRule("|END OF STEP|", 100))
+    assert [tok.decode(s) for s in cut] == ["ab|END OF STEP|", "cd|END OF STEP|", "e"]
+
+
+def test_a_chain_closed_or_not():
+    from rzoo.harness.generation import forcing as G
+    from rzoo.harness.generation import thinking as T
+
+    closed = G.Completion(0, 0, thinking_ids=[1, 2, 3], close_ids=[9], answer_ids=[7, 8], thinking_end=T.FORCED)
+    open_ = G.Completion(0, 0, thinking_ids=[1, 2, 3], thinking_end=T.INCOMPLETE)
+    rule = steps.StepRule(None, 2)
+    assert steps.path_steps(None, closed, rule) == [[1, 2], [3], [9, 7, 8]]  # the close and answer: one last step
+    assert steps.path_steps(None, open_, rule) == [[1, 2], [3]]  # no answer, no last step
+
+
 @pytest.mark.parametrize("how,expected", [("last", 0.5), ("min", 0.2), ("prod", 0.9 * 0.2 * 0.5)])
 def test_aggregations(how, expected):
     assert prm.aggregate([0.9, 0.2, 0.5], how) == pytest.approx(expected)
@@ -240,3 +260,65 @@ def test_the_random_scorer_is_a_function_of_the_chain():
     assert s1[0] == s2[0] and s1[1] != s2[1] and all(0 <= x < 1 for x in s1) and scorer.flops([a]) == [0.0]
     assert scorer.score([a]) == [s1] and prm.RandomScorer(1).score([a]) != [s1]
     assert not math.isnan(s1[0])
+
+
+def test_exact_labels_of_whole_chains():
+    """The testbed's labeller on hand-made chains: its steps' own labels, then the answer's verdict as the last one;
+    a chain with no answer has no last label."""
+    from types import SimpleNamespace
+
+    from rzoo.harness.generation import forcing as G
+    from rzoo.harness.generation import thinking as T
+    from rzoo.methods import prm_train
+    from rzoo.tasks.testbed_model import build_tokenizer
+
+    tok = build_tokenizer()
+    problem = runsum.Problem("p", runsum.prompt_text("372"), "2", meta={"digits": "372"})
+
+    def chain(thinking: str, answer: str | None):
+        ids = tok.encode(thinking, add_special_tokens=False)
+        if answer is None:
+            return G.Completion(0, 0, thinking_ids=ids, thinking_end=T.INCOMPLETE)
+        a = tok.encode(answer, add_special_tokens=False)
+        return G.Completion(0, 0, thinking_ids=ids, close_ids=tok.encode("\n</think>", add_special_tokens=False),
+                            answer_ids=a, thinking_end=T.CLOSED, answer_text=answer)
+
+    chains = [chain(" 3 0 2", "\\boxed{2}"), chain(" 3 1 2", "\\boxed{2}"), chain(" 3 0", "\\boxed{0}"),
+              chain(" 3 0 2", None)]
+    cut = [steps.path_steps(tok, c, runsum.TASK.steps) for c in chains]
+    job = prm_train.Labelling(None, SimpleNamespace(tokenizer=tok), runsum.TASK, None, [problem], [""], chains, cut)
+    assert prm_train.exact_labels(job) == [[1, 1, 1, 1], [1, 0, 0, 1], [1, 1, 0], [1, 1, 1]]
+
+
+def test_each_epoch_visits_every_chain_once():
+    from types import SimpleNamespace
+
+    from rzoo.methods import prm_train
+
+    ctx = SimpleNamespace(run=None)
+    trainer = prm_train.PRMTrainer(SimpleNamespace(batch_size=2, seed=0, epochs=2.0, max_steps=None), ctx,
+                                   [{"id": i, "labels": [1.0]} for i in range(5)])
+    assert trainer.total_steps() == 5  # ceil(2 epochs x 5 chains / 2)
+    drawn = [r["id"] for step in range(1, 6) for r in trainer._rows(step)]
+    assert sorted(drawn[:5]) == sorted(drawn[5:]) == list(range(5)) and drawn[:5] != drawn[5:]
+    assert prm_train.PRMTrainer(SimpleNamespace(batch_size=2, seed=0, epochs=2.0, max_steps=3), ctx,
+                                [{"id": 0}]).total_steps() == 1
+
+
+def test_held_out_step_accuracy_by_hand(tokenizer, tmp_path):
+    """`step_accuracy` against the head model's verdicts read by a plain forward: every step, and the answered
+    chains' last steps alone, beside the share labelled good."""
+    from rzoo.methods import prm_train
+
+    model, _ = _save_tiny(tokenizer, tmp_path, head=True, extra="<x>")
+    (tmp_path / "method.json").write_text(json.dumps({"card": {"checkpoint": "scorer"}}))
+    records = [{"prompt_ids": [5, 6], "steps": [[7], [8, 9], [10]], "labels": [1.0, 0.0, 1.0], "answered": True},
+               {"prompt_ids": [5], "steps": [[11, 12]], "labels": [0.0], "answered": False}]
+    out = prm_train.step_accuracy(tmp_path, records, "float32")
+    with torch.no_grad():
+        first = model(torch.tensor([[5, 6, 7, 8, 9, 10]])).logits.softmax(-1)[0, [2, 4, 5], 1].tolist()
+        second = model(torch.tensor([[5, 11, 12]])).logits.softmax(-1)[0, [2], 1].tolist()
+    verdicts = [(p > 0.5) == (y >= 0.5) for p, y in zip(first + second, [1.0, 0.0, 1.0, 0.0])]
+    assert out["steps"] == 4 and out["step_accuracy"] == pytest.approx(sum(verdicts) / 4)
+    assert out["good_share"] == 0.5 and out["last_steps"] == 1 and out["last_good_share"] == 1.0
+    assert out["last_step_accuracy"] == float(first[-1] > 0.5) and out["chains"] == 2

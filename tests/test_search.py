@@ -193,3 +193,31 @@ def test_a_greedy_search_writes_the_greedy_chain(runs_root):
                 assert r["thinking_tokens"] >= p["thinking_tokens"] and r["search_nodes"] >= 4
             else:  # N = 4 candidate steps at every depth: 2 beams x 2, or 2 subtrees x 2
                 assert r["thinking_tokens"] == 4 * p["thinking_tokens"]
+
+
+def test_the_difficulty_bins_never_split_a_tie():
+    from rzoo.harness.evaluation.compute_optimal import bin_of, edges
+
+    values = [0.0, 0.0, 0.0, 0.25, 0.5, 0.5, 0.75, 1.0]
+    # quartile positions 2, 4, 6 of 8: the value changes at index 3 (0 -> 0.25), 4 (0.25 -> 0.5), 6 (0.5 -> 0.75);
+    # the closest change to each position: 3 (for 2), 4, 6
+    assert edges(values, 4) == [0.125, 0.375, 0.625]
+    assert [bin_of(v, edges(values, 4)) for v in values] == [0, 0, 0, 1, 2, 2, 3, 3]
+    assert edges([0.3] * 5, 4) == []  # one value: one bin
+    assert edges([0.0] * 6 + [1.0] * 2, 2) == [0.5]  # the only change, far from the median: still the edge
+    assert edges(list(reversed(values)), 4) == edges(values, 4)
+
+
+def test_each_fold_is_picked_by_what_the_other_fold_learned():
+    """Strategy "a" wins on fold 0's problems and "b" on fold 1's, in one difficulty bin: each fold gets the other
+    fold's winner, so the compute-optimal accuracy is 0 (a per-problem oracle would score 1)."""
+    from rzoo.harness.evaluation.compute_optimal import compute_optimal, fold_of
+
+    ids = [f"q{i}" for i in range(30)]
+    difficulty = dict.fromkeys(ids, 0.5)
+    a = {p: (float(fold_of(p) == 0), 1.0, None) for p in ids}
+    b = {p: (float(fold_of(p) == 1), 1.0, None) for p in ids}
+    out = compute_optimal({"a": a, "b": b}, difficulty, bins=4)
+    assert out["accuracy"] == 0.0 and "flops_mean" not in out
+    assert out["choices"]["fold0"]["strategies"] == {"0": "b"} and out["choices"]["fold1"]["strategies"] == {"0": "a"}
+    assert out["picked"] == {"a": sum(fold_of(p) == 1 for p in ids), "b": sum(fold_of(p) == 0 for p in ids)}

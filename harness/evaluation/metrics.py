@@ -33,7 +33,8 @@ def bootstrap_ci(values: list[float], seed: int = 0, resamples: int = 1000, leve
     """Percentile bootstrap interval of the mean of `values` (one value per problem)."""
     rng = random.Random(seed)
     n = len(values)
-    means = sorted(sum(values[rng.randrange(n)] for _ in range(n)) / n for _ in range(resamples))
+    below = rng._randbelow  # what randrange(n) returns, without its argument checks: the same draws, 2x faster
+    means = sorted(sum([values[below(n)] for _ in range(n)]) / n for _ in range(resamples))
     lo = means[int((1 - level) / 2 * resamples)]
     hi = means[min(resamples - 1, int((1 + level) / 2 * resamples))]
     return lo, hi
