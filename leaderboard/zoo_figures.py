@@ -131,6 +131,7 @@ def frontier(state: dict, assets: Path) -> tuple[list[Path], str]:
 
 FAMILIES = ("sequential", "parallel", "search", "latent")
 # A search recipe's rows by knob: which family draws them, and its legend's words
+_WORDS = {"budget": "budget forcing", "waits": "budget forcing's Wait"}
 _SEARCH_LINES = {"votes": ("parallel", "majority vote"), "prm_votes": ("parallel", "PRM-weighted vote"),
                  "prm_best": ("parallel", "best-of-N (PRM)"), "beam": ("search", "beam search"),
                  "dvts": ("search", "DVTS"), "mcts": ("search", "MCTS"),
@@ -167,6 +168,9 @@ def _families(state: dict) -> tuple[dict[str, dict[str, list[dict]]], list[dict]
         for knob, members in by_knob.items():
             family, words = _SEARCH_LINES[knob]
             fams[family][f"{name}: {words}"] = sorted(members, key=lambda r: r[knob])
+        # the sentence weighs the policy's own budget forcing and Waits against its votes and searches
+        by_knob["budget"] = [r for r in rows if (r.get("knob") or "budget") == "budget" and not r.get("waits")]
+        by_knob["waits"] = [r for r in rows if r.get("waits")]
         searched[name] = by_knob
     curves = []
     controls = next(iter(_in(state, CONTROLS, "eval").values()), None)
@@ -201,18 +205,25 @@ def test_time(state: dict, assets: Path) -> tuple[list[Path], str]:
     plt, fig, axes = _figure(len(drawn), 2, width=3.5, height=2.9)
     for col, family in enumerate(drawn):
         tok, flo = axes[0][col], axes[1][col]
+        for ax in (tok, flo):  # ten strong colours, then ten light ones: the sequential family has a dozen lines
+            ax.set_prop_cycle(color=list(plt.cm.tab10.colors) + list(plt.cm.tab20.colors[1::2]))
         for label, rows in fams[family].items():
             style = "--" if "+ BF" in label or "compute-optimal" in label else "-"
             if family != "latent":
-                tok.plot([r["thinking_tokens_mean"] for r in rows], [r["accuracy"] for r in rows], marker="o",
-                         ls=style, markersize=3)
-            flo.plot([r["flops_mean"] for r in rows], [r["accuracy"] for r in rows], marker="o", ls=style,
+                by_tokens = sorted(rows, key=lambda r: r["thinking_tokens_mean"])
+                tok.plot([r["thinking_tokens_mean"] for r in by_tokens], [r["accuracy"] for r in by_tokens],
+                         marker="o", ls=style, markersize=3)
+            else:
+                tok.plot([], [])  # keep the colour cycles of both rows in step
+            by_flops = sorted(rows, key=lambda r: r["flops_mean"] or 0)
+            flo.plot([r["flops_mean"] for r in by_flops], [r["accuracy"] for r in by_flops], marker="o", ls=style,
                      markersize=3, label=label)
         if family == "latent":
             tok.text(0.5, 0.5, "writes no thinking tokens", ha="center", va="center", fontsize=8, color="0.4",
                      transform=tok.transAxes)
+            tok.set_xticks([])
         tok.set_title(family, fontsize=10)
-        flo.legend(loc="upper center", bbox_to_anchor=(0.5, -0.32), fontsize=6.5, frameon=False)
+        flo.legend(loc="upper center", bbox_to_anchor=(0.5, -0.42), fontsize=6.5, frameon=False)
     for row, (label, log) in enumerate((("thinking tokens per answer", True), ("FLOPs per answer", True))):
         used = [ax for ax, f in zip(axes[row], drawn) if not (row == 0 and f == "latent")]
         key = "thinking_tokens_mean" if row == 0 else "flops_mean"
@@ -267,11 +278,17 @@ def _sentence(curves: list[dict], iterations, fams: dict, searched: dict) -> str
                                key=lambda x: (x[1]["accuracy"], -x[1]["thinking_tokens_mean"]))
         (k1, r1), (k2, r2) = pick(small), pick(tokens[-1])
         parts.append(f"on {name}'s policy, the most accurate answer within {small:.0f} thinking tokens is "
-                     f"{_SEARCH_LINES[k1][1]} at N={r1[k1]} ({r1['accuracy']:.3f}), and at any compute "
-                     f"{_SEARCH_LINES[k2][1]} at N={r2[k2]} ({r2['accuracy']:.3f}, {r2['thinking_tokens_mean']:.0f} "
-                     "tokens)")
+                     f"{_named(k1, r1)} ({r1['accuracy']:.3f}), and at any compute {_named(k2, r2)} "
+                     f"({r2['accuracy']:.3f}, {r2['thinking_tokens_mean']:.0f} tokens)")
     sentence = "; ".join(parts) + "."
     return sentence[0].upper() + sentence[1:] if parts else ""
+
+
+def _named(knob: str, row: dict) -> str:
+    """A strategy's point in words: "PRM-weighted vote at N=32", "budget forcing's Wait (w=1)"."""
+    if knob in _WORDS:
+        return f"{_WORDS[knob]} ({_label(knob, row[knob])})"
+    return f"{_SEARCH_LINES[knob][1]} at N={row[knob]}"
 
 
 def _caption(knob: str) -> str:

@@ -57,6 +57,7 @@ def effect(entry: dict) -> str:
         lo, hi = ends[0], ends[-1]
         parts.append(f"{knob} {lo[knob]:g} → {hi[knob]:g}: accuracy {lo['accuracy']:.3f} → {hi['accuracy']:.3f}, "
                      f"thinking tokens {lo['thinking_tokens_mean']:.1f} → {hi['thinking_tokens_mean']:.1f}")
+    parts += _largest_n(trained["results"], rows[0], knob)
     for folder in sorted(p.name for p in run.glob("eval_*") if p.name != "eval_base"):
         extra = _results(run, folder)
         if extra:
@@ -64,6 +65,22 @@ def effect(entry: dict) -> str:
             parts.append(f"{folder[5:]}: " + " / ".join(f"{r['accuracy']:.3f}" for r in extra["results"])
                          + f" accuracy by {k}")
     return "; ".join(parts)
+
+
+def _largest_n(results: list[dict], one: dict, swept: str) -> list[str]:
+    """Votes and searches beside the curve a run sweeps (a PRM's run): each at its largest N, after one sample."""
+    from rzoo.harness.generation import knobs
+
+    last: dict[str, dict] = {}
+    for r in results:
+        k = r.get("knob")
+        if k not in (None, "budget", "waits", swept) and isinstance(r.get(k), (int, float)) and knobs.find(k):
+            if k not in last or r[k] > last[k][k]:
+                last[k] = r
+    if not last:
+        return []
+    shown = ", ".join(f"{knobs.get(k).point_label(r[k])} {r['accuracy']:.3f}" for k, r in last.items())
+    return [f"one sample {one['accuracy']:.3f} at budget {one['budget']}; {shown}"]
 
 
 def seed_range(root: Path, method: str | None) -> str:
