@@ -129,7 +129,7 @@ def frontier(state: dict, assets: Path) -> tuple[list[Path], str]:
     return draw(table, long, assets, "zoo-frontier", markers), reading(table, long)
 
 
-FAMILIES = ("sequential", "parallel", "search", "latent")
+FAMILIES = ("sequential", "parallel", "search", "recurrent depth")
 # A search recipe's rows by knob: which family draws them, and its legend's words
 _WORDS = {"budget": "budget forcing", "waits": "budget forcing's Wait"}
 _SEARCH_LINES = {"votes": ("parallel", "majority vote"), "prm_votes": ("parallel", "PRM-weighted vote"),
@@ -189,15 +189,16 @@ def _families(state: dict) -> tuple[dict[str, dict[str, list[dict]]], list[dict]
     recurrent = next(iter(_in(state, ITERATIONS).items()), None)
     if recurrent:
         knob, rows = _curve(_results(recurrent[1]["run"], "eval")["results"])
-        fams["latent"][f"{recurrent[0]}: {_caption(knob)}"] = rows
+        fams["recurrent depth"][f"{recurrent[0]}: {_caption(knob)}"] = rows
         iterations = (recurrent[0], knob, rows)
     return fams, curves, iterations, searched
 
 
 def test_time(state: dict, assets: Path) -> tuple[list[Path], str]:
     """How test-time compute is spent, one column per family on shared axes: sequential (budget forcing, Waits, s1's
-    controls), parallel (votes over N samples), search (PRM-guided beam, DVTS, MCTS, compute-optimal) and latent
-    (a recurrent model's iterations); thinking tokens above, FLOPs below (the recurrent model writes no tokens)."""
+    controls), parallel (votes over N samples), search (PRM-guided beam, DVTS, MCTS, compute-optimal) and recurrent
+    (recurrent depth: a recurrent model's iterations); thinking tokens above, FLOPs below (the recurrent model writes
+    no tokens)."""
     fams, curves, iterations, searched = _families(state)
     if not any(fams.values()):
         return [], ""
@@ -209,7 +210,7 @@ def test_time(state: dict, assets: Path) -> tuple[list[Path], str]:
             ax.set_prop_cycle(color=list(plt.cm.tab10.colors) + list(plt.cm.tab20.colors[1::2]))
         for label, rows in fams[family].items():
             style = "--" if "+ BF" in label or "compute-optimal" in label else "-"
-            if family != "latent":
+            if family != FAMILIES[-1]:
                 by_tokens = sorted(rows, key=lambda r: r["thinking_tokens_mean"])
                 tok.plot([r["thinking_tokens_mean"] for r in by_tokens], [r["accuracy"] for r in by_tokens],
                          marker="o", ls=style, markersize=3)
@@ -218,16 +219,16 @@ def test_time(state: dict, assets: Path) -> tuple[list[Path], str]:
             by_flops = sorted(rows, key=lambda r: r["flops_mean"] or 0)
             flo.plot([r["flops_mean"] for r in by_flops], [r["accuracy"] for r in by_flops], marker="o", ls=style,
                      markersize=3, label=label)
-        if family == "latent":
+        if family == FAMILIES[-1]:
             tok.text(0.5, 0.5, "writes no thinking tokens", ha="center", va="center", fontsize=8, color="0.4",
                      transform=tok.transAxes)
             tok.set_xticks([])
         tok.set_title(family, fontsize=10)
         flo.legend(loc="upper center", bbox_to_anchor=(0.5, -0.42), fontsize=6.5, frameon=False)
     for row, (label, log) in enumerate((("thinking tokens per answer", True), ("FLOPs per answer", True))):
-        used = [ax for ax, f in zip(axes[row], drawn) if not (row == 0 and f == "latent")]
+        used = [ax for ax, f in zip(axes[row], drawn) if not (row == 0 and f == FAMILIES[-1])]
         key = "thinking_tokens_mean" if row == 0 else "flops_mean"
-        xs = [r[key] for f in drawn if not (row == 0 and f == "latent") for rows in fams[f].values() for r in rows
+        xs = [r[key] for f in drawn if not (row == 0 and f == FAMILIES[-1]) for rows in fams[f].values() for r in rows
               if r.get(key)]
         for ax in axes[row]:
             ax.set_ylim(-0.04, 1.06)
@@ -309,5 +310,5 @@ def draw_all(state: dict, assets: Path) -> dict[str, tuple[list[Path], str]]:
     """{title: (files, sentence)} for the figures the zoo's finished recipes allow."""
     return {"Training recipes: each trained model beside its base": before_after(state, assets),
             "The compression frontier: from one long model to short ones": frontier(state, assets),
-            "Test-time compute, one family per column: sequential, parallel, PRM-guided search, latent":
+            "Test-time compute, one family per column: sequential, parallel, PRM-guided search, recurrent depth":
                 test_time(state, assets)}

@@ -202,12 +202,16 @@ def test_evaluation_the_app_and_the_leaderboard_name_no_method_knob():
 def test_the_core_the_leaderboard_and_the_contract_test_name_no_method():
     """Methods are read from their declarations: no method's name is a name or a whole string in `harness/`,
     `leaderboard/` or the contract test. A word that is also the name of one of the core's own registered pieces
-    (the `grpo` and `kimi` policy losses) is that piece's name, not the method's."""
+    (the `grpo` and `kimi` policy losses) or of an evaluation setting of the core (`eval.prm`, the scorer any
+    evaluation's votes and searches read) is that piece's name, not the method's."""
+    import dataclasses
+
     from rzoo import methods
+    from rzoo.harness.evaluation.config import EvalConfig
     from rzoo.harness.training import losses, rewards, samplers
 
     core = {n for reg in (losses.POLICY_LOSSES, losses.ADVANTAGES, losses.AGGREGATIONS, rewards.REWARDS,
-                          samplers.SAMPLERS) for n in reg.names()}
+                          samplers.SAMPLERS) for n in reg.names()} | {f.name for f in dataclasses.fields(EvalConfig)}
     names = set(methods.REGISTRY.names())
     files = [*(ROOT / "harness").rglob("*.py"), *(ROOT / "leaderboard").rglob("*.py"), ROOT / "tests" / "test_contract.py"]
     found = [f"{p.relative_to(ROOT)}: {w!r}" for p in sorted(files) for w in sorted(_code_words(p) & (names - core))]
