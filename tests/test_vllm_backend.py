@@ -196,9 +196,12 @@ def test_ngram_speculation_keeps_greedy_output(vllm_model_dir):
 def test_a_search_runs_on_vllm_as_on_hf(runs_root):
     """Step-level search drives the engine protocol: beam search, DVTS and MCTS at temperature 0 keep the greedy chain
     on vLLM as on transformers (tests/test_search.py), problem by problem but for numerical near-ties."""
+    import gc
+
     from test_search import _greedy_eval
 
     rows = {backend: _greedy_eval(runs_root, backend) for backend in ("hf", "vllm")}
+    gc.collect()  # the evaluation's vLLM engine is finalised now, not while the next test builds its own
     for knob in ("beam", "dvts", "mcts"):
         hf = {r["problem_id"]: (r["thinking"], r["answer"]) for r in rows["hf"] if r["knob"] == knob}
         vl = {r["problem_id"]: (r["thinking"], r["answer"]) for r in rows["vllm"] if r["knob"] == knob}
