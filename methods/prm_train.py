@@ -96,30 +96,26 @@ def chains(cfg, ctx, task, splits: dict[str, list], folder: Path, labeller) -> d
     import json
 
     from rzoo.harness import engines
-    from rzoo.harness.generation import forcing as G
     from rzoo.harness.generation import steps as S
     from rzoo.harness.generation import thinking as T
-    from rzoo.harness.generation.engine import mix_seed
     from rzoo.harness.runstore import atomic_write_jsonl
+    from rzoo.harness.training.rejection_sft import sample_problems
 
     files = {name: folder / f"{name}.jsonl" for name in splits}
     if all(f.is_file() for f in files.values()):
         return {name: [json.loads(line) for line in f.read_text(encoding="utf-8").splitlines()]
                 for name, f in files.items()}
-    engine = engines.load(ctx.model, "hf", cfg.dtype, cfg.seed)
+    engine = engines.load(ctx.model, "hf", cfg.dtype, cfg.seed)  # kept for the Monte-Carlo rollouts
     tok = engine.tokenizer
-    fmt = T.ThinkingFormat.detect(tok)
     out = {}
     for name, problems in splits.items():
         print(f"[prm] sampling {len(problems)} {name} problems x {cfg.samples_per_problem} chains from "
               f"{ctx.model.spec}; labels: {cfg.labels}", flush=True)
-        prompts = [T.build_prompt(tok, task.messages(p), fmt) for p in problems]
-        rows = G.generate(engine, prompts, T.Budget(cfg.max_thinking_tokens, cfg.answer_tokens),
-                          n=cfg.samples_per_problem, sampling=G.Sampling(temperature=cfg.temperature,
-                                                                         batch_size=cfg.generation_batch_size),
-                          seed=cfg.seed, fmt=fmt, progress=ctx.progress,
-                          row_seeds=[mix_seed(cfg.seed, p.id, j, "prm") for p in problems
-                                     for j in range(cfg.samples_per_problem)])
+        rows, fmt, messages = sample_problems(
+            ctx.model, task, problems, k=cfg.samples_per_problem,
+            budget=T.Budget(cfg.max_thinking_tokens, cfg.answer_tokens), temperature=cfg.temperature, seed=cfg.seed,
+            dtype=cfg.dtype, batch_size=cfg.generation_batch_size, tag="prm", progress=ctx.progress, engine=engine)
+        prompts = [T.build_prompt(tok, m, fmt) for m in messages]
         steps = [S.path_steps(tok, c, task.steps) for c in rows]
         labels = labeller(Labelling(cfg, engine, task, fmt, problems, prompts, rows, steps))
         out[name] = [{"problem": problems[c.prompt_index].id, "sample": c.sample_index,

@@ -94,8 +94,12 @@ def _groups(rows: list[dict], n: int) -> tuple[dict[str, list[list[dict]]], list
 def vote_outcomes(rows: list[dict], n: int, pick=majority_pick, scored: bool = False) -> dict[str, tuple]:
     """Per problem: (the share of its groups of n whose pick is correct, the thinking tokens one group spent, its FLOPs
     (the PRM's scoring too when `scored`; None where a row has no FLOPs)), averaged over its groups."""
+    return _outcomes(_groups(rows, n)[0], pick, scored)
+
+
+def _outcomes(by_problem: dict[str, list[list[dict]]], pick, scored: bool) -> dict[str, tuple]:
     out = {}
-    for pid, groups in _groups(rows, n)[0].items():
+    for pid, groups in by_problem.items():
         flops = None
         if all("flops" in r for g in groups for r in g):
             flops = statistics.fmean(sum(r["flops"] + (r["prm_flops"] if scored else 0.0) for r in g) for g in groups)
@@ -113,7 +117,7 @@ def vote_summary(rows: list[dict], n: int, seed: int = 0, pick=majority_pick, sc
     averaged over its groups; the other statistics (truncation, forced and closed rates, pass@j...) are those of the
     samples read (`summarize`), and `thinking_tokens_per_sample_mean` their mean length."""
     by_problem, read = _groups(rows, n)
-    outcomes = vote_outcomes(rows, n, pick, scored)
+    outcomes = _outcomes(by_problem, pick, scored)
     votes = [o[0] for o in outcomes.values()]
     tokens = [o[1] for o in outcomes.values()]
     spent = [o[2] for o in outcomes.values() if o[2] is not None]

@@ -150,7 +150,7 @@ def split(c, fmt) -> tuple[str, str]:
 
 
 def sample_problems(model, task, problems, *, k: int, budget, temperature: float, seed: int, dtype: str,
-                    batch_size: int, tag: str, progress: bool = True):
+                    batch_size: int, tag: str, progress: bool = True, engine=None):
     """`k` completions of each problem from `model` (the transformers engine), each row seeded by (seed, problem id,
     sample index, `tag`), so a repeated or resumed step draws the same samples; returns (completions, the thinking
     format, each problem's prompt messages)."""
@@ -158,7 +158,7 @@ def sample_problems(model, task, problems, *, k: int, budget, temperature: float
     from ..generation import forcing as G
     from ..generation.engine import mix_seed
 
-    engine = engines.load(model, "hf", dtype, seed)
+    engine = engine or engines.load(model, "hf", dtype, seed)  # a caller that goes on using it passes its own
     fmt = T.ThinkingFormat.detect(engine.tokenizer)
     messages = [task.messages(p) for p in problems]
     prompts = [T.build_prompt(engine.tokenizer, m, fmt) for m in messages]
