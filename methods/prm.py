@@ -100,17 +100,19 @@ def train(cfg: Config, ctx) -> Path:
     return checkpoint
 
 
+_NS = [1, 2, 4, 8, 16, 32, 64]
 PRESETS = {
     "paper": {},
     # the testbed: the early-stopping policy (its single sample plateaus at ~0.6 at budget 16), exact labels
     "cpu": {"model": "testbed:early_stop", "train_task": "runsum", "problems": 2000, "samples_per_problem": 4,
             "max_thinking_tokens": 32, "answer_tokens": 8, "lr": 1e-3, "epochs": 2.0, "batch_size": 32,
             "micro_batch_size": 32, "save_every": 100,
-            "eval.task": ["runsum"], "eval.budgets": [4, 8, 12, 16, 24, 32], "eval.waits": [1, 2, 3], "eval.k": 32,
+            "eval.task": ["runsum"], "eval.budgets": [4, 8, 12, 16, 24, 32], "eval.waits": [1, 2, 3], "eval.k": 64,
             "eval.temperature": 1.0, "eval.answer_tokens": 8, "eval.limit": 500, "eval.k_per_task": [],
-            "eval.votes": [1, 2, 4, 8, 16, 32], "eval.prm_votes": [1, 2, 4, 8, 16, 32],
-            "eval.prm_best": [1, 2, 4, 8, 16, 32], "eval.prm": "trained", "eval.beam": [4, 8, 16, 32],
-            "eval.dvts": [4, 8, 16, 32], "eval.mcts": [4, 8, 16, 32], "eval.batch_size": 256, "eval.search_candidates": 4},
+            # N = 1..64 from the k = 64 samples of one generation; the searches at the same N
+            "eval.votes": list(_NS), "eval.prm_votes": list(_NS), "eval.prm_best": list(_NS), "eval.prm": "trained",
+            "eval.beam": _NS[2:], "eval.dvts": _NS[2:], "eval.mcts": _NS[2:], "eval.batch_size": 256,
+            "eval.search_candidates": 4},
 }
 
 

@@ -43,8 +43,16 @@ def test_bootstrap_draws_what_randrange_draws():
     results.json written before the faster draw keeps its intervals)."""
     values = [random.Random(i).random() for i in range(137)]
     rng = random.Random(5)
-    means = sorted(sum(values[rng.randrange(137)] for _ in range(137)) / 137 for _ in range(1000))
+    means = []
+    for _ in range(1000):
+        total = 0.0
+        for _ in range(137):  # added left to right (Python 3.12's `sum` compensates; the intervals predate it)
+            total += values[rng.randrange(137)]
+        means.append(total / 137)
+    means.sort()
     assert metrics.bootstrap_ci(values, seed=5) == (means[25], means[975])
+    other = [1.0 - v for v in values]  # the same draws serve other values of the same length
+    assert metrics.bootstrap_ci(other, seed=5) != metrics.bootstrap_ci(values, seed=5)
 
 
 def test_majority_vote():

@@ -41,6 +41,24 @@ def test_the_vote_on_hand_made_samples(n, accuracy, tokens):
     assert out["k"] == n * (4 // n) and out["vote_groups"] == 4 // n and out["n_problems"] == 3
 
 
+def test_a_shared_memo_changes_no_row():
+    """A sweep's rows share one memo (each N's groups, each pick's outcomes, the statistics of the samples read):
+    every row equals the one computed alone, for N that divide k and N that do not (3 of 4 samples read), and for
+    two picks over the same groups."""
+    rows = _rows(ANSWERS, GOLD)
+
+    def first(group):  # another pick over the same groups: the first sample's verdict
+        return bool(group[0]["correct"])
+
+    memo = {}
+    shared = [metrics.vote_summary(rows, n, 0, pick, False, memo) for pick in (metrics.majority_pick, first)
+              for n in (1, 2, 3, 4)]
+    alone = [metrics.vote_summary(rows, n, 0, pick) for pick in (metrics.majority_pick, first) for n in (1, 2, 3, 4)]
+    assert shared == alone
+    assert shared[2]["k"] == 3 and shared[1]["accuracy"] != shared[5]["accuracy"]  # the memo kept them apart
+    assert metrics.vote_outcomes(rows, 2, first, memo=memo) == metrics.vote_outcomes(rows, 2, first)
+
+
 def test_too_few_samples_for_a_vote_is_an_error():
     with pytest.raises(ValueError, match="problem p0 has 4"):
         metrics.vote_summary(_rows(ANSWERS, GOLD), 5)

@@ -11,6 +11,7 @@
 """
 from __future__ import annotations
 
+import functools
 import math
 import random
 import statistics
@@ -30,14 +31,29 @@ def pass_at_k(n: int, c: int, k: int) -> float:
 
 
 def bootstrap_ci(values: list[float], seed: int = 0, resamples: int = 1000, level: float = 0.95) -> tuple[float, float]:
-    """Percentile bootstrap interval of the mean of `values` (one value per problem)."""
-    rng = random.Random(seed)
+    """Percentile bootstrap interval of the mean of `values` (one value per problem). Each resample draws n indices
+    with `random.Random(seed).randrange(n)` and sums its values left to right: the draws depend on (seed, n) only, so
+    every row of a sweep over the same problems reuses them (`_draws`)."""
+    import numpy as np
+
     n = len(values)
-    below = rng._randbelow  # what randrange(n) returns, without its argument checks: the same draws, 2x faster
-    means = sorted(sum([values[below(n)] for _ in range(n)]) / n for _ in range(resamples))
+    # (resamples, n) running sums, left to right as Python's float `sum` adds (cumsum never regroups the additions)
+    sums = np.cumsum(np.asarray(values, dtype=np.float64)[_draws(seed, n, resamples)], axis=1)[:, -1]
+    means = sorted(float(s) / n for s in sums)
     lo = means[int((1 - level) / 2 * resamples)]
     hi = means[min(resamples - 1, int((1 + level) / 2 * resamples))]
     return lo, hi
+
+
+@functools.lru_cache(maxsize=8)
+def _draws(seed: int, n: int, resamples: int):
+    """The bootstrap's (resamples, n) indices: what `randrange(n)` draws from `Random(seed)`, row after row."""
+    import numpy as np
+
+    below = random.Random(seed)._randbelow  # randrange(n) without its argument checks: the same draws, 2x faster
+    draws = np.array([[below(n) for _ in range(n)] for _ in range(resamples)], dtype=np.int64).reshape(resamples, n)
+    draws.flags.writeable = False
+    return draws
 
 
 def majority_correct(answers: list[str | None], correct: list[bool]) -> bool:
@@ -91,10 +107,22 @@ def _groups(rows: list[dict], n: int) -> tuple[dict[str, list[list[dict]]], list
     return groups, read
 
 
-def vote_outcomes(rows: list[dict], n: int, pick=majority_pick, scored: bool = False) -> dict[str, tuple]:
+def vote_outcomes(rows: list[dict], n: int, pick=majority_pick, scored: bool = False,
+                  memo: dict | None = None) -> dict[str, tuple]:
     """Per problem: (the share of its groups of n whose pick is correct, the thinking tokens one group spent, its FLOPs
-    (the PRM's scoring too when `scored`; None where a row has no FLOPs)), averaged over its groups."""
-    return _outcomes(_groups(rows, n)[0], pick, scored)
+    (the PRM's scoring too when `scored`; None where a row has no FLOPs)), averaged over its groups. `memo`: a dict
+    shared by calls over the same `rows` (a sweep's rows), which then form each N's groups and each pick's outcomes
+    once."""
+    memo = {} if memo is None else memo
+    if ("outcomes", n, pick, scored) not in memo:
+        memo["outcomes", n, pick, scored] = _outcomes(_grouped(rows, n, memo)[0], pick, scored)
+    return memo["outcomes", n, pick, scored]
+
+
+def _grouped(rows: list[dict], n: int, memo: dict) -> tuple[dict[str, list[list[dict]]], list[dict]]:
+    if ("groups", n) not in memo:
+        memo["groups", n] = _groups(rows, n)
+    return memo["groups", n]
 
 
 def _outcomes(by_problem: dict[str, list[list[dict]]], pick, scored: bool) -> dict[str, tuple]:
@@ -108,20 +136,27 @@ def _outcomes(by_problem: dict[str, list[list[dict]]], pick, scored: bool) -> di
     return out
 
 
-def vote_summary(rows: list[dict], n: int, seed: int = 0, pick=majority_pick, scored: bool = False) -> dict:
+def vote_summary(rows: list[dict], n: int, seed: int = 0, pick=majority_pick, scored: bool = False,
+                 memo: dict | None = None) -> dict:
     """A vote (`pick`: the majority by default; `prm_pick`, with `scored` counting the PRM's FLOPs) over `n` samples
     as one point, estimated from each problem's k samples split in order into k // n disjoint groups of n (sample
     indices 0..n-1, n..2n-1, ...; for n = 1 this is avg@k): `accuracy` is the mean over problems of the share of its
     groups whose vote is correct (bootstrap CI over problems); thinking
     tokens (mean, median, p90 over problems) and FLOPs are what one vote spent, a group's n samples summed and
     averaged over its groups; the other statistics (truncation, forced and closed rates, pass@j...) are those of the
-    samples read (`summarize`), and `thinking_tokens_per_sample_mean` their mean length."""
-    by_problem, read = _groups(rows, n)
-    outcomes = _outcomes(by_problem, pick, scored)
+    samples read (`summarize`), and `thinking_tokens_per_sample_mean` their mean length. `memo`: as `vote_outcomes`'s
+    (the samples' statistics, too, are computed once per set of samples read)."""
+    memo = {} if memo is None else memo
+    by_problem, read = _grouped(rows, n, memo)
+    outcomes = vote_outcomes(rows, n, pick, scored, memo)
     votes = [o[0] for o in outcomes.values()]
     tokens = [o[1] for o in outcomes.values()]
     spent = [o[2] for o in outcomes.values() if o[2] is not None]
-    out = summarize(read, len(read) // len(by_problem), seed, ci=False)
+    # the samples read: each problem's first len(groups) * n (every N that divides k reads all k)
+    key = ("samples", tuple(len(groups) * n for groups in by_problem.values()), seed)
+    if key not in memo:
+        memo[key] = summarize(read, len(read) // len(by_problem), seed, ci=False)
+    out = dict(memo[key])
     out.pop("accuracy_std")  # a spread over sample indices: a vote has one verdict per group
     lo, hi = bootstrap_ci(votes, seed=seed)
     out.update({"accuracy": statistics.fmean(votes), "accuracy_ci95": [lo, hi],
@@ -150,7 +185,10 @@ def summarize(rows: list[dict], k: int, seed: int = 0, ci: bool = True) -> dict:
     for r in rows:
         by_problem.setdefault(r["problem_id"], []).append(r)
     per_problem = [statistics.fmean(float(r["correct"]) for r in rs) for rs in by_problem.values()]
-    per_index = [statistics.fmean(float(r["correct"]) for r in rows if r["sample_index"] == j) for j in range(k)]
+    by_index: dict[int, list[float]] = {}
+    for r in rows:
+        by_index.setdefault(r["sample_index"], []).append(float(r["correct"]))
+    per_index = [statistics.fmean(by_index.get(j, [])) for j in range(k)]
     lo, hi = bootstrap_ci(per_problem, seed=seed) if ci else (None, None)  # (a vote sets its own)
     thinking = [r["thinking_tokens"] for r in rows]
     ends = [r["thinking_end"] for r in rows]

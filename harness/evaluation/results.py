@@ -64,8 +64,9 @@ def write_task(td: TaskData, out_root: Path, model_info: dict, cfg, settings: li
         print(f"[eval] {td.name} {label}: accuracy {r['accuracy']:.3f}{other} ({r['n_problems']} problems x k={r['k']}), "
               f"thinking tokens mean {r['thinking_tokens_mean']:.0f}, truncated {r['truncation_rate']:.2f}, "
               f"{r['seconds']:.0f}s", flush=True)
-    results += vote_results(td.name, parts, all_settings, cfg, tops)
-    results += optimal_results(td.name, parts, all_settings, cfg, tops)
+    picks, memos = _picks(cfg), {}  # one memo per setting's rows: its votes' groups and outcomes are formed once
+    results += vote_results(td.name, parts, all_settings, cfg, tops, picks, memos)
+    results += optimal_results(td.name, parts, all_settings, cfg, tops, picks, memos)
     curves = control_curves(results)
     print_curves(td.name, curves)
     record = protocol_record(cfg, td.name)
@@ -85,20 +86,23 @@ def write_task(td: TaskData, out_root: Path, model_info: dict, cfg, settings: li
     return results
 
 
-def vote_results(task: str, parts: dict[tuple, list[dict]], settings: list[dict], cfg, tops: dict) -> list[dict]:
+def vote_results(task: str, parts: dict[tuple, list[dict]], settings: list[dict], cfg, tops: dict,
+                 picks: list[tuple] | None = None, memos: dict | None = None) -> list[dict]:
     """`eval.votes`: for each budget curve's largest budget (no Waits), one row per N: the majority vote over the
     first N of each problem's samples (`metrics.vote_summary`), under the `votes` knob. No generation of its own:
-    the k samples that budget already has serve every N."""
+    the k samples that budget already has serve every N. `picks`: `_picks(cfg)`; `memos`: a memo per setting,
+    shared with `optimal_results` (`metrics.vote_outcomes`)."""
     from . import metrics
 
-    out = []
+    out, memos = [], {} if memos is None else memos
     for s in settings:
         if s.get("knob") != "budget" or s.get("waits") or s["budget"] < tops[knobs.generation_key(s)]:
             continue
         part = parts.get(_setting_key(s), [])
-        for name, pick, scored, words in _picks(cfg):
+        memo = memos.setdefault(_setting_key(s), {})
+        for name, pick, scored, words in picks or _picks(cfg):
             for n in sorted(set(getattr(cfg, name, None) or [])):
-                out.append({**s, name: n, "knob": name, **metrics.vote_summary(part, n, cfg.seed, pick, scored),
+                out.append({**s, name: n, "knob": name, **metrics.vote_summary(part, n, cfg.seed, pick, scored, memo),
                             "grader": part[0].get("grader", OWN_GRADER), "derived_from_sweep": True, "seconds": 0.0,
                             "generation_seconds": 0.0, "grading_seconds": 0.0})
                 r = out[-1]
@@ -117,7 +121,8 @@ def _picks(cfg) -> list[tuple]:
             ("prm_best", metrics.prm_pick(how, weighted=False), True, "best-of-N by the PRM")]
 
 
-def optimal_results(task: str, parts: dict[tuple, list[dict]], settings: list[dict], cfg, tops: dict) -> list[dict]:
+def optimal_results(task: str, parts: dict[tuple, list[dict]], settings: list[dict], cfg, tops: dict,
+                    picks: list[tuple] | None = None, memos: dict | None = None) -> list[dict]:
     """`eval.compute_optimal_bins` > 0: at each N where two or more strategies ran (the votes over N samples, the
     searches at N), one row under the `compute_optimal` knob: each problem's strategy picked by its difficulty bin,
     learned on the other half of the problems (`compute_optimal.py`); difficulty is the base sampling's pass@1."""
@@ -137,9 +142,10 @@ def optimal_results(task: str, parts: dict[tuple, list[dict]], settings: list[di
             difficulty.setdefault(r["problem_id"], []).append(float(bool(r["correct"])))
         pass1 = {p: statistics.fmean(v) for p, v in difficulty.items()}
         by_n: dict[int, dict[str, dict]] = {}
-        for name, pick, scored, _ in _picks(cfg):
+        memo = (memos if memos is not None else {}).setdefault(_setting_key(s), {})
+        for name, pick, scored, _ in picks or _picks(cfg):
             for n in sorted(set(getattr(cfg, name, None) or [])):
-                by_n.setdefault(n, {})[f"{name}@{n}"] = metrics.vote_outcomes(part, n, pick, scored)
+                by_n.setdefault(n, {})[f"{name}@{n}"] = metrics.vote_outcomes(part, n, pick, scored, memo)
         fixed = {k: v for k, v in s.items() if k not in ("knob", "budget")}
         for searched in settings:  # the searches that share this budget curve's other knobs
             found = knobs.search_of(searched)
