@@ -125,6 +125,8 @@ def test_the_answer_selections():
     (["eval.prm=random", "eval.dvts=[4]", "eval.prm_aggregate=mean"], "eval.prm_aggregate: unknown"),
     (["eval.prm=random", "eval.mcts=[4]", "eval.search_select=vote"], "eval.search_select: unknown"),
     (["eval.prm=random", "eval.prm_best=[8]", "eval.k=4", "eval.temperature=1"], "eval.k >= 8"),
+    (["eval.prm=/no/such/prm-run", "eval.beam=[4]"], "no such folder"),  # not tried on the hub as a repo id
+    (["eval.prm=prm-run", "eval.beam=[4]"], "not a local folder, not a hub id"),
 ])
 def test_the_eval_config_checks(tokens, message):
     from rzoo.harness.jobs import resolve

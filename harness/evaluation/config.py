@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 from dataclasses import dataclass
+from pathlib import Path
 
 from ..config import ConfigError
 from ..registry import UnknownName
@@ -129,6 +130,14 @@ class EvalConfig:
         if (users or scored) and not self.prm:
             raise ConfigError(f"eval.{(users + scored)[0].key} needs a process reward model: set eval.prm=<method=prm "
                               "run, PRM folder or hub id, or random>")
+        if self.prm and self.prm not in ("random", "trained"):
+            path = Path(self.prm).expanduser()
+            if self.prm.startswith((".", "/", "~")) and not path.is_dir():
+                raise ConfigError(f"eval.prm={self.prm!r}: no such folder (a method=prm run, its checkpoint or a PRM "
+                                  "saved with save_pretrained)")
+            if not path.exists() and self.prm.count("/") != 1:
+                raise ConfigError(f"eval.prm={self.prm!r}: not a local folder, not a hub id (owner/name), and not "
+                                  "random or trained")
         for key, registry in (("prm_aggregate", prm.AGGREGATES), ("search_select", search.SELECTIONS)):
             try:
                 registry.get(getattr(self, key))
