@@ -3,8 +3,9 @@ accuracy against the thinking tokens and the FLOPs each answer cost (all samples
 search, the PRM's forwards), with the same searches guided by a random scorer beside them.
 
     harness train+eval method=prm                                   (the CPU preset: runs/prm/<run>)
-    harness eval model=testbed:early_stop task=runsum eval.prm=random eval.beam=[4,8,16,32] eval.dvts=[4,8,16,32] \\
-        eval.budgets=[32] eval.temperature=1.0 eval.answer_tokens=8 eval.batch_size=256      (runs/eval/<control>)
+    harness eval model=testbed:early_stop task=runsum eval.prm=random eval.beam=[4,8,16,32,64] \\
+        eval.dvts=[4,8,16,32,64] eval.mcts=[4,8,16,32,64] eval.compute_optimal_bins=0 eval.budgets=[32] \\
+        eval.temperature=1.0 eval.answer_tokens=8 eval.batch_size=256                        (runs/eval/<control>)
     python bench/prm_search.py runs/prm/<run> [--control runs/eval/<control>] [--out docs/img/prm-search.png]
 
 Prints one row per strategy and N: accuracy, thinking tokens and FLOPs per answer; which strategy is the most
@@ -118,7 +119,7 @@ def plot(ours: dict, rand: dict, out: Path) -> None:
             if rows:
                 ax.plot([r[key] for r in rows], [r["accuracy"] for r in rows], marker="o", ms=3,
                         lw=2.5 if name == "compute_optimal" else 1.5, label=words)
-        for name in ("beam", "dvts"):
+        for name in ("beam", "dvts", "mcts"):
             rows = rand.get(name, [])
             if rows:
                 ax.plot([r[key] for r in rows], [r["accuracy"] for r in rows], ls="--", marker="x", ms=3,
@@ -127,11 +128,12 @@ def plot(ours: dict, rand: dict, out: Path) -> None:
         ax.set_xlabel(label)
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("accuracy (testbed, 500 problems)")
-    axes[1].legend(fontsize=7, loc="lower right")
+    handles, labels = axes[1].get_legend_handles_labels()  # beside the panels: inside, it hides the largest N
+    fig.legend(handles, labels, fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5))
     fig.suptitle("testbed:early_stop: sequential, parallel and PRM-guided search on one compute axis")
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
+    fig.savefig(out, dpi=110, bbox_inches="tight")
     print(f"wrote {out}")
 
 
