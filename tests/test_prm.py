@@ -48,6 +48,36 @@ def test_a_long_stop_text_ends_a_step_across_many_tokens():
     ids = tok.encode("ab|END OF STEP|cd|END OF STEP|e", add_special_tokens=False)
     cut = steps.split_ids(tok, ids, steps.StepRule("|END OF STEP|", 100))
     assert [tok.decode(s) for s in cut] == ["ab|END OF STEP|", "cd|END OF STEP|", "e"]
+    # a stop that is a whole step, and a stop of 8 characters (the look-back window is the stop plus slack)
+    ids = tok.encode("<<STEP>>ab<<STEP>>c", add_special_tokens=False)
+    assert [tok.decode(s) for s in steps.split_ids(tok, ids, steps.StepRule("<<STEP>>", 100))] == \
+        ["<<STEP>>", "ab<<STEP>>", "c"]
+
+
+def test_short_steps_end_at_their_blank_line():
+    """A step of a few tokens ends at its blank line, as a long one does (one character per token)."""
+    from rzoo.tasks.testbed_model import build_tokenizer
+
+    tok = build_tokenizer()
+    ids = tok.encode("a\n\nbc\n\n\n\nd", add_special_tokens=False)
+    assert [tok.decode(s) for s in steps.split_ids(tok, ids, steps.MATH_STEPS)] == ["a\n\n", "bc\n\n", "\n\n", "d"]
+
+
+def test_a_step_ends_at_its_cap_beyond_small_ints():
+    """max_tokens past 256 (CPython caches small ints: an identity test would pass below it) cuts by length."""
+    ids = list(range(700))
+    assert [len(s) for s in steps.split_ids(None, ids, steps.StepRule(None, 300))] == [300, 300, 100]
+
+
+def test_the_math_step_rule_is_the_documented_one_and_shared_safely():
+    """README and the module docstring: a blank line ends a math step, capped at 256 tokens; the rule is a frozen
+    value shared by every task that declares it."""
+    import dataclasses
+
+    assert (steps.MATH_STEPS.stop, steps.MATH_STEPS.max_tokens) == ("\n\n", 256)
+    assert steps.StepRule() == steps.MATH_STEPS
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        steps.MATH_STEPS.max_tokens = 8
 
 
 def test_a_chain_closed_or_not():
@@ -59,6 +89,9 @@ def test_a_chain_closed_or_not():
     rule = steps.StepRule(None, 2)
     assert steps.path_steps(None, closed, rule) == [[1, 2], [3], [9, 7, 8]]  # the close and answer: one last step
     assert steps.path_steps(None, open_, rule) == [[1, 2], [3]]  # no answer, no last step
+    # a thinking end read back from samples.jsonl is an equal string, not the module's constant object
+    read_back = G.Completion(0, 0, thinking_ids=[1, 2, 3], thinking_end="".join(["in", "complete"]))
+    assert steps.path_steps(None, read_back, rule) == [[1, 2], [3]]
 
 
 @pytest.mark.parametrize("how,expected", [("last", 0.5), ("min", 0.2), ("prod", 0.9 * 0.2 * 0.5)])
