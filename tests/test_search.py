@@ -208,6 +208,45 @@ def test_the_difficulty_bins_never_split_a_tie():
     assert edges([0.3] * 5, 4) == []  # one value: one bin
     assert edges([0.0] * 6 + [1.0] * 2, 2) == [0.5]  # the only change, far from the median: still the edge
     assert edges(list(reversed(values)), 4) == edges(values, 4)
+    # a run of ties at the median: the nearest change wins (the first on a tie), never a cut inside the run; the
+    # values are distinct float objects, as pass@1 values computed problem by problem are
+    assert edges([x / 4 for x in (0, 0, 2, 2, 2, 2, 4, 4)], 2) == [0.25]
+    assert edges([0.0, 1.0, 1.0, 1.0], 2) == [0.5]  # the change at the first index counts
+    assert edges([0.0, 0.5, 0.5, 0.5, 1.0, 1.0, 1.0, 1.0], 2) == [0.75]  # no edge below the first quantile's
+    assert edges([0.0, 1.0, 1.0, 2.0, 2.0], 2) == [1.5]  # the median position is 2.5: the change at 3, not at 1
+    assert bin_of(0.25, [0.25]) == 1 and bin_of(0.2499, [0.25]) == 0  # a value on an edge is in the bin above
+
+
+def test_compute_optimal_reads_the_problems_every_strategy_has():
+    from rzoo.harness.evaluation.compute_optimal import compute_optimal
+
+    a = {f"p{i}": (1.0, 1.0, None) for i in range(10)}
+    b = {f"p{i}": (0.0, 1.0, None) for i in range(9)}  # p9 has no row here
+    difficulty = {f"p{i}": 0.5 for i in range(11)}  # p10: a difficulty and no strategy
+    assert compute_optimal({"a": a, "b": b}, difficulty, bins=2)["n_problems"] == 9
+
+
+def test_the_folds_are_a_documented_hash_and_learn_from_each_other():
+    """The fold of a problem: the parity of the first 32 bits of its id's SHA-256 (results.json's compute-optimal rows
+    stay reproducible across versions). With more problems in fold 1, where "b" wins, than in fold 0, where "a" wins,
+    fold 1 still gets fold 0's winner: what it learned on the whole set would be "b"."""
+    import hashlib
+
+    from rzoo.harness.evaluation.compute_optimal import compute_optimal, fold_of
+
+    ids = [f"q{i}" for i in range(200)]
+    assert all(fold_of(p) == int.from_bytes(hashlib.sha256(p.encode()).digest()[:4], "big") % 2 for p in ids)
+    zero = [p for p in ids if fold_of(p) == 0][:10]
+    one = [p for p in ids if fold_of(p) == 1][:20]
+    difficulty = dict.fromkeys(zero + one, 0.5)
+    a = {p: (float(p in zero), 1.0, None) for p in zero + one}
+    b = {p: (float(p in one), 1.0, None) for p in zero + one}
+    out = compute_optimal({"a": a, "b": b}, difficulty, bins=2)
+    assert out["accuracy"] == 0.0 and out["picked"] == {"a": 20, "b": 10}
+    assert [out["choices"][f]["learned_on_other_fold"] for f in ("fold0", "fold1")] == [True, True]
+    only = compute_optimal({"a": a, "b": b}, {p: 0.5 for p in zero}, bins=2)  # fold 1 empty: fold 0 learns on itself
+    assert [only["choices"][f]["learned_on_other_fold"] for f in ("fold0", "fold1")] == [False, True]
+    assert only["accuracy"] == 1.0 and only["picked"] == {"a": 10}
 
 
 def test_each_fold_is_picked_by_what_the_other_fold_learned():

@@ -51,18 +51,18 @@ def choose(outcomes: dict[str, dict[str, tuple]], difficulty: dict[str, float], 
     """Bin edges from `problems`' difficulty and each bin's best strategy on them (ties: fewer tokens). `outcomes`:
     {strategy: {problem: (accuracy, thinking tokens, flops)}}."""
     inner = edges([difficulty[p] for p in problems], bins)
+    members: dict[int, list[str]] = {}  # each bin's problems (a bin none falls in picks nothing)
+    for p in problems:
+        members.setdefault(bin_of(difficulty[p], inner), []).append(p)
     chosen = {}
-    for b in range(bins):
-        members = [p for p in problems if bin_of(difficulty[p], inner) == b]
-        if not members:
-            continue
-        score = {s: (statistics.fmean(o[p][0] for p in members), -statistics.fmean(o[p][1] for p in members))
+    for b, ps in sorted(members.items()):
+        score = {s: (statistics.fmean(o[p][0] for p in ps), -statistics.fmean(o[p][1] for p in ps))
                  for s, o in outcomes.items()}
         chosen[b] = max(sorted(score), key=lambda s: score[s])
     return inner, chosen
 
 
-def compute_optimal(outcomes: dict[str, dict[str, tuple]], difficulty: dict[str, float], bins: int = 4) -> dict:
+def compute_optimal(outcomes: dict[str, dict[str, tuple]], difficulty: dict[str, float], bins: int) -> dict:
     """The compute-optimal point over `outcomes` (see the module docstring): accuracy, thinking tokens and FLOPs per
     problem of the strategy its bin picked on the other fold, averaged; and which strategy each fold's bins picked."""
     problems = sorted(set.intersection(*(set(o) for o in outcomes.values())) & set(difficulty))
