@@ -51,7 +51,7 @@ def _draws(seed: int, n: int, resamples: int):
     import numpy as np
 
     below = random.Random(seed)._randbelow  # randrange(n) without its argument checks: the same draws, 2x faster
-    draws = np.array([[below(n) for _ in range(n)] for _ in range(resamples)], dtype=np.int64).reshape(resamples, n)
+    draws = np.array([[below(n) for _ in range(n)] for _ in range(resamples)], dtype=np.int64)
     draws.flags.writeable = False
     return draws
 

@@ -87,20 +87,20 @@ def write_task(td: TaskData, out_root: Path, model_info: dict, cfg, settings: li
 
 
 def vote_results(task: str, parts: dict[tuple, list[dict]], settings: list[dict], cfg, tops: dict,
-                 picks: list[tuple] | None = None, memos: dict | None = None) -> list[dict]:
+                 picks: list[tuple], memos: dict) -> list[dict]:
     """`eval.votes`: for each budget curve's largest budget (no Waits), one row per N: the majority vote over the
     first N of each problem's samples (`metrics.vote_summary`), under the `votes` knob. No generation of its own:
     the k samples that budget already has serve every N. `picks`: `_picks(cfg)`; `memos`: a memo per setting,
     shared with `optimal_results` (`metrics.vote_outcomes`)."""
     from . import metrics
 
-    out, memos = [], {} if memos is None else memos
+    out = []
     for s in settings:
         if s.get("knob") != "budget" or s.get("waits") or s["budget"] < tops[knobs.generation_key(s)]:
             continue
         part = parts.get(_setting_key(s), [])
         memo = memos.setdefault(_setting_key(s), {})
-        for name, pick, scored, words in picks or _picks(cfg):
+        for name, pick, scored, words in picks:
             for n in sorted(set(getattr(cfg, name, None) or [])):
                 out.append({**s, name: n, "knob": name, **metrics.vote_summary(part, n, cfg.seed, pick, scored, memo),
                             "grader": part[0].get("grader", OWN_GRADER), "derived_from_sweep": True, "seconds": 0.0,
@@ -122,7 +122,7 @@ def _picks(cfg) -> list[tuple]:
 
 
 def optimal_results(task: str, parts: dict[tuple, list[dict]], settings: list[dict], cfg, tops: dict,
-                    picks: list[tuple] | None = None, memos: dict | None = None) -> list[dict]:
+                    picks: list[tuple], memos: dict) -> list[dict]:
     """`eval.compute_optimal_bins` > 0: at each N where two or more strategies ran (the votes over N samples, the
     searches at N), one row under the `compute_optimal` knob: each problem's strategy picked by its difficulty bin,
     learned on the other half of the problems (`compute_optimal.py`); difficulty is the base sampling's pass@1."""
@@ -142,8 +142,8 @@ def optimal_results(task: str, parts: dict[tuple, list[dict]], settings: list[di
             difficulty.setdefault(r["problem_id"], []).append(float(bool(r["correct"])))
         pass1 = {p: statistics.fmean(v) for p, v in difficulty.items()}
         by_n: dict[int, dict[str, dict]] = {}
-        memo = (memos if memos is not None else {}).setdefault(_setting_key(s), {})
-        for name, pick, scored, _ in picks or _picks(cfg):
+        memo = memos.setdefault(_setting_key(s), {})
+        for name, pick, scored, _ in picks:
             for n in sorted(set(getattr(cfg, name, None) or [])):
                 by_n.setdefault(n, {})[f"{name}@{n}"] = metrics.vote_outcomes(part, n, pick, scored, memo)
         fixed = {k: v for k, v in s.items() if k not in ("knob", "budget")}
